@@ -1,0 +1,7 @@
+"""`python -m wgan`: the command line."""
+
+import sys
+
+from wgan.cli import main
+
+sys.exit(main())

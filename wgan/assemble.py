@@ -1,0 +1,59 @@
+"""Putting a run together from a spec: resolve it against its data, open the data, build the trainer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wgan.config import SpecError, TrainSpec, resolve
+from wgan.data.files import DataError
+from wgan.data.sources import BUILTIN, DatasetInfo, DataSource, info_for_array, open_builtin, source_from_array
+from wgan.devices import pick_device
+from wgan.evaluation import ToyEvaluator
+from wgan.trainer import Trainer
+
+
+def dataset_info(spec: TrainSpec, uploaded: np.ndarray | None = None) -> DatasetInfo:
+    """What the spec's data set is: a built-in one by name, or the given uploaded array."""
+    if spec.dataset.name is not None:
+        info = BUILTIN.get(spec.dataset.name)
+        if info is None:
+            raise SpecError(
+                ("dataset", "name"), f"no built-in data set {spec.dataset.name!r}; choose one of {', '.join(BUILTIN)}"
+            )
+        return info
+    if uploaded is None:
+        raise SpecError(("dataset", "id"), "this uploaded data set is not available")
+    return info_for_array(spec.dataset.id or "upload", uploaded)
+
+
+def resolve_for_data(spec: TrainSpec, info: DatasetInfo) -> TrainSpec:
+    return resolve(spec, info.kind, info.shape)
+
+
+def open_data(spec: TrainSpec, device: torch.device, uploaded: np.ndarray | None = None) -> DataSource:
+    """The data source for a resolved spec, on `device`."""
+    image_size, channels = spec.model.image_size, spec.model.channels
+    if spec.dataset.name is not None:
+        return open_builtin(spec.dataset.name, device, image_size, channels)
+    if uploaded is None:
+        raise DataError("the spec names an uploaded data set but none was given")
+    return source_from_array(uploaded, device, image_size, channels)
+
+
+@dataclass
+class Run:
+    spec: TrainSpec
+    trainer: Trainer
+    evaluator: ToyEvaluator | None
+
+
+def assemble(spec: TrainSpec, uploaded: np.ndarray | None = None, device: torch.device | None = None) -> Run:
+    """A trainer for `spec` (resolved here if it is not yet), and an evaluator when the data is 2-D."""
+    spec = resolve_for_data(spec, dataset_info(spec, uploaded))
+    device = device or pick_device(spec.device)
+    data = open_data(spec, device, uploaded)
+    evaluator = ToyEvaluator(data) if spec.evaluate and data.kind == "points" else None
+    return Run(spec=spec, trainer=Trainer(spec, data, device), evaluator=evaluator)

@@ -1,0 +1,177 @@
+"""Checkpoints as safetensors plus a JSON manifest: atomic writes, checksums, nothing unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import safetensors
+import safetensors.torch
+from pydantic import ValidationError
+from torch import Tensor
+
+from wgan.config import TrainSpec
+
+FORMAT = "wgan-checkpoint"
+VERSION = 1
+_STEM = re.compile(r"^step-(\d{8,})$")
+
+# The parts of a checkpoint, by tensor-name prefix: sampling needs only the generator.
+GENERATOR = "generator."
+CRITIC = "critic."
+OPT_CRITIC = "opt_critic."
+OPT_GENERATOR = "opt_generator."
+RNG = "rng."
+
+
+class CheckpointError(ValueError):
+    """A file that is not a complete, intact checkpoint of ours, or one that does not fit the job."""
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    spec: TrainSpec
+    tensors: dict[str, Tensor]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def part(self, prefix: str) -> dict[str, Tensor]:
+        return {k[len(prefix) :]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
+
+def stem(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def manifest_path(directory: Path, step: int) -> Path:
+    return directory / f"{stem(step)}.json"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file beside `path`, fsync it, then rename over `path`: all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
+    """Write the tensors, then the manifest that vouches for them; returns the manifest's path.
+
+    The manifest is the commit point: a crash before it leaves no manifest, so nothing
+    ever reads a half-written checkpoint.
+    """
+    tensors = {k: v.detach().contiguous().cpu() for k, v in checkpoint.tensors.items()}
+    blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "version": str(VERSION)})
+    tensor_path = directory / f"{stem(checkpoint.step)}.safetensors"
+    write_atomic(tensor_path, blob)
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": checkpoint.step,
+        "tensors": tensor_path.name,
+        "size": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "spec": checkpoint.spec.model_dump(mode="json"),
+        "extra": checkpoint.extra,
+    }
+    path = manifest_path(directory, checkpoint.step)
+    write_atomic(path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"no checkpoint at {path}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path.name} is not a checkpoint manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name} is not a {FORMAT} manifest")
+    if manifest.get("version") != VERSION:
+        raise CheckpointError(f"{path.name} has format version {manifest.get('version')}; this code reads {VERSION}")
+    missing = {"step", "tensors", "size", "sha256", "spec"} - manifest.keys()
+    if missing:
+        raise CheckpointError(f"{path.name} lacks {', '.join(sorted(missing))}")
+    return manifest
+
+
+def _verified_tensor_file(path: Path, manifest: dict[str, Any]) -> Path:
+    name = manifest["tensors"]
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        raise CheckpointError(f"{path.name} names an unexpected tensor file {name!r}")
+    tensor_path = path.parent / name
+    try:
+        blob = tensor_path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"the tensors of {path.name} cannot be read: {exc}") from exc
+    if len(blob) != manifest["size"] or hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
+        raise CheckpointError(f"{tensor_path.name} does not match its manifest's checksum: damaged or incomplete")
+    return tensor_path
+
+
+def load_checkpoint(path: Path, prefixes: Iterable[str] | None = None) -> Checkpoint:
+    """Load and verify a checkpoint from its manifest `path`; only tensors under `prefixes` if given."""
+    manifest = read_manifest(path)
+    tensor_path = _verified_tensor_file(path, manifest)
+    wanted = tuple(prefixes) if prefixes is not None else None
+    tensors: dict[str, Tensor] = {}
+    try:
+        with safetensors.safe_open(str(tensor_path), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                if wanted is None or key.startswith(wanted):
+                    tensors[key] = handle.get_tensor(key)
+    except (safetensors.SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{tensor_path.name} is not a safetensors file: {exc}") from exc
+    try:
+        spec = TrainSpec.model_validate(manifest["spec"])
+    except ValidationError as exc:
+        raise CheckpointError(f"{path.name} holds a spec this code cannot read: {exc}") from exc
+    return Checkpoint(step=int(manifest["step"]), spec=spec, tensors=tensors, extra=manifest.get("extra") or {})
+
+
+def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """(step, manifest path) of every manifest in `directory`, oldest first. Not yet verified."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.glob("step-*.json"):
+        match = _STEM.match(path.stem)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint in `directory` that verifies; damaged ones are skipped."""
+    for _, path in reversed(list_checkpoints(directory)):
+        try:
+            _verified_tensor_file(path, read_manifest(path))
+        except CheckpointError:
+            continue
+        return path
+    return None

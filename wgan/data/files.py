@@ -1,0 +1,236 @@
+"""Reading user data (an .npz with an array `x`, or a folder or .zip of PNG/JPEG) into one checked array."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class DataError(ValueError):
+    """User data that cannot be used; the message names the problem for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Bounds that keep one file from exhausting the machine."""
+
+    max_examples: int = 100_000
+    max_image_side: int = 1024
+    max_expanded_bytes: int = 512 * 1024 * 1024
+    max_members: int = 100_000
+
+
+def read_data(path: Path, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    """Read a data file or folder into its canonical array.
+
+    Images come back as uint8 N×C×H×W (C 1 or 3) or float32 N×C×H×W in [−1, 1];
+    points as float32 N×D. Raises DataError naming the problem.
+    """
+    if path.is_dir():
+        return _stack_images(_folder_images(path, limits), limits)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return read_npz(path, limits)
+    if suffix == ".zip":
+        return read_zip(path, limits)
+    raise DataError(
+        f"unsupported file type {suffix or '(none)'!r}: send an .npz with an array 'x' or a .zip of PNG/JPEG"
+    )
+
+
+def read_npz(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive.files:
+                raise DataError(f"the .npz holds no array named 'x' (it has: {', '.join(archive.files) or 'nothing'})")
+            header_shape = _npz_member_shape(archive, "x")
+            if header_shape is not None and header_shape[:1] and header_shape[0] > limits.max_examples:
+                raise DataError(f"'x' holds {header_shape[0]} examples; the limit is {limits.max_examples}")
+            x = archive["x"]
+    except DataError:
+        raise
+    except ValueError as exc:
+        # numpy raises ValueError for object arrays when pickling is refused.
+        raise DataError(f"'x' cannot be read without unpickling, which is refused: {exc}") from exc
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"not a readable .npz file: {exc}") from exc
+    return canonical_array(x, limits)
+
+
+def _npz_member_shape(archive: np.lib.npyio.NpzFile, name: str) -> tuple[int, ...] | None:
+    """The shape from an .npy header, read without loading the data (a guard against huge arrays)."""
+    if archive.zip is None:
+        return None
+    try:
+        with archive.zip.open(f"{name}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = reader(member)
+            return tuple(shape)
+    except (KeyError, ValueError, OSError):
+        return None
+
+
+def canonical_array(x: np.ndarray, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    """Check an array of examples and bring it to the canonical layout and range."""
+    if x.dtype == object or x.dtype.kind not in "uif":
+        raise DataError(f"'x' has dtype {x.dtype}; use uint8 or a float type")
+    if x.ndim < 2 or x.shape[0] == 0:
+        raise DataError(f"'x' must hold at least one example along its first axis; its shape is {x.shape}")
+    if x.shape[0] > limits.max_examples:
+        raise DataError(f"'x' holds {x.shape[0]} examples; the limit is {limits.max_examples}")
+    if x.ndim == 2:
+        return _points(x)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4:
+        if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+            x = np.transpose(x, (0, 3, 1, 2))
+        elif x.shape[1] not in (1, 3):
+            raise DataError(f"images must be N×C×H×W or N×H×W×C with 1 or 3 channels; the shape is {x.shape}")
+    else:
+        raise DataError(f"'x' must be N×D points or N×(C×)H×W images; its shape is {x.shape}")
+    side = max(x.shape[2], x.shape[3])
+    if side > limits.max_image_side:
+        raise DataError(f"images are {x.shape[2]}×{x.shape[3]}; the largest side allowed is {limits.max_image_side}")
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    if x.dtype.kind in "ui":
+        raise DataError(f"integer images must be uint8, not {x.dtype}")
+    return _float_images(x)
+
+
+def _points(x: np.ndarray) -> np.ndarray:
+    if x.shape[1] != 2:
+        raise DataError(f"points must be N×2 (the service trains 2-D point sets); 'x' is {x.shape}")
+    if x.dtype.kind != "f":
+        x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError("'x' contains NaN or infinite values")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _float_images(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise DataError("'x' contains NaN or infinite values")
+    low, high = float(x.min()), float(x.max())
+    if low >= 0.0 and high <= 1.0:
+        return np.ascontiguousarray(x * 2.0 - 1.0)
+    if low >= -1.0 and high <= 1.0:
+        return np.ascontiguousarray(x)
+    raise DataError(f"float images must lie in [0, 1] or [-1, 1]; these span [{low:g}, {high:g}]")
+
+
+def read_zip(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"not a readable .zip file: {exc}") from exc
+    with archive:
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        if len(members) > limits.max_members:
+            raise DataError(f"the .zip holds {len(members)} files; the limit is {limits.max_members}")
+        expanded = sum(m.file_size for m in members)
+        if expanded > limits.max_expanded_bytes:
+            raise DataError(
+                f"the .zip expands to {expanded} bytes; the limit is {limits.max_expanded_bytes} (a zip bomb?)"
+            )
+        for member in members:
+            _check_member_name(member.filename)
+        images = [m for m in members if not _is_metadata(m.filename)]
+        return _stack_images(_zip_images(archive, images, limits), limits)
+
+
+def _check_member_name(name: str) -> None:
+    normal = posixpath.normpath(name.replace("\\", "/"))
+    if name.startswith(("/", "\\")) or normal.startswith("../") or normal == ".." or ":" in name.split("/")[0]:
+        raise DataError(f"the .zip member {name!r} points outside the archive")
+
+
+def _is_metadata(name: str) -> bool:
+    # Archives made on macOS carry resource forks and Finder files that are not images.
+    base = posixpath.basename(name)
+    return name.startswith("__MACOSX/") or base.startswith("._") or base == ".DS_Store"
+
+
+def _zip_images(
+    archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], limits: ReadLimits
+) -> Iterator[tuple[str, np.ndarray]]:
+    for member in members:
+        if not member.filename.lower().endswith(IMAGE_SUFFIXES):
+            raise DataError(f"{member.filename!r} is not a PNG or JPEG image")
+        data = archive.read(member)
+        yield member.filename, _decode_image(member.filename, data, limits)
+
+
+def _folder_images(folder: Path, limits: ReadLimits) -> Iterator[tuple[str, np.ndarray]]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not _is_metadata(p.name))
+    if len(files) > limits.max_members:
+        raise DataError(f"the folder holds {len(files)} files; the limit is {limits.max_members}")
+    for path in files:
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(f"{path.name!r} is not a PNG or JPEG image")
+        yield path.name, _decode_image(path.name, path.read_bytes(), limits)
+
+
+def _decode_image(name: str, data: bytes, limits: ReadLimits) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in ("PNG", "JPEG"):
+                raise DataError(f"{name!r} is a {image.format} file, not a PNG or JPEG image")
+            width, height = image.size
+            if max(width, height) > limits.max_image_side:
+                raise DataError(f"{name!r} is {width}×{height}; the largest side allowed is {limits.max_image_side}")
+            image.load()
+    except DataError:
+        raise
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise DataError(f"{name!r} is not a readable image: {exc}") from exc
+    if image.mode in ("1", "L", "I", "I;16", "F", "LA"):
+        return np.asarray(image.convert("L"), dtype=np.uint8)[None]
+    return np.transpose(np.asarray(image.convert("RGB"), dtype=np.uint8), (2, 0, 1))
+
+
+def _stack_images(images: Iterator[tuple[str, np.ndarray]], limits: ReadLimits) -> np.ndarray:
+    arrays: list[np.ndarray] = []
+    first_name, first_size = "", (0, 0)
+    total = 0
+    for name, array in images:
+        if not arrays:
+            first_name, first_size = name, array.shape[1:]
+        elif array.shape[1:] != first_size:
+            raise DataError(
+                f"mixed shapes: {name!r} is {array.shape[2]}×{array.shape[1]} but {first_name!r} is "
+                f"{first_size[1]}×{first_size[0]}; all images must be the same size"
+            )
+        total += array.nbytes
+        if total > limits.max_expanded_bytes:
+            raise DataError(f"the images decode to more than {limits.max_expanded_bytes} bytes")
+        if len(arrays) >= limits.max_examples:
+            raise DataError(f"more than {limits.max_examples} images; that is the limit")
+        arrays.append(array)
+    if not arrays:
+        raise DataError("no images found: the upload is empty")
+    if any(a.shape[0] == 3 for a in arrays):
+        arrays = [np.repeat(a, 3, axis=0) if a.shape[0] == 1 else a for a in arrays]
+    return np.stack(arrays)
