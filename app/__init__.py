@@ -1,0 +1,1 @@
+"""The HTTP layer: validate, authorise, read and write rows, enqueue, stream, sample."""

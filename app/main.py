@@ -1,0 +1,64 @@
+"""The FastAPI application: routes, error mapping, middleware and process-wide state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import problems
+from app.routes import datasets, events, health, jobs, metrics, operations, samples
+from app.sampling_cache import SamplerCache
+from app.security_headers import SecurityHeaders
+from app.streaming import EventHub
+from app.telemetry import RequestMetrics
+from service.artifacts import open_store
+from service.events import channel_prefix
+from service.logging_setup import configure_logging
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """Train Wasserstein GANs as jobs, watch their losses live, and sample from their checkpoints.
+
+Every `/api/v1` call needs `Authorization: Bearer <api key>` (keys come from `wgan-service keys create`).
+Errors are RFC 9457 problem details."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        torch.set_num_threads(settings.api_torch_threads)
+        await app.state.event_hub.start()
+        yield
+        await app.state.event_hub.stop()
+
+    app = FastAPI(
+        title="wgan-service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.store = open_store(settings.artifact_url)
+    app.state.samplers = SamplerCache(settings.sample_cache_size, app.state.store)
+    app.state.event_hub = EventHub(settings.events_url, channel_prefix())
+    problems.install(app)
+    for module in (jobs, metrics, events, samples, datasets, health, operations):
+        app.include_router(module.router)
+    app.add_middleware(SecurityHeaders)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "ETag", "Retry-After"],
+        )
+    app.add_middleware(RequestMetrics)
+    return app

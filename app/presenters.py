@@ -1,0 +1,70 @@
+"""Rows → response models, with the links a client follows."""
+
+from __future__ import annotations
+
+from app import schemas
+from service.jobs import latest_metrics
+from service.models import Checkpoint, Dataset, Job, MetricPoint
+from wgan.config import TrainSpec
+
+API = "/api/v1"
+
+
+def job_links(job_id: str) -> schemas.JobLinks:
+    base = f"{API}/jobs/{job_id}"
+    return schemas.JobLinks(
+        self=base,
+        events=f"{base}/events",
+        metrics=f"{base}/metrics",
+        samples=f"{base}/samples",
+        checkpoints=f"{base}/checkpoints",
+    )
+
+
+def job(row: Job) -> schemas.Job:
+    return schemas.Job(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        spec=TrainSpec.model_validate(row.spec),
+        progress=schemas.Progress(step=row.progress_step, total_steps=row.total_steps),
+        latest_metrics=schemas.LatestMetrics.model_validate(latest_metrics(row)),
+        error=schemas.JobError.model_validate(row.error) if row.error else None,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        cancel_requested=row.cancel_requested,
+        attempts=row.attempts,
+        links=job_links(row.id),
+    )
+
+
+def metric(row: MetricPoint) -> schemas.Metric:
+    return schemas.Metric(
+        step=row.step,
+        critic_loss=row.critic_loss,
+        generator_loss=row.generator_loss,
+        wasserstein_estimate=row.wasserstein_estimate,
+        gradient_penalty=row.gradient_penalty,
+        seconds_per_step=row.seconds_per_step,
+        exact_w1=row.exact_w1,
+        modes_covered=row.modes_covered,
+        time=row.time,
+    )
+
+
+def checkpoint(row: Checkpoint) -> schemas.CheckpointOut:
+    return schemas.CheckpointOut(id=row.id, step=row.step, created_at=row.created_at, size_bytes=row.size_bytes)
+
+
+def dataset(row: Dataset) -> schemas.DatasetOut:
+    return schemas.DatasetOut(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        shape=row.shape,
+        count=row.count,
+        builtin=False,
+        description="uploaded",
+        created_at=row.created_at,
+    )

@@ -1,0 +1,135 @@
+"""/api/v1/datasets: the built-in data sets, and uploads checked before anything is stored."""
+
+from __future__ import annotations
+
+import io
+from pathlib import PurePath
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+
+from app import presenters, schemas
+from app.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep
+from app.openapi import PROBLEMS
+from service.artifacts import dataset_key
+from service.errors import Conflict, InvalidInput, NotFound
+from service.models import Dataset, new_id
+from service.repositories import datasets as dataset_repo
+from service.settings import Settings, get_settings
+from wgan.data.files import DataError, ReadLimits, read_npz, read_zip
+from wgan.data.sources import BUILTIN, info_for_array
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+READERS = {".npz": read_npz, ".zip": read_zip}
+
+
+@router.get("", response_model=schemas.DatasetList, responses=PROBLEMS(401), summary="Built-in and uploaded data sets")
+def list_datasets(session: SessionDep, principal: PrincipalDep) -> schemas.DatasetList:
+    builtin = [
+        schemas.DatasetOut(
+            id=None,
+            name=info.name,
+            kind=info.kind,
+            shape=list(info.shape),
+            count=info.count,
+            builtin=True,
+            description=info.description,
+        )
+        for info in BUILTIN.values()
+    ]
+    uploads = [presenters.dataset(row) for row in dataset_repo.for_owner(session, principal)]
+    return schemas.DatasetList(items=builtin + uploads)
+
+
+def _limits(settings: Settings) -> ReadLimits:
+    return ReadLimits(
+        max_examples=settings.max_upload_examples,
+        max_image_side=settings.max_upload_image_side,
+        max_expanded_bytes=settings.max_upload_expanded_bytes,
+        max_members=settings.max_upload_examples,
+    )
+
+
+def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
+    suffix = PurePath(upload.filename or "").suffix.lower()
+    reader = READERS.get(suffix)
+    if reader is None:
+        raise HTTPException(
+            415,
+            f"upload a .zip of PNG/JPEG images or an .npz with an array 'x', not {suffix or 'a file without a suffix'}",
+        )
+    data = upload.file.read()
+    if not data:
+        raise InvalidInput("the upload is empty", [(("body", "file"), "the file is empty")])
+    try:
+        return reader(io.BytesIO(data), _limits(settings))
+    except DataError as exc:
+        raise InvalidInput(str(exc), [(("body", "file"), str(exc))]) from exc
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.UploadedDataset,
+    responses=PROBLEMS(401, 413, 415, 422),
+    summary="Upload a data set: a .zip of PNG/JPEG images or an .npz with an array x",
+    max_body_size=get_settings().max_upload_bytes,
+)
+def upload_dataset(
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    response: Response,
+    file: Annotated[UploadFile, File(description=".zip of PNG/JPEG images, or .npz with an array 'x'")],
+    name: Annotated[str | None, Form(max_length=200)] = None,
+) -> schemas.UploadedDataset:
+    array = _read_upload(file, settings)
+    dataset_id = new_id()
+    info = info_for_array(dataset_id, array)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=array)
+    key = dataset_key(dataset_id)
+    store.put_bytes(key, buffer.getvalue())
+    row = Dataset(
+        id=dataset_id,
+        owner_id=principal.owner_id,
+        name=name or PurePath(file.filename or "upload").stem[:200],
+        kind=info.kind,
+        shape=list(info.shape),
+        count=info.count or 0,
+        artifact_key=key,
+        size_bytes=buffer.getbuffer().nbytes,
+    )
+    try:
+        session.add(row)
+        session.commit()
+    except BaseException:
+        store.delete_prefix(key)  # nothing stored when the row is not
+        raise
+    response.headers["Location"] = f"/api/v1/datasets/{dataset_id}"
+    return schemas.UploadedDataset(id=row.id, name=row.name, shape=row.shape, count=row.count, kind=info.kind)
+
+
+@router.get("/{dataset_id}", response_model=schemas.DatasetOut, responses=PROBLEMS(401, 404), summary="An upload")
+def get_dataset(session: SessionDep, principal: PrincipalDep, dataset_id: str) -> schemas.DatasetOut:
+    row = dataset_repo.get(session, dataset_id, principal)
+    if row is None:
+        raise NotFound(f"no data set {dataset_id}")
+    return presenters.dataset(row)
+
+
+@router.delete(
+    "/{dataset_id}", status_code=204, responses=PROBLEMS(401, 404, 409), summary="Delete an upload no job uses"
+)
+def delete_dataset(session: SessionDep, principal: PrincipalDep, store: StoreDep, dataset_id: str) -> Response:
+    row = dataset_repo.get(session, dataset_id, principal)
+    if row is None:
+        raise NotFound(f"no data set {dataset_id}")
+    if dataset_repo.in_use(session, dataset_id):
+        raise Conflict("jobs use this data set; delete them first")
+    session.delete(row)
+    session.commit()
+    store.delete_prefix(row.artifact_key)
+    return Response(status_code=204)

@@ -1,0 +1,113 @@
+"""/api/v1/jobs/{id}/events: the job's events as Server-Sent Events, replayed then live."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from app.deps import StreamPrincipalDep
+from app.openapi import PROBLEMS
+from app.streaming import EventHub
+from service.db import session_factory
+from service.errors import InvalidInput, NotFound
+from service.models import FINAL_STATUSES
+from service.principal import Principal
+from service.repositories import events as event_repo
+from service.repositories import jobs as job_repo
+from service.settings import get_settings
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["events"])
+REPLAY_BATCH = 500
+RECONNECT_MS = 1000
+
+
+def _read(job_id: str, principal: Principal, after: int) -> tuple[bool, list[dict[str, Any]]]:
+    """(the job still exists, its events after `after`) in one short session."""
+    with session_factory()() as session:
+        if job_repo.get(session, job_id, principal) is None:
+            return False, []
+        rows = event_repo.after(session, job_id, after, REPLAY_BATCH)
+        return True, [{"seq": row.seq, "type": row.type, "data": row.data} for row in rows]
+
+
+def _is_final(message: dict[str, Any]) -> bool:
+    return message["type"] == "status" and message["data"].get("status") in FINAL_STATUSES
+
+
+def _sse(message: dict[str, Any], first: bool) -> ServerSentEvent:
+    return ServerSentEvent(
+        id=str(message["seq"]), event=message["type"], data=message["data"], retry=RECONNECT_MS if first else None
+    )
+
+
+def _last_id(value: str | None) -> int:
+    if value is None or value == "":
+        return 0
+    if not value.isdigit():
+        raise InvalidInput("bad Last-Event-ID", [(("header", "Last-Event-ID"), "an event id this stream sent")])
+    return int(value)
+
+
+class StreamStart:
+    """Checked before the response starts, so a missing job or a bad header is a proper 4xx."""
+
+    def __init__(
+        self,
+        job_id: str,
+        principal: StreamPrincipalDep,
+        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    ) -> None:
+        self.last = _last_id(last_event_id)
+        exists, self.backlog = _read(job_id, principal, self.last)
+        if not exists:
+            raise NotFound(f"no job {job_id}")
+        self.principal = principal
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "`metrics`, `status` and `checkpoint` events; ends after a finished job's final status."},
+        **PROBLEMS(401, 404, 422),
+    },
+    summary="Live events of a job (SSE); Last-Event-ID resumes exactly where a client left off",
+)
+async def job_events(
+    request: Request, job_id: str, start: Annotated[StreamStart, Depends()]
+) -> AsyncIterator[ServerSentEvent]:
+    last, backlog, principal = start.last, start.backlog, start.principal
+    hub: EventHub = request.app.state.event_hub
+    poll = get_settings().sse_poll_seconds
+    # Subscribe before the next database read, so nothing published in between is missed.
+    subscription = hub.subscribe(job_id)
+    first = True
+    try:
+        while True:
+            for message in backlog:
+                yield _sse(message, first)
+                first = False
+                last = message["seq"]
+                if _is_final(message):
+                    return
+            if len(backlog) < REPLAY_BATCH:
+                # Live: take announced events in order; any gap, timeout or resync re-reads the database.
+                while (live := await subscription.next(poll)) is not None:
+                    if live["seq"] <= last:
+                        continue
+                    if live["seq"] != last + 1:
+                        break
+                    yield _sse(live, first)
+                    first = False
+                    last = live["seq"]
+                    if _is_final(live):
+                        return
+            exists, backlog = await run_in_threadpool(_read, job_id, principal, last)
+            if not exists:
+                return
+    finally:
+        hub.unsubscribe(subscription)

@@ -1,0 +1,30 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from app import schemas
+from app.readiness import check_all
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=schemas.Health, summary="The process is up")
+def healthz() -> schemas.Health:
+    return schemas.Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=schemas.Readiness,
+    responses={503: {"model": schemas.Readiness, "description": "The database or the broker is unreachable."}},
+    summary="The database and the broker are reachable",
+)
+async def readyz(request: Request) -> JSONResponse:
+    checks = await run_in_threadpool(check_all)
+    ready = all(value == "ok" for value in checks.values())
+    body = schemas.Readiness(status="ready" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -1,0 +1,109 @@
+"""/api/v1/jobs/{id}/samples: generated images or points from a checkpoint, byte-identical per request."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from app import schemas
+from app.deps import PrincipalDep, SessionDep
+from app.openapi import PROBLEMS
+from app.routes.jobs import JobDep
+from app.sampling_cache import SamplerCache
+from service.errors import Conflict, NotFound
+from service.models import Checkpoint
+from service.repositories import checkpoints as checkpoint_repo
+from service.settings import get_settings
+from wgan.render import grid_png, image_png, scatter_png, to_uint8
+from wgan.sampling import sample
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["samples"])
+RENDER_VERSION = "1"
+MEDIA = {"png": "image/png", "json": "application/json", "npy": "application/octet-stream"}
+
+
+def _etag(checkpoint: Checkpoint, n: int, seed: int, fmt: str) -> str:
+    key = f"{checkpoint.id}|{checkpoint.sha256}|{n}|{seed}|{fmt}|{RENDER_VERSION}"
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if if_none_match is None:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+def render(cache: SamplerCache, checkpoint: Checkpoint, n: int, seed: int, fmt: str) -> bytes:
+    loaded = cache.get(checkpoint)
+    samples = sample(loaded.sampler, n, seed)
+    if fmt == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, samples, allow_pickle=False)
+        return buffer.getvalue()
+    if loaded.sampler.is_images:
+        images = to_uint8(samples)
+        if fmt == "png":
+            return grid_png(images)
+        items: list[object] = [base64.b64encode(image_png(image)).decode() for image in images]
+    else:
+        assert loaded.reference is not None
+        if fmt == "png":
+            return scatter_png(samples, loaded.reference, background=loaded.backdrop)
+        items = samples.tolist()
+    body = schemas.SampleSet(
+        checkpoint=schemas.SampleCheckpoint(id=checkpoint.id, step=checkpoint.step), seed=seed, samples=items
+    )
+    return body.model_dump_json().encode()
+
+
+@router.get(
+    "/{job_id}/samples",
+    responses={
+        200: {
+            "description": "A PNG grid (or scatter plot for 2-D data), JSON, or the raw float32 array (npy).",
+            "content": {
+                "image/png": {},
+                "application/json": {"schema": schemas.SampleSet.model_json_schema()},
+                "application/octet-stream": {},
+            },
+        },
+        304: {"description": "Not modified (If-None-Match)."},
+        **PROBLEMS(401, 404, 409, 422),
+    },
+    response_class=Response,
+    summary="Generate samples from a checkpoint; the same inputs give byte-identical output",
+)
+def get_samples(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    job: JobDep,
+    n: Annotated[int, Query(ge=1, le=get_settings().max_samples)] = 64,
+    seed: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)] = 0,
+    checkpoint: Annotated[str, Query(max_length=64, description="A checkpoint id, a step, or 'latest'.")] = "latest",
+    format: Annotated[Literal["png", "json", "npy"], Query()] = "png",
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    row = checkpoint_repo.find(session, job.id, checkpoint)
+    if row is None:
+        if checkpoint == "latest":
+            raise Conflict("the job has no checkpoint yet; samples come from checkpoints")
+        raise NotFound(f"the job has no checkpoint {checkpoint!r}")
+    session.close()
+    etag = _etag(row, n, seed, format)
+    headers = {
+        "ETag": etag,
+        # 'latest' moves on as training goes; a named checkpoint never changes.
+        "Cache-Control": "private, no-cache" if checkpoint == "latest" else "private, max-age=31536000, immutable",
+        "X-Checkpoint-Step": str(row.step),
+    }
+    if _matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    body = render(request.app.state.samplers, row, n, seed, format)
+    return Response(body, media_type=MEDIA[format], headers=headers)

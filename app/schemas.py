@@ -1,0 +1,180 @@
+"""Request and response models of the HTTP contract (../shared/API.md), as OpenAPI shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from service.settings import Settings, get_settings
+from wgan.config import ModelSpec, TrainSpec
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def _bounded_spec(settings: Settings) -> type[TrainSpec]:
+    """The job spec as the API accepts it: the engine's spec with this deployment's limits."""
+    bounded_model = create_model(
+        "ModelSpec",
+        __base__=ModelSpec,
+        latent_dim=(Annotated[int, Field(ge=1, le=settings.max_latent_dim)] | None, None),
+        hidden_dim=(
+            Annotated[int, Field(ge=1, le=settings.max_hidden_dim)] | None,
+            Field(None, description="MLP layer width, or the DCGAN base channel width."),
+        ),
+        image_size=(
+            Annotated[int, Field(ge=4, le=settings.max_image_size)] | None,
+            Field(None, description="Image side; 16, 32 or 64 for DCGAN."),
+        ),
+    )
+    return create_model(
+        "JobSpec",
+        __base__=TrainSpec,
+        __doc__="A training job's spec. Every field but `dataset` has a default; the job shows them all.",
+        model=(bounded_model, Field(default_factory=bounded_model)),
+        steps=(Annotated[int, Field(ge=1, le=settings.max_steps)], Field(2000, description="Generator updates.")),
+        batch_size=(Annotated[int, Field(ge=1, le=settings.max_batch_size)], 256),
+        checkpoint_every=(Annotated[int, Field(ge=1, le=settings.max_steps)], 500),
+        log_every=(Annotated[int, Field(ge=1, le=settings.max_steps)], 10),
+    )
+
+
+if TYPE_CHECKING:
+    JobSpec = TrainSpec
+else:
+    JobSpec = _bounded_spec(get_settings())
+
+
+class Progress(BaseModel):
+    step: int
+    total_steps: int
+
+
+class LatestMetrics(BaseModel):
+    step: int
+    critic_loss: float | None
+    generator_loss: float | None
+    wasserstein_estimate: float | None
+    gradient_penalty: float | None = None
+    seconds_per_step: float | None = None
+    exact_w1: float | None = None
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class JobLinks(BaseModel):
+    self: str
+    events: str
+    metrics: str
+    samples: str
+    checkpoints: str
+
+
+class Job(BaseModel):
+    id: str
+    name: str
+    status: JobStatus
+    spec: TrainSpec = Field(description="The spec with every default filled in.")
+    progress: Progress
+    latest_metrics: LatestMetrics
+    error: JobError | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
+    attempts: int = Field(description="How many times a worker has taken the job up (more after a lost worker).")
+    links: JobLinks
+
+
+class JobPage(BaseModel):
+    items: list[Job]
+    next_cursor: str | None
+
+
+class Metric(BaseModel):
+    step: int
+    critic_loss: float
+    generator_loss: float
+    wasserstein_estimate: float
+    gradient_penalty: float | None
+    seconds_per_step: float
+    exact_w1: float | None = Field(None, description="Exact W1 to the real data at checkpoints (2-D data sets).")
+    modes_covered: float | None = None
+    time: datetime
+
+
+class MetricPage(BaseModel):
+    items: list[Metric]
+    next_after_step: int | None
+
+
+class CheckpointOut(BaseModel):
+    id: str
+    step: int
+    created_at: datetime
+    size_bytes: int
+
+
+class CheckpointList(BaseModel):
+    items: list[CheckpointOut]
+
+
+class SampleCheckpoint(BaseModel):
+    id: str
+    step: int
+
+
+class SampleSet(BaseModel):
+    checkpoint: SampleCheckpoint
+    seed: int
+    samples: list[Any] = Field(description="Base64 PNG per image, or [x, y] per 2-D point.")
+
+
+class DatasetOut(BaseModel):
+    id: str | None = Field(description="Set for uploads; use it as the spec's dataset.id.")
+    name: str
+    kind: Literal["points", "images"]
+    shape: list[int]
+    count: int | None = Field(description="Examples, or null for toys sampled fresh each batch.")
+    builtin: bool
+    description: str = ""
+    created_at: datetime | None = None
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut]
+
+
+class UploadedDataset(BaseModel):
+    id: str
+    name: str
+    shape: list[int]
+    count: int
+    kind: Literal["points", "images"]
+
+
+class StatusEvent(BaseModel):
+    status: JobStatus
+    error: JobError | None
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str]

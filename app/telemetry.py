@@ -1,0 +1,101 @@
+"""Prometheus metrics: requests by route, jobs by status, queue depth, training speed."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.db import session_factory
+from service.models import JOB_STATUSES
+from service.queue import queue_depths
+from service.repositories import jobs as job_repo
+
+log = logging.getLogger(__name__)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+registry = CollectorRegistry()
+REQUESTS = Counter("wgan_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
+LATENCY = Histogram(
+    "wgan_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+    registry=registry,
+)
+SAMPLE_LATENCY = Histogram(
+    "wgan_sample_seconds", "Time to produce samples", ["format"], buckets=LATENCY_BUCKETS, registry=registry
+)
+
+
+class StateCollector(Collector):
+    """Read at scrape time from the database (the one source of truth) and the broker."""
+
+    def collect(self) -> Iterable[Metric]:
+        jobs = GaugeMetricFamily("wgan_jobs", "Jobs by status", labels=["status"])
+        speed = GaugeMetricFamily(
+            "wgan_training_steps_per_second", "Generator steps/s of running jobs", labels=["job_id", "worker"]
+        )
+        try:
+            with session_factory()() as session:
+                counts = job_repo.count_by_status(session)
+                for job in job_repo.running(session):
+                    seconds = (job.latest_metrics or {}).get("seconds_per_step")
+                    if seconds:
+                        speed.add_metric([job.id, job.claimed_by or ""], 1.0 / seconds)
+        except Exception as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            counts = {}
+        for status in JOB_STATUSES:
+            jobs.add_metric([status], counts.get(status, 0))
+        yield jobs
+        yield speed
+        depth = GaugeMetricFamily("wgan_queue_depth", "Tasks waiting in each broker queue", labels=["queue"])
+        for queue, count in queue_depths().items():
+            depth.add_metric([queue], count)
+        yield depth
+
+
+registry.register(StateCollector())
+
+
+def route_of(scope: Scope) -> str:
+    """The route template ('/api/v1/jobs/{job_id}'), so ids do not explode the label space."""
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    for route in getattr(router, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", "unmatched"))
+    return "unmatched"
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route, method = route_of(scope), scope["method"]
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(time.perf_counter() - start)

@@ -1,0 +1,76 @@
+"""The one engine and session factory, for Postgres in production and SQLite in the embedded default."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.settings import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the API read while a worker writes; foreign keys are off in SQLite unless asked.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    # pre_ping: a pooled connection that died with a Postgres restart is replaced, not handed out.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
+
+
+@functools.lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    return make_engine(get_settings().database_url)
+
+
+def _publish_committed(session: Session) -> None:
+    from service.events import publish
+    from service.repositories.events import PENDING_EVENTS
+
+    pending = session.info.pop(PENDING_EVENTS, [])
+    by_job: dict[str, list[Any]] = {}
+    for item in pending:
+        by_job.setdefault(item.job_id, []).append(item)
+    for job_id, items in by_job.items():
+        publish(job_id, items)
+
+
+def _forget_rolled_back(session: Session) -> None:
+    from service.repositories.events import PENDING_EVENTS
+
+    session.info.pop(PENDING_EVENTS, None)
+
+
+@functools.lru_cache(maxsize=1)
+def session_factory() -> sessionmaker[Session]:
+    factory = sessionmaker(bind=get_engine(), expire_on_commit=False)
+    event.listen(factory, "after_commit", _publish_committed)
+    event.listen(factory, "after_rollback", _forget_rolled_back)
+    return factory
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """A session whose work commits once at the end, or rolls back on any error."""
+    with session_factory()() as session, session.begin():
+        yield session

@@ -1,0 +1,49 @@
+"""Typed domain errors; the API maps each to one HTTP status in one place (app/problems.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ServiceError(Exception):
+    """Base of the errors a client can cause; `detail` is safe to show them."""
+
+    title = "Error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ServiceError):
+    title = "Not Found"
+
+
+class Conflict(ServiceError):
+    title = "Conflict"
+
+
+class InvalidInput(ServiceError):
+    """Input that parses but cannot be accepted, with the fields at fault."""
+
+    title = "Unprocessable Content"
+
+    def __init__(self, detail: str, errors: Sequence[tuple[Sequence[str | int], str]] = ()) -> None:
+        super().__init__(detail)
+        self.errors = [{"loc": list(loc), "msg": msg} for loc, msg in errors]
+
+
+class PayloadTooLarge(ServiceError):
+    title = "Content Too Large"
+
+
+class Unauthorized(ServiceError):
+    title = "Unauthorized"
+
+
+class RateLimited(ServiceError):
+    title = "Too Many Requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

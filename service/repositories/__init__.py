@@ -1,0 +1,1 @@
+"""Every query the service makes, grouped by table."""

@@ -1,0 +1,29 @@
+"""Uploaded data sets, each owned by one owner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.models import Dataset, Job
+from service.principal import Principal
+
+
+def get(session: Session, dataset_id: str, principal: Principal) -> Dataset | None:
+    query = select(Dataset).where(Dataset.id == dataset_id)
+    if not principal.is_admin:
+        query = query.where(Dataset.owner_id == principal.owner_id)
+    return session.scalars(query).one_or_none()
+
+
+def for_owner(session: Session, principal: Principal) -> Sequence[Dataset]:
+    query = select(Dataset).order_by(Dataset.created_at.desc())
+    if not principal.is_admin:
+        query = query.where(Dataset.owner_id == principal.owner_id)
+    return session.scalars(query).all()
+
+
+def in_use(session: Session, dataset_id: str) -> bool:
+    return session.scalars(select(Job.id).where(Job.dataset_id == dataset_id).limit(1)).first() is not None

@@ -1,0 +1,31 @@
+"""Idempotency-Key records: the first request's fingerprint, and the job it made once done."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from service.models import IdempotencyRecord
+
+
+def find(session: Session, owner_id: str, key: str) -> IdempotencyRecord | None:
+    query = select(IdempotencyRecord).where(IdempotencyRecord.owner_id == owner_id, IdempotencyRecord.key == key)
+    return session.scalars(query).one_or_none()
+
+
+def drop_expired(session: Session, owner_id: str, key: str, created_before: datetime) -> None:
+    session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.owner_id == owner_id,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.created_at < created_before,
+        )
+    )
+
+
+def drop(session: Session, owner_id: str, key: str) -> None:
+    session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.owner_id == owner_id, IdempotencyRecord.key == key)
+    )

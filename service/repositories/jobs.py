@@ -1,0 +1,190 @@
+"""Queries on jobs: creation, owner-scoped reads, pagination, and the worker's claim protocol."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from service.models import FINAL_STATUSES, Checkpoint, Event, IdempotencyRecord, Job, MetricPoint, utcnow
+from service.principal import Principal
+from service.repositories.events import append_event
+
+
+def _scoped(query: Select[Any], principal: Principal) -> Select[Any]:
+    return query if principal.is_admin else query.where(Job.owner_id == principal.owner_id)
+
+
+def get(session: Session, job_id: str, principal: Principal, *, for_update: bool = False) -> Job | None:
+    """The job if it exists and the principal may see it; another owner's job is None, like a missing one."""
+    query = _scoped(select(Job).where(Job.id == job_id), principal)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def get_any(session: Session, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def create(
+    session: Session,
+    *,
+    owner_id: str,
+    name: str,
+    spec: dict[str, Any],
+    queue: str,
+    dataset_id: str | None,
+    total_steps: int,
+) -> Job:
+    job = Job(
+        owner_id=owner_id,
+        name=name,
+        spec=spec,
+        queue=queue,
+        dataset_id=dataset_id,
+        total_steps=total_steps,
+        status="queued",
+        enqueued_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    append_event(session, job.id, "status", {"status": "queued", "error": None})
+    return job
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError on a cursor this service did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("not a cursor from this service") from exc
+
+
+def page(
+    session: Session, principal: Principal, *, status: str | None, limit: int, cursor: str | None
+) -> tuple[Sequence[Job], str | None]:
+    """Newest first; the cursor names the last job of the previous page."""
+    query = _scoped(select(Job), principal)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if cursor is not None:
+        created, job_id = decode_cursor(cursor)
+        query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
+    jobs = session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)).all()
+    if len(jobs) > limit:
+        return jobs[:limit], encode_cursor(jobs[limit - 1])
+    return jobs, None
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+    return {status: count for status, count in rows}
+
+
+def set_status(session: Session, job: Job, status: str, error: dict[str, Any] | None = None) -> None:
+    job.status = status
+    job.error = error
+    if status in FINAL_STATUSES:
+        job.finished_at = utcnow()
+        job.claimed_by = None
+    append_event(session, job.id, "status", {"status": status, "error": error})
+
+
+def delete_job(session: Session, job: Job) -> None:
+    # Explicit deletes, children first, so the outcome does not hang on the database's cascade support.
+    for table in (MetricPoint, Event, Checkpoint, IdempotencyRecord):
+        session.execute(delete(table).where(table.job_id == job.id))
+    session.delete(job)
+
+
+# --- the claim protocol ----------------------------------------------------------------------
+
+
+def claim(session: Session, job_id: str, worker_id: str, stale_before: datetime) -> Job | None:
+    """Take the job for `worker_id` if it is queued, or running under a claim gone stale.
+
+    One conditional UPDATE: two workers racing for one job cannot both win.
+    """
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            or_(
+                Job.status == "queued",
+                and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before)),
+            ),
+            Job.cancel_requested.is_(False),
+        )
+        .values(
+            status="running",
+            claimed_by=worker_id,
+            heartbeat_at=now,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    job = session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    append_event(session, job.id, "status", {"status": "running", "error": None})
+    return job
+
+
+def holds_claim(session: Session, job_id: str, worker_id: str, *, lock: bool = True) -> Job | None:
+    """The job, locked, if `worker_id` still holds its claim; None if the claim was lost."""
+    query = select(Job).where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == "running")
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def heartbeat(session: Session, job_id: str, worker_id: str) -> tuple[bool, bool]:
+    """Refresh the claim's heartbeat. Returns (still held, cancel requested)."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == "running")
+        .values(heartbeat_at=utcnow())
+        .returning(Job.cancel_requested)
+    ).one_or_none()
+    if result is None:
+        return False, False
+    return True, bool(result[0])
+
+
+def stale_running(session: Session, stale_before: datetime) -> Sequence[Job]:
+    query = select(Job).where(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
+    return session.scalars(query).all()
+
+
+def waiting_too_long(session: Session, enqueued_before: datetime) -> Sequence[Job]:
+    query = select(Job).where(Job.status == "queued", Job.enqueued_at < enqueued_before)
+    return session.scalars(query).all()
+
+
+def running(session: Session) -> Sequence[Job]:
+    return session.scalars(select(Job).where(Job.status == "running")).all()
+
+
+def release(session: Session, job: Job) -> None:
+    """Back to the queue, unclaimed: a later worker resumes it from its last checkpoint."""
+    job.status = "queued"
+    job.claimed_by = None
+    job.heartbeat_at = None
+    job.enqueued_at = utcnow()
+    append_event(session, job.id, "status", {"status": "queued", "error": None})

@@ -1,0 +1,48 @@
+"""API keys and their owners. Keys are stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from service.models import ApiKey, Owner, utcnow
+
+
+def owner_named(session: Session, name: str) -> Owner:
+    owner = session.scalars(select(Owner).where(Owner.name == name)).one_or_none()
+    if owner is None:
+        owner = Owner(name=name)
+        session.add(owner)
+        session.flush()
+    return owner
+
+
+def add(session: Session, *, owner: Owner, name: str, prefix: str, key_hash: str, is_admin: bool) -> ApiKey:
+    key = ApiKey(owner_id=owner.id, name=name, prefix=prefix, key_hash=key_hash, is_admin=is_admin)
+    session.add(key)
+    session.flush()
+    return key
+
+
+def active_by_hash(session: Session, key_hash: str) -> ApiKey | None:
+    query = select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    return session.scalars(query).one_or_none()
+
+
+def all_with_owners(session: Session) -> Sequence[tuple[ApiKey, Owner]]:
+    rows = session.execute(select(ApiKey, Owner).join(Owner, ApiKey.owner_id == Owner.id).order_by(ApiKey.created_at))
+    return [(key, owner) for key, owner in rows.tuples()]
+
+
+def revoke(session: Session, ref: str) -> ApiKey | None:
+    """Revoke by key id or by the key's visible prefix."""
+    key = session.scalars(select(ApiKey).where(or_(ApiKey.id == ref, ApiKey.prefix == ref))).one_or_none()
+    if key is not None and key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+def count_active(session: Session) -> int:
+    return len(session.scalars(select(ApiKey.id).where(ApiKey.revoked_at.is_(None))).all())

@@ -1,0 +1,100 @@
+"""The one settings object: every knob of the API, the workers and the limits, from WGAN_* variables."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WGAN_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the embedded default keeps its files.")
+
+    # Where things live. Left empty, each falls back to the embedded default under data_dir:
+    # a SQLite database, a Celery transport in a SQLite file, artifacts on local disk.
+    database_url: str = ""
+    broker_url: str = ""
+    events_url: str = Field("", description="Redis for live events; defaults to broker_url when that is Redis.")
+    artifact_url: str = Field("", description="file:///path (default: data_dir/artifacts) or s3://bucket/prefix.")
+    redis_prefix: str = Field("wgan", description="Prefix of every Redis key and channel, so deployments can share.")
+
+    # API
+    host: str = "127.0.0.1"
+    port: int = 8000
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; none by default.")
+    sample_cache_size: int = Field(8, ge=1, description="Generators kept loaded for sampling (LRU).")
+    sse_poll_seconds: float = Field(
+        1.0, gt=0, description="Database poll interval of the event stream when no Redis notification arrives."
+    )
+    sse_ping_seconds: float = Field(15.0, gt=0)
+    api_torch_threads: int = Field(1, ge=1, description="Torch threads for sampling in the API process.")
+
+    # Limits on what one request may ask for.
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest JSON body.")
+    max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest data set upload.")
+    max_upload_expanded_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    max_upload_examples: int = Field(100_000, ge=1)
+    max_upload_image_side: int = Field(512, ge=8)
+    max_steps: int = Field(1_000_000, ge=1)
+    max_batch_size: int = Field(4096, ge=1)
+    max_image_size: int = Field(64, ge=16)
+    max_hidden_dim: int = Field(2048, ge=8)
+    max_latent_dim: int = Field(512, ge=1)
+    max_samples: int = Field(1024, ge=1)
+    max_list_limit: int = Field(200, ge=1)
+    metrics_page_limit: int = Field(5000, ge=1)
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
+
+    # Workers
+    worker_queues: str = Field("cpu", description="Comma-separated queues: 'cpu', or 'gpu,cpu' on a GPU host.")
+    worker_torch_threads: int = Field(0, ge=0, description="Torch threads for training; 0 keeps torch's default.")
+    worker_nice: int = Field(5, ge=0, le=19, description="Niceness of training, so the API stays responsive.")
+    heartbeat_seconds: float = Field(1.0, gt=0, description="How often a trainer heartbeats and checks for cancel.")
+    claim_stale_seconds: float = Field(30.0, gt=0, description="A claim whose heartbeat is older may be taken over.")
+    reaper_seconds: float = Field(10.0, gt=0, description="How often workers look for lost and stuck jobs.")
+    requeue_queued_seconds: float = Field(120.0, gt=0, description="A queued job unclaimed this long is re-sent.")
+    max_attempts: int = Field(5, ge=1, description="Claims of one job before a lost worker fails it.")
+    visibility_timeout_seconds: int = Field(6 * 3600, ge=60, description="Redis redelivers unacked tasks after this.")
+    write_retry_seconds: float = Field(60.0, gt=0, description="How long a worker retries a failed database write.")
+
+    log_level: str = "INFO"
+    log_json: bool = Field(False, description="One JSON object per log line.")
+
+    @model_validator(mode="after")
+    def _fill_embedded_defaults(self) -> Settings:
+        data = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{data / 'wgan.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{data / 'broker.db'}"
+        if not self.events_url and self.broker_url.startswith(("redis://", "rediss://")):
+            self.events_url = self.broker_url
+        if not self.artifact_url:
+            self.artifact_url = (data / "artifacts").as_uri()
+        if self.environment == "production":
+            if self.database_url.startswith("sqlite"):
+                raise ValueError("production needs WGAN_DATABASE_URL pointing at Postgres, not SQLite")
+            if "*" in self.cors_origins:
+                raise ValueError("production refuses WGAN_CORS_ORIGINS='*'; list the origins")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def queues(self) -> list[str]:
+        return [q.strip() for q in self.worker_queues.split(",") if q.strip()]
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

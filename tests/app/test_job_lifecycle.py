@@ -1,0 +1,67 @@
+"""The whole life of a toy job through the real API, worker, Postgres and Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from tests.conftest import TOY_SPEC, wait_for_status
+
+
+def test_toy_job_trains_to_success_with_metrics_checkpoints_and_samples(client: httpx.Client, worker) -> None:
+    response = client.post("/api/v1/jobs", json=TOY_SPEC)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert response.headers["location"] == f"/api/v1/jobs/{job['id']}"
+    assert job["status"] == "queued"
+    # Every default is filled in and shown.
+    assert job["spec"]["loss"] == {"kind": "wgan-gp", "gp_weight": 10.0, "clip_value": 0.01,
+                                   "critic_schedule": "constant"}
+    assert job["spec"]["optimizer"] == {"kind": "adam", "lr": 1e-4, "betas": [0.0, 0.9]}
+    assert job["progress"] == {"step": 0, "total_steps": 60}
+
+    done = wait_for_status(client, job["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done["error"]
+    assert done["progress"]["step"] == 60
+    assert done["started_at"] and done["finished_at"]
+    assert done["latest_metrics"]["step"] == 60
+
+    metrics = client.get(f"/api/v1/jobs/{job['id']}/metrics").json()
+    assert [point["step"] for point in metrics["items"]] == list(range(5, 61, 5))
+    assert metrics["next_after_step"] is None
+    at_checkpoints = {p["step"]: p["exact_w1"] for p in metrics["items"] if p["exact_w1"] is not None}
+    assert sorted(at_checkpoints) == [20, 40, 60]  # the exact W1 is measured at each checkpoint
+
+    checkpoints = client.get(f"/api/v1/jobs/{job['id']}/checkpoints").json()["items"]
+    assert [c["step"] for c in checkpoints] == [20, 40, 60]
+
+    png = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 100, "seed": 3})
+    assert png.status_code == 200
+    assert png.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(png.content))
+    image.load()
+    assert image.size[0] > 100
+    again = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 100, "seed": 3})
+    assert again.content == png.content
+    assert again.headers["etag"] == png.headers["etag"]
+    other_seed = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 100, "seed": 4})
+    assert other_seed.content != png.content
+    cached = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 100, "seed": 3},
+                        headers={"If-None-Match": png.headers["etag"]})
+    assert cached.status_code == 304
+
+    points = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "json"}).json()
+    assert points["checkpoint"]["step"] == 60 and points["seed"] == 0
+    assert len(points["samples"]) == 5 and all(len(p) == 2 for p in points["samples"])
+    raw = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "npy"})
+    array = np.load(io.BytesIO(raw.content), allow_pickle=False)
+    assert array.shape == (5, 2) and array.dtype == np.float32
+    np.testing.assert_array_equal(array, np.asarray(points["samples"], dtype=np.float32))
+    early = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "json", "checkpoint": "20"})
+    assert early.json()["checkpoint"]["step"] == 20
+    assert early.json()["samples"] != points["samples"]
+    assert json.loads(client.get(f"/api/v1/jobs/{job['id']}").text)["status"] == "succeeded"

@@ -1,0 +1,75 @@
+"""Environments for the service under test: Postgres + Redis, or the embedded default."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import redis
+
+PG_ADMIN = os.environ.get("WGAN_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("WGAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+# Short intervals so faults are noticed within seconds in tests.
+FAST_TIMINGS = {
+    "WGAN_HEARTBEAT_SECONDS": "0.5",
+    "WGAN_CLAIM_STALE_SECONDS": "4",
+    "WGAN_REAPER_SECONDS": "1",
+    "WGAN_REQUEUE_QUEUED_SECONDS": "5",
+    "WGAN_SSE_POLL_SECONDS": "0.5",
+    "WGAN_WRITE_RETRY_SECONDS": "30",
+    "WGAN_WORKER_NICE": "0",
+    "WGAN_WORKER_TORCH_THREADS": "1",
+    "WGAN_LOG_LEVEL": "INFO",
+}
+
+
+def create_database(name: str) -> str:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def clear_redis_prefix(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)
+
+
+def production_env(tag: str, root: Path) -> tuple[dict[str, str], str]:
+    """Postgres + Redis, each test session in its own database and Redis key prefix."""
+    database = f"wgan_test_{tag}"
+    env = {
+        **os.environ,
+        **FAST_TIMINGS,
+        "WGAN_DATABASE_URL": "",  # filled in once the database exists
+        "WGAN_BROKER_URL": REDIS_URL,
+        "WGAN_REDIS_PREFIX": f"wgan-test-{tag}",
+        "WGAN_ARTIFACT_URL": (root / "artifacts").as_uri(),
+        "WGAN_DATA_DIR": str(root / "data"),
+        "WGAN_CACHE_DIR": str(root / "cache"),
+    }
+    return env, database
+
+
+def embedded_env(root: Path) -> dict[str, str]:
+    """No Postgres or Redis: SQLite and the SQLAlchemy Celery transport, all under `root`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WGAN_")}
+    env.update(FAST_TIMINGS)
+    env["WGAN_DATA_DIR"] = str(root)
+    env["WGAN_CACHE_DIR"] = str(root / "cache")
+    return env
+
+
+def new_tag() -> str:
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,191 @@
+"""A background writer: metric batches and checkpoint rows go to the database off the training thread."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from service.db import transaction
+from service.models import Checkpoint, utcnow
+from service.repositories import jobs as job_repo
+from service.repositories import metrics as metric_repo
+from service.repositories.events import append_event
+from wgan.trainer import MetricPoint
+
+log = logging.getLogger(__name__)
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 5.0
+# Errors worth retrying: the database went away or refused the connection for a while.
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+class ClaimLost(RuntimeError):
+    """Another worker has taken the job over: this one must stop writing and training."""
+
+
+class WritesFailed(RuntimeError):
+    """The database stayed unreachable for longer than the retry budget."""
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    step: int
+    artifact_key: str
+    sha256: str
+    size_bytes: int
+
+
+_CLOSE = object()
+
+
+def metric_row(job_id: str, point: MetricPoint) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "step": point.step,
+        "critic_loss": point.critic_loss,
+        "generator_loss": point.generator_loss,
+        "wasserstein_estimate": point.wasserstein_estimate,
+        "gradient_penalty": point.gradient_penalty,
+        "seconds_per_step": point.seconds_per_step,
+        "exact_w1": point.evaluation.get("exact_w1"),
+        "modes_covered": point.evaluation.get("modes_covered"),
+        "time": utcnow(),
+    }
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 UTC with a Z, as the API's responses write times."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event_point(row: dict[str, Any]) -> dict[str, Any]:
+    point = {k: v for k, v in row.items() if k != "job_id"}
+    point["time"] = iso(row["time"])
+    return point
+
+
+def checkpoint_event(row: Checkpoint) -> dict[str, Any]:
+    return {"id": row.id, "step": row.step, "created_at": iso(row.created_at), "size_bytes": row.size_bytes}
+
+
+def with_retry(write: Callable[[], None], budget_seconds: float, what: str) -> None:
+    """Run `write`, retrying transient database errors with exponential backoff, within a budget."""
+    deadline = time.monotonic() + budget_seconds
+    delay = RETRY_FIRST_SECONDS
+    while True:
+        try:
+            write()
+            return
+        except TRANSIENT as exc:
+            if time.monotonic() + delay > deadline:
+                raise WritesFailed(f"could not write {what} for {budget_seconds:.0f} s: {exc.orig or exc}") from exc
+            log.warning("writing %s failed (%s); retrying in %.1f s", what, type(exc).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+class Recorder(threading.Thread):
+    """Writes what the trainer reports, in order, one transaction per batch.
+
+    Each batch stores its metric rows, the job's progress and the matching events together, or
+    none of them. Points at steps already recorded (before a restart) are skipped, so every step
+    is stored once.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        worker_id: str,
+        recorded_step: int,
+        retry_seconds: float,
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        super().__init__(name=f"recorder-{job_id[:8]}", daemon=True)
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.recorded_step = recorded_step
+        self.retry_seconds = retry_seconds
+        self.on_failure = on_failure
+        self.failure: BaseException | None = None
+        self._queue: queue.Queue[object] = queue.Queue()
+
+    def add_point(self, point: MetricPoint) -> None:
+        self._queue.put(point)
+
+    def add_checkpoint(self, record: CheckpointRecord) -> None:
+        self._queue.put(record)
+
+    def close(self) -> None:
+        """Write everything queued, then stop. Raises what stopped the writer, if anything did."""
+        self._queue.put(_CLOSE)
+        self.join()
+        if self.failure is not None:
+            raise self.failure
+
+    def run(self) -> None:
+        closing = False
+        while not closing:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            closing = any(item is _CLOSE for item in batch)
+            items = [item for item in batch if item is not _CLOSE]
+            if not items or self.failure is not None:
+                continue
+            try:
+                with_retry(functools.partial(self._write, items), self.retry_seconds, f"{len(items)} records")
+            except BaseException as exc:
+                self.failure = exc
+                self.on_failure(exc)
+
+    def _write(self, items: list[object]) -> None:
+        points = [item for item in items if isinstance(item, MetricPoint) and item.step > self.recorded_step]
+        checkpoints = [item for item in items if isinstance(item, CheckpointRecord)]
+        with transaction() as session:
+            job = job_repo.holds_claim(session, self.job_id, self.worker_id)
+            if job is None:
+                raise ClaimLost(f"job {self.job_id} is no longer claimed by {self.worker_id}")
+            rows = [metric_row(self.job_id, point) for point in points]
+            metric_repo.insert_ignoring_duplicates(session, rows)
+            if rows:
+                append_event(session, self.job_id, "metrics", [event_point(row) for row in rows])
+                last = rows[-1]
+                job.progress_step = last["step"]
+                job.latest_metrics = {k: v for k, v in event_point(last).items() if _finite(v)}
+            for record in checkpoints:
+                # A step can be checkpointed again after a resume from an earlier, intact checkpoint
+                # (the later one was damaged): the new file replaces the old index entry.
+                session.execute(
+                    delete(Checkpoint).where(Checkpoint.job_id == self.job_id, Checkpoint.step == record.step)
+                )
+                row = Checkpoint(
+                    job_id=self.job_id,
+                    step=record.step,
+                    artifact_key=record.artifact_key,
+                    sha256=record.sha256,
+                    size_bytes=record.size_bytes,
+                )
+                session.add(row)
+                session.flush()
+                append_event(session, self.job_id, "checkpoint", checkpoint_event(row))
+            job.heartbeat_at = utcnow()
+        if points:
+            self.recorded_step = max(point.step for point in points)
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
