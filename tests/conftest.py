@@ -19,7 +19,8 @@ from tests.support.processes import ServiceProcess, start_api, start_worker
 # The settings of the service under test, fixed before any service module reads them, so the
 # in-process helpers below (keys, direct queries) and the processes share one configuration.
 TAG = stack.new_tag()
-ROOT = Path(tempfile.mkdtemp(prefix=f"wgan-test-{TAG}-"))
+# Made on first use by the service processes, removed by the `database` fixture's teardown.
+ROOT = Path(tempfile.gettempdir()) / f"wgan-test-{TAG}"
 ARTIFACTS = Path(os.environ.get("WGAN_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 ENV, DATABASE = stack.production_env(TAG, ROOT)
 ENV["WGAN_DATABASE_URL"] = stack.PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + (

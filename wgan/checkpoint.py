@@ -117,6 +117,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
     missing = {"step", "tensors", "size", "sha256", "spec"} - manifest.keys()
     if missing:
         raise CheckpointError(f"{path.name} lacks {', '.join(sorted(missing))}")
+    for key, kind in (("step", int), ("size", int), ("sha256", str), ("spec", dict)):
+        # bool is an int to Python, never a step or a size.
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            raise CheckpointError(f"{path.name} has a malformed {key!r}: {manifest[key]!r}")
+    if not isinstance(manifest.get("extra", {}), dict):
+        raise CheckpointError(f"{path.name} has a malformed 'extra'")
     return manifest
 
 

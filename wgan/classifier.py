@@ -115,7 +115,9 @@ def frechet(a: np.ndarray, b: np.ndarray) -> float:
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(cov_a @ cov_b)
     root = root.real if np.iscomplexobj(root) else root
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+    distance = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+    # The matrix square root is inexact: two equal sets can come out a hair below zero.
+    return max(distance, 0.0)
 
 
 def score_digits(images: np.ndarray, net: DigitNet | None = None) -> DigitScores:

@@ -16,6 +16,7 @@ from wgan.checkpoint import (
     Checkpoint,
     CheckpointError,
     latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     manifest_path,
     save_checkpoint,
@@ -23,6 +24,7 @@ from wgan.checkpoint import (
 from wgan.config import SpecError, TrainSpec
 from wgan.data.files import DataError, read_data
 from wgan.data.sources import BUILTIN
+from wgan.devices import DeviceUnavailable
 from wgan.trainer import Hooks, MetricPoint, TrainingDiverged
 
 SPEC_FILE = "spec.json"
@@ -91,10 +93,23 @@ def _sample_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "2-D sets) or .npy (the raw float32 array).",
     )
     p.add_argument("run", type=Path, help="the run folder given to `train --out`")
-    p.add_argument("--n", type=int, default=64, help="how many samples (64)")
+    p.add_argument("--n", type=_positive_int, default=64, help="how many samples (64)")
     p.add_argument("--seed", type=int, default=0, help="latent seed; the same seed gives the same samples (0)")
-    p.add_argument("--checkpoint", default="latest", help="a step number or 'latest' (latest)")
+    p.add_argument("--checkpoint", type=_checkpoint_arg, default="latest", help="a step number or 'latest' (latest)")
     p.add_argument("--out", type=Path, required=True, help="output file, .png or .npy")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _checkpoint_arg(text: str) -> str:
+    if text != "latest" and not text.isdigit():
+        raise argparse.ArgumentTypeError(f"give a step number or 'latest', not {text!r}")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,13 +130,25 @@ def _set(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> tuple[TrainSpec, np.ndarray | None]:
-    raw: dict[str, Any] = json.loads(args.spec.read_text()) if args.spec else {}
+    raw: dict[str, Any] = {}
+    if args.spec:
+        try:
+            raw = json.loads(args.spec.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SpecError(("spec",), f"cannot read {args.spec}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise SpecError(("spec",), f"{args.spec} must hold a JSON object")
     uploaded = None
     if args.dataset in BUILTIN:
         raw["dataset"] = {"name": args.dataset}
     else:
+        if not Path(args.dataset).exists():
+            raise DataError(
+                f"{args.dataset!r} is neither a built-in data set ({', '.join(BUILTIN)}) nor an existing file or folder"
+            )
         uploaded = read_data(Path(args.dataset))
-        raw["dataset"] = {"id": Path(args.dataset).stem}
+        # A dataset id is at most 64 characters (see DatasetRef).
+        raw["dataset"] = {"id": Path(args.dataset).stem[:64] or "upload"}
     for path, value in [
         ("loss.kind", args.loss),
         ("model.arch", args.arch),
@@ -164,6 +191,19 @@ def _format(point: MetricPoint) -> dict[str, str]:
     return shown
 
 
+def _keep_metrics_until(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # a line cut short when the run died
+    path.write_text("".join(kept))
+
+
 def train(args: argparse.Namespace) -> int:
     from wgan.assemble import assemble
 
@@ -174,9 +214,16 @@ def train(args: argparse.Namespace) -> int:
     checkpoints = out / "checkpoints"
     if uploaded is not None:
         np.savez(out / UPLOAD_FILE, x=uploaded)
+    if args.fresh:
+        # Left in place, an old run's later checkpoints would be taken as this run's newest.
+        for _, old in list_checkpoints(checkpoints):
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+            old.unlink()
     latest = None if args.fresh else latest_checkpoint(checkpoints)
     if latest is not None:
         run.trainer.restore(load_checkpoint(latest))
+        # Points logged after that checkpoint (by a run that then died) are about to be made again.
+        _keep_metrics_until(out / METRICS_FILE, run.trainer.step)
     (out / SPEC_FILE).write_text(run.spec.model_dump_json(indent=2))
     mode = "a" if latest is not None else "w"
     with (
@@ -236,6 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         return train(args) if args.command == "train" else sample_command(args)
     except ValidationError as exc:
         print(f"invalid spec:\n{exc}", file=sys.stderr)
-    except (SpecError, DataError, CheckpointError, TrainingDiverged) as exc:
+    except (SpecError, DataError, CheckpointError, TrainingDiverged, DeviceUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
     return 2

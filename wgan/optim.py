@@ -37,7 +37,9 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, Te
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
+        # Cloned: load_state_dict keeps tensors already of the right dtype and device, and the
+        # optimizer then updates them in place, which would alter the checkpoint they came from.
+        state.setdefault(int(index), {})[name] = value.clone()
     for index, entries in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -79,6 +80,11 @@ class Trainer:
         self.step = 0
         self._gen_params = [p for p in self.generator.parameters()]
         self._critic_params = [p for p in self.critic.parameters()]
+        if self.kind == "wgan-clip":
+            # Start inside the clipping box, as the WGAN code does, so no critic gradient is taken
+            # on weights the constraint forbids.
+            assert spec.loss.clip_value is not None
+            clip_weights_(self._critic_params, spec.loss.clip_value)
         self._penalised = self.kind in PENALISED_KINDS
         self._bf16 = spec.precision == "bf16" and self.device.type == "cuda"
         self._reset_sums()
@@ -203,14 +209,20 @@ class Trainer:
     # --- checkpoints ------------------------------------------------------------------------
 
     def checkpoint(self) -> Checkpoint:
+        """A snapshot of the training state, copied to the CPU.
+
+        Copied because state_dict() tensors share storage with the live parameters and optimizer
+        state: a checkpoint kept past the hook (saved later, or on another thread) would otherwise
+        change under its holder as training goes on.
+        """
         tensors: dict[str, Tensor] = {}
-        tensors.update({GENERATOR + k: v for k, v in self.generator.state_dict().items()})
-        tensors.update({CRITIC + k: v for k, v in self.critic.state_dict().items()})
+        tensors.update({GENERATOR + k: _snapshot(v) for k, v in self.generator.state_dict().items()})
+        tensors.update({CRITIC + k: _snapshot(v) for k, v in self.critic.state_dict().items()})
         extra: dict[str, object] = {}
         for prefix, optimizer in ((OPT_CRITIC, self.opt_critic), (OPT_GENERATOR, self.opt_generator)):
             opt_tensors, opt_meta = optimizer_state(optimizer)
-            tensors.update({prefix + k: v for k, v in opt_tensors.items()})
-            extra[prefix.rstrip(".")] = opt_meta
+            tensors.update({prefix + k: _snapshot(v) for k, v in opt_tensors.items()})
+            extra[prefix.rstrip(".")] = copy.deepcopy(opt_meta)
         tensors[RNG + "train"] = self.rng.get_state()
         return Checkpoint(step=self.step, spec=self.spec, tensors=tensors, extra=extra)
 
@@ -236,3 +248,7 @@ class Trainer:
             raise CheckpointError(f"the checkpoint does not fit these networks: {exc}") from exc
         self.step = checkpoint.step
         self._reset_sums()
+
+
+def _snapshot(tensor: Tensor) -> Tensor:
+    return tensor.detach().to("cpu", copy=True)

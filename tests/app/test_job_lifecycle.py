@@ -19,15 +19,20 @@ def test_toy_job_trains_to_success_with_metrics_checkpoints_and_samples(client: 
     assert response.headers["location"] == f"/api/v1/jobs/{job['id']}"
     assert job["status"] == "queued"
     # Every default is filled in and shown.
-    assert job["spec"]["loss"] == {"kind": "wgan-gp", "gp_weight": 10.0, "clip_value": 0.01,
-                                   "critic_schedule": "constant"}
+    assert job["spec"]["loss"] == {
+        "kind": "wgan-gp",
+        "gp_weight": 10.0,
+        "clip_value": 0.01,
+        "critic_schedule": "constant",
+    }
     assert job["spec"]["optimizer"] == {"kind": "adam", "lr": 1e-4, "betas": [0.0, 0.9]}
     assert job["progress"] == {"step": 0, "total_steps": 60}
 
     done = wait_for_status(client, job["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done["error"]
     assert done["progress"]["step"] == 60
-    assert done["started_at"] and done["finished_at"]
+    assert done["started_at"]
+    assert done["finished_at"]
     assert done["latest_metrics"]["step"] == 60
 
     metrics = client.get(f"/api/v1/jobs/{job['id']}/metrics").json()
@@ -50,16 +55,22 @@ def test_toy_job_trains_to_success_with_metrics_checkpoints_and_samples(client: 
     assert again.headers["etag"] == png.headers["etag"]
     other_seed = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 100, "seed": 4})
     assert other_seed.content != png.content
-    cached = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 100, "seed": 3},
-                        headers={"If-None-Match": png.headers["etag"]})
+    cached = client.get(
+        f"/api/v1/jobs/{job['id']}/samples",
+        params={"n": 100, "seed": 3},
+        headers={"If-None-Match": png.headers["etag"]},
+    )
     assert cached.status_code == 304
 
     points = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "json"}).json()
-    assert points["checkpoint"]["step"] == 60 and points["seed"] == 0
-    assert len(points["samples"]) == 5 and all(len(p) == 2 for p in points["samples"])
+    assert points["checkpoint"]["step"] == 60
+    assert points["seed"] == 0
+    assert len(points["samples"]) == 5
+    assert all(len(p) == 2 for p in points["samples"])
     raw = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "npy"})
     array = np.load(io.BytesIO(raw.content), allow_pickle=False)
-    assert array.shape == (5, 2) and array.dtype == np.float32
+    assert array.shape == (5, 2)
+    assert array.dtype == np.float32
     np.testing.assert_array_equal(array, np.asarray(points["samples"], dtype=np.float32))
     early = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "json", "checkpoint": "20"})
     assert early.json()["checkpoint"]["step"] == 20

@@ -32,7 +32,7 @@ class ServiceProcess:
     def start(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         return self
@@ -90,7 +90,9 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", queue
     return worker
 
 
-def start_api(env: dict[str, str], log_dir: Path, port: int | None = None, name: str = "api") -> tuple[ServiceProcess, str]:
+def start_api(
+    env: dict[str, str], log_dir: Path, port: int | None = None, name: str = "api"
+) -> tuple[ServiceProcess, str]:
     port = port or free_port()
     api = ServiceProcess(name, python("-m", "service.cli", "serve", "--port", str(port)), env, log_dir).start()
     url = f"http://127.0.0.1:{port}"

@@ -14,6 +14,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# How Pillow opens 16-bit greyscale PNGs.
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L")
 
 
 class DataError(ValueError):
@@ -38,6 +40,8 @@ def read_data(path: Path, limits: ReadLimits = ReadLimits()) -> np.ndarray:
     """
     if path.is_dir():
         return _stack_images(_folder_images(path, limits), limits)
+    if not path.is_file():
+        raise DataError(f"no such file: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return read_npz(path, limits)
@@ -49,34 +53,47 @@ def read_data(path: Path, limits: ReadLimits = ReadLimits()) -> np.ndarray:
 
 
 def read_npz(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+    # np.load would read a bare .npy as an array and try anything else as a pickle: accept zips only.
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise DataError(f"not a readable .npz file: {exc}") from exc
+    if not is_zip:
+        raise DataError("not a readable .npz file: it is not a zip archive (save it with numpy.savez)")
+    if isinstance(path, io.BytesIO):
+        path.seek(0)
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive.files:
                 raise DataError(f"the .npz holds no array named 'x' (it has: {', '.join(archive.files) or 'nothing'})")
-            header_shape = _npz_member_shape(archive, "x")
-            if header_shape is not None and header_shape[:1] and header_shape[0] > limits.max_examples:
-                raise DataError(f"'x' holds {header_shape[0]} examples; the limit is {limits.max_examples}")
+            header = _npz_member_header(archive, "x")
+            if header is not None:
+                shape, dtype = header
+                if dtype.hasobject:
+                    raise DataError("'x' is an object array, which cannot be read without unpickling (refused)")
+                if shape[:1] and shape[0] > limits.max_examples:
+                    raise DataError(f"'x' holds {shape[0]} examples; the limit is {limits.max_examples}")
             x = archive["x"]
     except DataError:
         raise
     except ValueError as exc:
-        # numpy raises ValueError for object arrays when pickling is refused.
-        raise DataError(f"'x' cannot be read without unpickling, which is refused: {exc}") from exc
+        # numpy raises ValueError for object arrays when pickling is refused, and for damaged data.
+        raise DataError(f"'x' cannot be read (damaged, or it needs unpickling, which is refused): {exc}") from exc
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"not a readable .npz file: {exc}") from exc
     return canonical_array(x, limits)
 
 
-def _npz_member_shape(archive: np.lib.npyio.NpzFile, name: str) -> tuple[int, ...] | None:
-    """The shape from an .npy header, read without loading the data (a guard against huge arrays)."""
+def _npz_member_header(archive: np.lib.npyio.NpzFile, name: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype from an .npy header, read without loading the data (a guard against huge arrays)."""
     if archive.zip is None:
         return None
     try:
         with archive.zip.open(f"{name}.npy") as member:
             version = np.lib.format.read_magic(member)
             reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = reader(member)
-            return tuple(shape)
+            shape, _, dtype = reader(member)
+            return tuple(shape), dtype
     except (KeyError, ValueError, OSError):
         return None
 
@@ -100,6 +117,8 @@ def canonical_array(x: np.ndarray, limits: ReadLimits = ReadLimits()) -> np.ndar
             raise DataError(f"images must be N×C×H×W or N×H×W×C with 1 or 3 channels; the shape is {x.shape}")
     else:
         raise DataError(f"'x' must be N×D points or N×(C×)H×W images; its shape is {x.shape}")
+    if min(x.shape[2], x.shape[3]) == 0:
+        raise DataError(f"images must be at least 1×1 pixel; the shape is {x.shape}")
     side = max(x.shape[2], x.shape[3])
     if side > limits.max_image_side:
         raise DataError(f"images are {x.shape[2]}×{x.shape[3]}; the largest side allowed is {limits.max_image_side}")
@@ -206,7 +225,11 @@ def _decode_image(name: str, data: bytes, limits: ReadLimits) -> np.ndarray:
         Image.DecompressionBombWarning,
     ) as exc:
         raise DataError(f"{name!r} is not a readable image: {exc}") from exc
-    if image.mode in ("1", "L", "I", "I;16", "F", "LA"):
+    if image.mode in SIXTEEN_BIT_MODES:
+        # convert("L") would clamp 16-bit values at 255 (a white image): scale 0..65535 to 0..255 instead.
+        wide = np.asarray(image).astype(np.float64)
+        return np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)[None]
+    if image.mode in ("1", "L", "F", "LA"):
         return np.asarray(image.convert("L"), dtype=np.uint8)[None]
     return np.transpose(np.asarray(image.convert("RGB"), dtype=np.uint8), (2, 0, 1))
 

@@ -64,12 +64,12 @@ class ToySource:
             raise DataError(f"unknown toy data set {name!r}")
         self.name = name
         self.device = device
-
-    @property
-    def mixture(self) -> Mixture | None:
-        return MIXTURES.get(self.name)
+        self.mixture: Mixture | None = MIXTURES.get(name)
+        self._centers = None if self.mixture is None else torch.tensor(self.mixture.centers, device=device)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Tensor:
+        if self.mixture is not None:
+            return self.mixture.sample(batch_size, generator, self.device, self._centers)
         return sample_toy(self.name, batch_size, generator, self.device)
 
     def reference(self, n: int, seed: int) -> Tensor:

@@ -16,8 +16,10 @@ class Mixture:
     centers: tuple[tuple[float, float], ...]
     std: float
 
-    def sample(self, n: int, generator: torch.Generator, device: torch.device) -> Tensor:
-        centers = torch.tensor(self.centers, device=device)
+    def sample(self, n: int, generator: torch.Generator, device: torch.device, centers: Tensor | None = None) -> Tensor:
+        """`centers` may be passed already on `device`, sparing a host-to-device copy per batch."""
+        if centers is None:
+            centers = torch.tensor(self.centers, device=device)
         which = torch.randint(len(self.centers), (n,), generator=generator, device=device)
         noise = torch.randn(n, 2, generator=generator, device=device)
         return centers[which] + self.std * noise

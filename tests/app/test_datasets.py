@@ -1,0 +1,127 @@
+"""Data sets: the built-in list, checked uploads, and training on an upload."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT, TOY_SPEC, wait_for_status
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def png_bytes(size: tuple[int, int], mode: str = "L", value: int = 128) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def stored_datasets() -> list:
+    folder = ROOT / "artifacts" / "datasets"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_builtin_datasets_are_listed_with_shape_and_size(client: httpx.Client) -> None:
+    items = {item["name"]: item for item in client.get("/api/v1/datasets").json()["items"]}
+    assert items["8gaussians"]["shape"] == [2]
+    assert items["8gaussians"]["count"] is None
+    assert items["digits"]["shape"] == [1, 8, 8]
+    assert items["digits"]["count"] == 1797
+    assert all(item["builtin"] for item in items.values())
+
+
+def test_zip_upload_is_stored_listed_and_trains(client: httpx.Client, other_client: httpx.Client, worker) -> None:
+    rng = np.random.default_rng(0)
+    members = {f"img/{i}.png": png_bytes((8, 8), value=int(v)) for i, v in enumerate(rng.integers(0, 255, 12))}
+    response = client.post(
+        "/api/v1/datasets", files={"file": ("faces.zip", zip_bytes(members))}, data={"name": "tiny faces"}
+    )
+    assert response.status_code == 201, response.text
+    uploaded = response.json()
+    assert uploaded["shape"] == [1, 8, 8]
+    assert uploaded["count"] == 12
+    assert uploaded["name"] == "tiny faces"
+    assert response.headers["location"] == f"/api/v1/datasets/{uploaded['id']}"
+    listed = [item for item in client.get("/api/v1/datasets").json()["items"] if not item["builtin"]]
+    assert [item["id"] for item in listed] == [uploaded["id"]]
+    assert other_client.get(f"/api/v1/datasets/{uploaded['id']}").status_code == 404
+    foreign = other_client.post("/api/v1/jobs", json={"dataset": {"id": uploaded["id"]}})
+    assert foreign.status_code == 422
+
+    spec = {
+        **TOY_SPEC,
+        "dataset": {"id": uploaded["id"]},
+        "model": {"hidden_dim": 16, "depth": 1},
+        "steps": 10,
+        "checkpoint_every": 10,
+    }
+    job = client.post("/api/v1/jobs", json=spec).json()
+    assert job["spec"]["model"]["image_size"] == 8
+    assert job["spec"]["model"]["channels"] == 1
+    done = wait_for_status(client, job["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done["error"]
+    grid = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 4})
+    assert Image.open(io.BytesIO(grid.content)).mode == "L"
+    assert client.delete(f"/api/v1/datasets/{uploaded['id']}").status_code == 409  # a job uses it
+
+
+def test_npz_points_upload(client: httpx.Client) -> None:
+    points = np.random.default_rng(1).normal(size=(50, 2)).astype(np.float32)
+    response = client.post("/api/v1/datasets", files={"file": ("ring.npz", npz_bytes(x=points))})
+    assert response.status_code == 201
+    assert response.json()["shape"] == [2]
+    assert response.json()["kind"] == "points"
+    assert client.delete(f"/api/v1/datasets/{response.json()['id']}").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("filename", "payload", "status"),
+    [
+        ("broken.zip", b"PK\x03\x04 not really a zip", 422),
+        ("empty.zip", zip_bytes({}), 422),
+        ("mixed.zip", zip_bytes({"a.png": png_bytes((8, 8)), "b.png": png_bytes((9, 9))}), 422),
+        ("notes.zip", zip_bytes({"a.png": png_bytes((8, 8)), "readme.txt": b"hello"}), 422),
+        ("evil.zip", zip_bytes({"../evil.png": png_bytes((8, 8))}), 422),
+        ("nan.npz", npz_bytes(x=np.full((4, 8, 8), np.nan, dtype=np.float32)), 422),
+        ("nox.npz", npz_bytes(y=np.zeros((4, 8, 8), dtype=np.uint8)), 422),
+        ("objects.npz", npz_bytes(x=np.array([{"a": 1}], dtype=object)), 422),
+        ("data.csv", b"1,2\n3,4\n", 415),
+        ("empty.npz", b"", 422),
+    ],
+)
+def test_bad_uploads_are_4xx_and_store_nothing(
+    client: httpx.Client, filename: str, payload: bytes, status: int
+) -> None:
+    before = stored_datasets()
+    response = client.post("/api/v1/datasets", files={"file": (filename, payload)})
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"]
+    assert stored_datasets() == before
+    assert [item for item in client.get("/api/v1/datasets").json()["items"] if not item["builtin"]] == []
+
+
+def test_oversized_upload_is_413(client: httpx.Client) -> None:
+    from service.settings import get_settings
+
+    too_big = b"\0" * (get_settings().max_upload_bytes + 1)
+    response = client.post("/api/v1/datasets", files={"file": ("big.npz", too_big)})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"

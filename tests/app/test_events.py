@@ -1,0 +1,73 @@
+"""The SSE stream: live events, exact replay with Last-Event-ID, the access_token form."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import TOY_SPEC, wait_for_status
+from tests.support.sse import read_events
+
+
+def _final(events) -> str:
+    return events[-1].data["status"]
+
+
+def test_stream_is_live_then_ends_and_replays_exactly(client: httpx.Client, worker) -> None:
+    job = client.post("/api/v1/jobs", json={**TOY_SPEC, "steps": 80}).json()
+    live = read_events(client, f"/api/v1/jobs/{job['id']}/events")
+
+    ids = [int(event.id) for event in live]
+    assert ids == list(range(1, len(live) + 1)), "ids are consecutive, none skipped or repeated"
+    assert live[0].event == "status"
+    assert live[0].data == {"status": "queued", "error": None}
+    assert live[-1].event == "status"
+    assert _final(live) == "succeeded"
+    steps = [point["step"] for event in live if event.event == "metrics" for point in event.data]
+    assert steps == list(range(5, 81, 5))
+    checkpoints = [event.data["step"] for event in live if event.event == "checkpoint"]
+    assert checkpoints == [20, 40, 60, 80]
+
+    # A late client gets the whole history; a reconnecting one gets exactly what it missed.
+    replay = read_events(client, f"/api/v1/jobs/{job['id']}/events")
+    assert [(e.id, e.event, e.data) for e in replay] == [(e.id, e.event, e.data) for e in live]
+    resumed = read_events(client, f"/api/v1/jobs/{job['id']}/events", last_event_id=live[4].id)
+    assert [(e.id, e.data) for e in resumed] == [(e.id, e.data) for e in live[5:]]
+
+
+def test_reconnecting_mid_training_misses_nothing_and_repeats_nothing(client: httpx.Client, worker) -> None:
+    job = client.post("/api/v1/jobs", json={**TOY_SPEC, "steps": 400, "checkpoint_every": 100}).json()
+    first = read_events(client, f"/api/v1/jobs/{job['id']}/events", limit=6)
+    rest = read_events(client, f"/api/v1/jobs/{job['id']}/events", last_event_id=first[-1].id)
+    combined = first + rest
+    assert [int(e.id) for e in combined] == list(range(1, len(combined) + 1))
+    steps = [p["step"] for e in combined if e.event == "metrics" for p in e.data]
+    assert steps == list(range(5, 401, 5))
+    assert _final(combined) == "succeeded"
+
+
+def test_stream_accepts_the_key_as_access_token_only_there(api: str, api_key: str, worker) -> None:
+    with httpx.Client(base_url=api, timeout=30) as anonymous:
+        created = anonymous.post("/api/v1/jobs", json=TOY_SPEC, headers={"Authorization": f"Bearer {api_key}"})
+        job_id = created.json()["id"]
+        events = read_events(anonymous, f"/api/v1/jobs/{job_id}/events", access_token=api_key)
+        assert _final(events) == "succeeded"
+        refused = anonymous.get(f"/api/v1/jobs/{job_id}", params={"access_token": api_key})
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == "Bearer"
+        bad = anonymous.get(f"/api/v1/jobs/{job_id}/events", params={"access_token": "wgan_nope"})
+        assert bad.status_code == 401
+
+
+def test_stream_of_another_owners_job_is_404(client: httpx.Client, other_client: httpx.Client, worker) -> None:
+    job = client.post("/api/v1/jobs", json=TOY_SPEC).json()
+    response = other_client.get(f"/api/v1/jobs/{job['id']}/events")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    wait_for_status(client, job["id"], {"succeeded"})
+
+
+def test_bad_last_event_id_is_422(client: httpx.Client, worker) -> None:
+    job = client.post("/api/v1/jobs", json=TOY_SPEC).json()
+    response = client.get(f"/api/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "abc"})
+    assert response.status_code == 422
+    wait_for_status(client, job["id"], {"succeeded"})

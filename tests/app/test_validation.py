@@ -1,0 +1,114 @@
+"""Every error class of the contract: problem details with the right status and the fields at fault."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import TOY_SPEC
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body.keys() >= PROBLEM_KEYS
+    assert body["status"] == status
+    assert body["instance"] == response.request.url.path
+    return body
+
+
+def locs(body: dict) -> list[list]:
+    return [error["loc"] for error in body["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("spec", "loc"),
+    [
+        ({**TOY_SPEC, "colour": "blue"}, ["body", "colour"]),
+        ({"model": {"arch": "mlp"}}, ["body", "dataset"]),
+        ({"dataset": {}}, ["body", "dataset"]),
+        ({"dataset": {"name": "8gaussians", "id": "x"}}, ["body", "dataset"]),
+        ({"dataset": {"name": "imagenet"}}, ["body", "dataset", "name"]),
+        ({"dataset": {"name": "8gaussians"}, "loss": {"kind": "hinge"}}, ["body", "loss", "kind"]),
+        ({"dataset": {"name": "8gaussians"}, "steps": 0}, ["body", "steps"]),
+        ({"dataset": {"name": "8gaussians"}, "steps": 10**9}, ["body", "steps"]),
+        ({"dataset": {"name": "8gaussians"}, "batch_size": 10**6}, ["body", "batch_size"]),
+        ({"dataset": {"name": "8gaussians"}, "model": {"hidden_dim": 10**6}}, ["body", "model", "hidden_dim"]),
+        ({"dataset": {"name": "8gaussians"}, "model": {"arch": "dcgan"}}, ["body", "model", "arch"]),
+        (
+            {"dataset": {"name": "digits"}, "model": {"arch": "dcgan", "image_size": 24}},
+            ["body", "model", "image_size"],
+        ),
+        ({"dataset": {"name": "digits"}, "model": {"image_size": 128}}, ["body", "model", "image_size"]),
+        ({"dataset": {"name": "8gaussians"}, "model": {"critic_norm": "batch"}}, ["body", "model", "critic_norm"]),
+        ({"dataset": {"name": "8gaussians"}, "device": "tpu"}, ["body", "device"]),
+        (
+            {"dataset": {"name": "8gaussians"}, "optimizer": {"kind": "rmsprop", "betas": [0.5, 0.9]}},
+            ["body", "optimizer", "betas"],
+        ),
+        ({"dataset": {"id": "00000000-0000-0000-0000-000000000000"}}, ["body", "dataset", "id"]),
+    ],
+)
+def test_invalid_specs_are_422_naming_the_field(client: httpx.Client, spec: dict, loc: list) -> None:
+    body = assert_problem(client.post("/api/v1/jobs", json=spec), 422)
+    assert any(found[: len(loc)] == loc for found in locs(body)), locs(body)
+    assert all(error["msg"] for error in body["errors"])
+
+
+def test_invalid_spec_creates_nothing(client: httpx.Client) -> None:
+    client.post("/api/v1/jobs", json={**TOY_SPEC, "steps": -1})
+    assert client.get("/api/v1/jobs").json()["items"] == []
+
+
+def test_unparseable_body_is_400(client: httpx.Client) -> None:
+    response = client.post("/api/v1/jobs", content=b'{"dataset": ', headers={"Content-Type": "application/json"})
+    assert_problem(response, 400)
+
+
+def test_wrong_media_type_is_415(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/v1/jobs", content=b"dataset=8gaussians", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert_problem(response, 415)
+    assert_problem(client.post("/api/v1/jobs", content=b"{}", headers={"Content-Type": ""}), 415)
+
+
+def test_oversized_body_is_413(client: httpx.Client) -> None:
+    response = client.post("/api/v1/jobs", json={**TOY_SPEC, "name": "x" * 200, "padding": "y" * 200_000})
+    assert_problem(response, 413)
+
+
+def test_missing_and_bad_keys_are_401_with_bearer_challenge(api: str) -> None:
+    with httpx.Client(base_url=api) as anonymous:
+        for headers in ({}, {"Authorization": "Bearer wgan_0000_bad"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+            response = anonymous.get("/api/v1/jobs", headers=headers)
+            assert_problem(response, 401)
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_unknown_and_foreign_jobs_are_the_same_404(client: httpx.Client, other_client: httpx.Client) -> None:
+    job = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()
+    foreign = assert_problem(other_client.get(f"/api/v1/jobs/{job['id']}"), 404)
+    missing = assert_problem(other_client.get("/api/v1/jobs/not-a-job"), 404)
+    assert foreign["title"] == missing["title"]
+    assert foreign["type"] == missing["type"]
+    for method, path in [
+        ("POST", "cancel"),
+        ("DELETE", ""),
+        ("GET", "metrics"),
+        ("GET", "checkpoints"),
+        ("GET", "samples"),
+    ]:
+        url = f"/api/v1/jobs/{job['id']}/{path}".rstrip("/")
+        assert other_client.request(method, url).status_code == 404
+    assert client.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 202
+
+
+@pytest.mark.parametrize("params", [{"n": 0}, {"n": 1025}, {"format": "gif"}, {"seed": "x"}])
+def test_bad_sample_parameters_are_422(client: httpx.Client, params: dict) -> None:
+    job = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()
+    assert_problem(client.get(f"/api/v1/jobs/{job['id']}/samples", params=params), 422)
+    client.post(f"/api/v1/jobs/{job['id']}/cancel")

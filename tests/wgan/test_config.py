@@ -1,0 +1,161 @@
+"""The spec: each loss kind's paper defaults, and the inconsistent specs `resolve` refuses."""
+
+import pytest
+from pydantic import ValidationError
+
+from wgan.config import SpecError, TrainSpec, dcgan_depth, is_resolved, resolve
+
+POINTS = ("points", (2,))
+DIGITS = ("images", (1, 8, 8))
+
+
+def spec(**fields) -> TrainSpec:
+    return TrainSpec.model_validate({"dataset": {"name": "8gaussians"}, **fields})
+
+
+@pytest.mark.parametrize(
+    ("kind", "optimizer", "lr", "betas", "n_critic", "schedule"),
+    [
+        ("wgan-clip", "rmsprop", 5e-5, None, 5, "paper"),
+        ("wgan-gp", "adam", 1e-4, (0.0, 0.9), 5, "constant"),
+        ("wgan-lp", "adam", 1e-4, (0.0, 0.9), 5, "constant"),
+        ("vanilla", "adam", 2e-4, (0.5, 0.999), 1, "constant"),
+    ],
+)
+def test_each_loss_kind_gets_its_papers_defaults(kind, optimizer, lr, betas, n_critic, schedule):
+    resolved = resolve(spec(loss={"kind": kind}), *POINTS)
+    assert resolved.optimizer.kind == optimizer
+    assert resolved.optimizer.lr == lr
+    assert resolved.optimizer.betas == betas
+    assert resolved.n_critic == n_critic
+    assert resolved.loss.critic_schedule == schedule
+    assert resolved.loss.gp_weight == 10.0
+    assert resolved.loss.clip_value == 0.01
+    assert is_resolved(resolved)
+    assert not is_resolved(spec(loss={"kind": kind}))
+    # Resolving twice changes nothing.
+    assert resolve(resolved, *POINTS) == resolved
+
+
+def test_what_the_spec_gives_wins_over_defaults():
+    resolved = resolve(
+        spec(
+            loss={"kind": "wgan-gp", "gp_weight": 0.0, "critic_schedule": "paper"},
+            optimizer={"lr": 3e-4, "betas": [0.5, 0.9]},
+            n_critic=2,
+            model={"hidden_dim": 128, "depth": 4, "latent_dim": 8},
+        ),
+        *POINTS,
+    )
+    assert resolved.loss.gp_weight == 0.0  # zero is a choice, not a missing value
+    assert resolved.loss.critic_schedule == "paper"
+    assert (resolved.optimizer.lr, resolved.optimizer.betas) == (3e-4, (0.5, 0.9))
+    assert resolved.n_critic == 2
+    assert (resolved.model.hidden_dim, resolved.model.depth, resolved.model.latent_dim) == (128, 4, 8)
+
+
+def test_another_optimizer_than_the_papers_gets_its_own_defaults():
+    adam = resolve(spec(loss={"kind": "wgan-clip"}, optimizer={"kind": "adam"}), *POINTS)
+    assert (adam.optimizer.kind, adam.optimizer.lr, adam.optimizer.betas) == ("adam", 1e-4, (0.5, 0.9))
+    rms = resolve(spec(loss={"kind": "wgan-gp"}, optimizer={"kind": "rmsprop"}), *POINTS)
+    assert (rms.optimizer.kind, rms.optimizer.lr, rms.optimizer.betas) == ("rmsprop", 5e-5, None)
+
+
+def test_model_defaults_for_points_and_images():
+    points = resolve(spec(), *POINTS)
+    assert points.model.arch == "mlp"
+    assert (points.model.latent_dim, points.model.hidden_dim, points.model.depth) == (2, 512, 3)
+    assert points.model.image_size is None
+    assert points.model.channels is None
+    assert points.model.generator_batch_norm is False
+    assert points.name == "8gaussians-wgan-gp"
+
+    digits = TrainSpec.model_validate({"dataset": {"name": "digits"}, "model": {"arch": "dcgan"}})
+    dcgan = resolve(digits, *DIGITS)
+    assert (dcgan.model.image_size, dcgan.model.channels, dcgan.model.depth) == (16, 1, 2)
+    assert (dcgan.model.latent_dim, dcgan.model.hidden_dim) == (64, 64)
+    assert dcgan.model.generator_batch_norm is True
+    assert dcgan.model.critic_norm == "layer"  # a per-example norm where there is a penalty
+    clip = resolve(digits.model_copy(update={"loss": digits.loss.model_copy(update={"kind": "wgan-clip"})}), *DIGITS)
+    assert clip.model.critic_norm == "none"
+    mlp_images = resolve(TrainSpec.model_validate({"dataset": {"name": "digits"}}), *DIGITS)
+    assert (mlp_images.model.image_size, mlp_images.model.channels) == (8, 1)
+
+
+def test_dcgan_depth_follows_image_size():
+    assert [dcgan_depth(s) for s in (16, 32, 64)] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("kind", ["wgan-gp", "wgan-lp"])
+def test_batch_norm_in_a_penalised_critic_is_refused(kind):
+    with pytest.raises(SpecError, match="batch norm in the critic breaks the per-sample gradient penalty") as info:
+        resolve(spec(loss={"kind": kind}, model={"critic_norm": "batch"}), *POINTS)
+    assert info.value.loc == ("model", "critic_norm")
+    assert str(info.value).startswith("model.critic_norm: ")
+
+
+@pytest.mark.parametrize("kind", ["wgan-clip", "vanilla"])
+def test_batch_norm_in_an_unpenalised_critic_is_allowed(kind):
+    assert resolve(spec(loss={"kind": kind}, model={"critic_norm": "batch"}), *POINTS).model.critic_norm == "batch"
+
+
+@pytest.mark.parametrize(
+    ("fields", "data", "loc", "message"),
+    [
+        ({"model": {"arch": "dcgan", "image_size": 20}}, DIGITS, ("model", "image_size"), r"one of \(16, 32, 64\)"),
+        ({"model": {"arch": "dcgan"}}, POINTS, ("model", "arch"), "point data sets train MLPs only"),
+        ({"model": {"image_size": 16}}, POINTS, ("model", "image_size"), "image data sets only"),
+        ({"model": {"arch": "dcgan", "depth": 3}}, DIGITS, ("model", "depth"), "a 16px DCGAN has depth 2"),
+        ({"model": {"channels": 1}}, ("images", (3, 8, 8)), ("model", "channels"), "has 3 channels, not 1"),
+        ({}, ("images", (1, 8, 6)), ("dataset",), "images must be square"),
+        (
+            {"loss": {"kind": "wgan-clip"}, "optimizer": {"betas": [0.5, 0.9]}},
+            POINTS,
+            ("optimizer", "betas"),
+            "no betas",
+        ),
+    ],
+    ids=["dcgan-size", "dcgan-points", "size-on-points", "dcgan-depth", "fewer-channels", "not-square", "rms-betas"],
+)
+def test_inconsistent_specs_are_refused_with_the_field(fields, data, loc, message):
+    with pytest.raises(SpecError, match=message) as info:
+        resolve(spec(**fields), *data)
+    assert info.value.loc == loc
+
+
+def test_grey_data_may_train_a_three_channel_model():
+    resolved = resolve(spec(model={"channels": 3, "arch": "dcgan", "image_size": 32}), *DIGITS)
+    assert (resolved.model.channels, resolved.model.image_size, resolved.model.depth) == (3, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"bogus": 1},
+        {"loss": {"kind": "wgan-gp", "lambda": 10}},
+        {"model": {"layers": 3}},
+        {"optimizer": {"momentum": 0.9}},
+        {"dataset": {"name": "8gaussians", "path": "/etc/passwd"}},
+    ],
+)
+def test_unknown_fields_are_rejected(fields):
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        TrainSpec.model_validate({"dataset": {"name": "8gaussians"}, **fields})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"dataset": {}},
+        {"dataset": {"name": "8gaussians", "id": "abc"}},
+        {"dataset": {"name": "8gaussians"}, "loss": {"kind": "hinge"}},
+        {"dataset": {"name": "8gaussians"}, "n_critic": 0},
+        {"dataset": {"name": "8gaussians"}, "optimizer": {"lr": 0}},
+        {"dataset": {"name": "8gaussians"}, "loss": {"clip_value": -0.01}},
+        {"dataset": {"name": "8gaussians"}, "model": {"channels": 2}},
+        {"dataset": {"name": "8gaussians"}, "optimizer": {"betas": [1.0, 0.9]}},
+    ],
+)
+def test_invalid_values_are_rejected(fields):
+    with pytest.raises(ValidationError):
+        TrainSpec.model_validate(fields)

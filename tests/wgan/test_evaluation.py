@@ -1,0 +1,176 @@
+"""Evaluation: exact W1 on known cases, mode coverage, the toy evaluator, and the digit classifier."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import wgan.classifier as classifier
+from tests.wgan.helpers import run_points, tiny_trainer
+from wgan.data.sources import digits_array, open_builtin
+from wgan.data.toys import MIXTURES
+from wgan.evaluation import MODE_RADIUS_STD, ToyEvaluator, exact_w1, mode_coverage
+
+RNG = np.random.default_rng(0)
+
+
+# --- exact W1 ---------------------------------------------------------------------------------
+
+
+def test_w1_of_identical_sets_is_zero():
+    a = RNG.normal(size=(300, 2))
+    # (POT's euclidean cost expands |a|² + |b|² − 2ab, so a zero distance comes out near 1e-9.)
+    assert exact_w1(a, a.copy()) == pytest.approx(0.0, abs=1e-7)
+    assert exact_w1(a, a[::-1].copy()) == pytest.approx(0.0, abs=1e-7)  # order does not matter
+
+
+def test_w1_of_a_shifted_set_is_the_length_of_the_shift():
+    a = RNG.normal(size=(300, 2))
+    v = np.array([0.3, -0.4])
+    assert exact_w1(a, a + v) == pytest.approx(0.5, rel=1e-9)
+
+
+def test_w1_between_sets_of_different_sizes_and_a_known_value():
+    # Half the mass at 0, half at 2 against all of it at 1: every unit moves distance 1.
+    a = np.array([[0.0, 0.0], [2.0, 0.0]])
+    b = np.array([[1.0, 0.0]] * 3)
+    assert exact_w1(a, b) == pytest.approx(1.0)
+    assert exact_w1(a.astype(np.float32), b.astype(np.float32)) == pytest.approx(1.0)
+
+
+def test_w1_is_symmetric_and_obeys_the_triangle_inequality():
+    a, b, c = RNG.normal(size=(100, 2)), RNG.normal(size=(100, 2)) + 1, RNG.normal(size=(100, 2)) * 2
+    assert exact_w1(a, b) == pytest.approx(exact_w1(b, a))
+    assert exact_w1(a, c) <= exact_w1(a, b) + exact_w1(b, c) + 1e-9
+
+
+# --- mode coverage ------------------------------------------------------------------------------
+
+
+def _around(centres, per_mode, std):
+    return np.concatenate([np.asarray(c) + std * RNG.normal(size=(per_mode, 2)) for c in centres])
+
+
+def test_mode_coverage_counts_modes():
+    mixture = MIXTURES["8gaussians"]
+    centres = mixture.centers
+    all_eight = mode_coverage(_around(centres, 100, mixture.std), mixture)
+    assert (all_eight.modes_covered, all_eight.modes_total) == (8, 8)
+    assert all_eight.high_quality > 0.99
+
+    five = mode_coverage(_around(centres[:5], 160, mixture.std), mixture)
+    assert five.modes_covered == 5
+
+    # A mode with a handful of samples does not count; far-off samples count for nothing.
+    sparse = np.concatenate([_around(centres[:4], 200, mixture.std), _around(centres[4:5], 3, mixture.std)])
+    far = np.full((200, 2), 10.0)
+    coverage = mode_coverage(np.concatenate([sparse, far]), mixture)
+    assert coverage.modes_covered == 4
+    assert coverage.high_quality == pytest.approx(803 / 1003, abs=0.01)
+
+
+def test_mode_coverage_radius():
+    mixture = MIXTURES["25gaussians"]
+    centre = np.asarray(mixture.centers[0])
+    inside = np.tile(centre + np.array([0.9 * MODE_RADIUS_STD * mixture.std, 0.0]), (100, 1))
+    outside = np.tile(centre + np.array([1.1 * MODE_RADIUS_STD * mixture.std, 0.0]), (100, 1))
+    assert mode_coverage(inside, mixture).modes_covered == 1
+    assert mode_coverage(outside, mixture).modes_covered == 0
+
+
+# --- the evaluator used at checkpoints ------------------------------------------------------------
+
+
+def test_toy_evaluator_on_real_samples_and_on_a_collapsed_generator():
+    source = open_builtin("8gaussians", torch.device("cpu"))
+    evaluator = ToyEvaluator(source, n=500, seed=1)
+    real = source.reference(500, 2).numpy()
+    good = evaluator.measure(real)
+    assert good["modes_covered"] == 8
+    assert good["exact_w1"] < 0.15
+    collapsed = evaluator.measure(np.tile(MIXTURES["8gaussians"].centers[0], (500, 1)))
+    assert collapsed["modes_covered"] == 1
+    assert collapsed["exact_w1"] > 1.0
+
+
+def test_toy_evaluator_as_a_trainer_hook_leaves_training_unchanged():
+    plain = [(p.step, p.critic_loss, p.generator_loss) for p in run_points(tiny_trainer(steps=4, checkpoint_every=2))]
+    trainer = tiny_trainer(steps=4, checkpoint_every=2)
+    evaluator = ToyEvaluator(trainer.data, n=200)
+    points = run_points(trainer, evaluate=evaluator)
+    assert [(p.step, p.critic_loss, p.generator_loss) for p in points] == plain
+    assert {p.step for p in points if p.evaluation} == {2, 4}
+    assert set(points[-1].evaluation) == {"exact_w1", "modes_covered", "high_quality"}
+    assert trainer.generator.training  # put back in training mode afterwards
+
+
+# --- the digit classifier ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digit_net(tmp_path_factory):
+    # Fewer epochs than the default keep this test to a couple of seconds; the code path is the same.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(classifier, "TRAIN_EPOCHS", 10)
+        cache = tmp_path_factory.mktemp("cache")
+        net = classifier.load_classifier(cache)
+    return net, cache
+
+
+def test_classifier_is_cached_as_safetensors_and_reloaded_without_training(digit_net, monkeypatch):
+    net, cache = digit_net
+    weights = cache / classifier.WEIGHTS_NAME
+    assert weights.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+
+    def no_training():
+        raise AssertionError("retrained although the weights were cached")
+
+    monkeypatch.setattr(classifier, "train_classifier", no_training)
+    again = classifier.load_classifier(cache)
+    x = classifier.to_native(digits_array()[:10])
+    with torch.no_grad():
+        torch.testing.assert_close(again(x)[0], net(x)[0])
+
+
+def test_a_damaged_cache_is_retrained(digit_net, tmp_path, monkeypatch):
+    net, _ = digit_net
+    (tmp_path / classifier.WEIGHTS_NAME).write_bytes(b"garbage")
+    monkeypatch.setattr(classifier, "train_classifier", lambda: (net, 1.0))
+    assert classifier.load_classifier(tmp_path) is net
+    assert (tmp_path / classifier.WEIGHTS_NAME).read_bytes()[8:9] == b"{"
+
+
+def test_the_cache_directory_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("WGAN_CACHE_DIR", str(tmp_path))
+    assert classifier.cache_dir() == tmp_path
+
+
+def test_real_digits_score_all_ten_classes_uniformly(digit_net):
+    net, _ = digit_net
+    scores = classifier.score_digits(digits_array(), net)
+    assert scores.classes_found == 10
+    assert scores.kl_to_uniform < 0.01
+    assert sum(scores.histogram) == pytest.approx(1.0)
+    assert scores.frechet_distance == pytest.approx(0.0, abs=1e-3)
+
+
+def test_one_repeated_digit_scores_one_class_and_maximal_kl(digit_net):
+    net, _ = digit_net
+    digits = digits_array()
+    scores = classifier.score_digits(np.repeat(digits[:1], 50, axis=0), net)
+    assert scores.classes_found == 1
+    assert scores.kl_to_uniform == pytest.approx(math.log(10))
+    assert scores.frechet_distance > 10
+
+
+def test_classifier_reads_upscaled_and_rgb_digits(digit_net):
+    net, _ = digit_net
+    digits = digits_array()[:200]
+    upscaled = torch.nn.functional.interpolate(torch.from_numpy(digits), size=(16, 16), mode="bilinear").numpy()
+    rgb = np.repeat(upscaled, 3, axis=1)
+    assert classifier.to_native(rgb).shape == (200, 1, 8, 8)
+    with torch.no_grad():
+        native = net(classifier.to_native(digits))[0].argmax(1)
+        resized = net(classifier.to_native(rgb))[0].argmax(1)
+    assert (native == resized).float().mean() > 0.9
