@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import problems
+from app.body_limit import BodyLimit
 from app.routes import datasets, events, health, jobs, metrics, operations, samples
 from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
@@ -42,7 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
     app.state.store = open_store(settings.artifact_url)
@@ -60,5 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             expose_headers=["Location", "ETag", "Retry-After"],
         )
+    app.add_middleware(
+        BodyLimit, default=settings.max_body_bytes, larger={"/api/v1/datasets": settings.max_upload_bytes}
+    )
     app.add_middleware(RequestMetrics)
     return app

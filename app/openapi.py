@@ -10,13 +10,17 @@ from fastapi.exceptions import HTTPException
 
 from app.problems import PROBLEM_JSON
 from app.schemas import Problem
+from service.settings import get_settings
+
+_settings = get_settings()
 
 _DESCRIPTIONS = {
     400: "The body is not valid JSON.",
     401: "No API key, or a bad or revoked one.",
     404: "No such resource, or it belongs to another owner.",
     409: "The resource is in the wrong state for this.",
-    413: "The body is too large.",
+    413: f"The body is too large: at most {_settings.max_body_bytes} bytes of JSON, "
+    f"{_settings.max_upload_bytes} bytes for an upload.",
     415: "Unsupported media type.",
     422: "The request does not validate.",
     429: "Too many requests; see Retry-After.",

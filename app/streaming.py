@@ -12,7 +12,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1024
 RECONNECT_MIN_SECONDS = 0.2

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.db import session_factory
@@ -66,14 +65,11 @@ registry.register(StateCollector())
 
 
 def route_of(scope: Scope) -> str:
-    """The route template ('/api/v1/jobs/{job_id}'), so ids do not explode the label space."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    for route in getattr(router, "routes", []):
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "unmatched"))
-    return "unmatched"
+    """The route template ('/api/v1/jobs/{job_id}'), so ids do not explode the label space.
+
+    The router records the matched route in the scope as it dispatches.
+    """
+    return str(getattr(scope.get("route"), "path", "unmatched"))
 
 
 class RequestMetrics:

@@ -38,7 +38,7 @@ def wait_until_listening(address: tuple[str, int], name: str) -> None:
 
 def run(command: list[str]) -> None:
     print("prepare: $", " ".join(command), flush=True)
-    subprocess.run(command, check=True)  # noqa: S603
+    subprocess.run(command, check=True)
 
 
 def ensure_postgres() -> None:
@@ -86,7 +86,7 @@ def ensure_apt_packages() -> None:
         ["apt-get", "update", "-qq"],
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
     ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             sys.exit(f"prepare: {' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 

@@ -16,7 +16,7 @@ from service.artifacts import dataset_key
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Dataset, new_id
 from service.repositories import datasets as dataset_repo
-from service.settings import Settings, get_settings
+from service.settings import Settings
 from wgan.data.files import DataError, ReadLimits, read_npz, read_zip
 from wgan.data.sources import BUILTIN, info_for_array
 
@@ -74,7 +74,6 @@ def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
     response_model=schemas.UploadedDataset,
     responses=PROBLEMS(401, 413, 415, 422),
     summary="Upload a data set: a .zip of PNG/JPEG images or an .npz with an array x",
-    max_body_size=get_settings().max_upload_bytes,
 )
 def upload_dataset(
     session: SessionDep,
