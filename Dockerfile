@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# One image for the API, the workers and the one-shot migration.
+#   CPU (default):  docker build -t wgan-service .
+#   CUDA:           docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 -t wgan-service:cuda .
+# The torch wheel comes from TORCH_INDEX first; the project's exact pin (torch==2.13.0) then accepts it.
+
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0
+WORKDIR /app
+COPY pyproject.toml constraints.txt README.md ./
+# Every other dependency at the version the tests ran with (the local torch build is dropped from
+# the constraints: the line above chose the build for this image's target).
+RUN grep -v '^torch==' constraints.txt > /tmp/constraints.txt
+COPY wgan ./wgan
+COPY service ./service
+COPY app ./app
+COPY worker ./worker
+COPY migrations ./migrations
+COPY alembic.ini ./
+RUN pip install -c /tmp/constraints.txt -e . \
+    && python -c "import sklearn.datasets; sklearn.datasets.load_digits()"
+
+FROM python:${PYTHON_VERSION}-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    WGAN_DATA_DIR=/data WGAN_CACHE_DIR=/data/cache WGAN_HOST=0.0.0.0 WGAN_LOG_JSON=true
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin wgan \
+    && mkdir -p /data && chown wgan:wgan /data
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=root:root /app /app
+WORKDIR /app
+USER wgan
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+CMD ["wgan-service", "serve"]

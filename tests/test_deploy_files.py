@@ -1,0 +1,92 @@
+"""docker-compose.yml validates, and it and the Dockerfile start the service the way the tests do."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def compose_config(*args: str, password: str | None = "secret") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}
+    if password is not None:
+        env["POSTGRES_PASSWORD"] = password
+    return subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), *args, "config"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    assert shutil.which("docker-compose"), "make test installs Debian's docker-compose"
+    done = compose_config("--profile", "gpu")
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+def test_compose_file_validates_and_has_every_service(config: dict) -> None:
+    assert {"postgres", "redis", "migrate", "api", "worker", "worker-gpu"} <= config["services"].keys()
+    assert config["services"]["postgres"]["healthcheck"]["test"]
+    assert "pgdata" in config["volumes"]
+
+
+def test_compose_refuses_to_run_without_a_database_password() -> None:
+    done = compose_config(password=None)
+    assert done.returncode != 0
+    assert "POSTGRES_PASSWORD" in done.stderr
+
+
+def test_gpu_worker_is_a_profile_with_an_nvidia_reservation(config: dict) -> None:
+    gpu = config["services"]["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "gpu" in gpu["command"][-1]
+    assert gpu["build"]["args"]["TORCH_INDEX"].endswith("cu128")
+
+
+def test_services_run_real_cli_commands_against_the_shared_stores(config: dict) -> None:
+    parser = build_parser()
+    for name in ("migrate", "api", "worker", "worker-gpu"):
+        service = config["services"][name]
+        command = service["command"]
+        assert command[0] == "wgan-service"
+        parser.parse_args(command[1:])  # exits (fails the test) on a command the CLI does not have
+        env = service["environment"]
+        assert env["WGAN_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["WGAN_BROKER_URL"].startswith("redis://")
+        assert env["WGAN_ARTIFACT_URL"] == "file:///data/artifacts"
+        assert "/data" in {_mount_target(volume) for volume in service["volumes"]}
+    assert config["services"]["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def _mount_target(volume: str | dict) -> str:
+    # docker-compose 1.x prints "source:target:mode"; the compose spec prints a mapping.
+    return volume.split(":")[1] if isinstance(volume, str) else volume["target"]
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_torch_build_argument() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", text, flags=re.M)) >= 2
+    assert re.search(r"^USER (?!root)\w+", text, flags=re.M)
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text
+    assert "torch==2.13.0" in text
+    for path in re.findall(r"^COPY (?!--)(\S+)", text, flags=re.M):
+        if path not in {"pyproject.toml"}:
+            assert (ROOT / path).exists(), f"the Dockerfile copies {path}, which does not exist"
+    assert 'CMD ["wgan-service", "serve"]' in text
