@@ -36,3 +36,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: vendor
+## Re-fetch the dashboard's pinned chart library (uPlot) from npm and check its sha512
+vendor:
+	scripts/vendor-uplot.sh
