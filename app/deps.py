@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from service import ratelimit
 from service.artifacts import ArtifactStore
 from service.auth import authenticate
 from service.db import session_factory
@@ -65,3 +66,12 @@ def get_store(request: Request) -> ArtifactStore:
 
 
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+
+
+def rate_limit(bucket: str, per_minute_setting: str) -> Any:
+    """A dependency that spends one request of the caller's per-minute budget for `bucket`."""
+
+    def spend(principal: PrincipalDep, settings: SettingsDep) -> None:
+        ratelimit.check(bucket, principal.key_id, getattr(settings, per_minute_setting))
+
+    return Depends(spend)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_list_limit: int = Field(200, ge=1)
     metrics_page_limit: int = Field(5000, ge=1)
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
+    rate_jobs_per_minute: int = Field(60, ge=0, description="Job submissions per key per minute (0: no limit).")
+    rate_samples_per_minute: int = Field(600, ge=0, description="Sample requests per key per minute (0: no limit).")
+    max_running_per_owner: int = Field(4, ge=1, description="Jobs of one owner training at once; more wait queued.")
 
     # Workers
     worker_queues: str = Field("cpu", description="Comma-separated queues: 'cpu', or 'gpu,cpu' on a GPU host.")
@@ -64,6 +67,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, description="Claims of one job before a lost worker fails it.")
     visibility_timeout_seconds: int = Field(6 * 3600, ge=60, description="Redis redelivers unacked tasks after this.")
     write_retry_seconds: float = Field(60.0, gt=0, description="How long a worker retries a failed database write.")
+
+    fault: str = Field(
+        "",
+        description="Fault injection, for tests only: 'kill-before-manifest@STEP' or 'kill-mid-write@STEP' "
+        "makes a worker SIGKILL itself while writing that step's checkpoint, once.",
+    )
 
     log_level: str = "INFO"
     log_json: bool = Field(False, description="One JSON object per log line.")

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,16 +78,21 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
+def save_checkpoint(
+    directory: Path, checkpoint: Checkpoint, before_manifest: Callable[[Path], None] | None = None
+) -> Path:
     """Write the tensors, then the manifest that vouches for them; returns the manifest's path.
 
     The manifest is the commit point: a crash before it leaves no manifest, so nothing
-    ever reads a half-written checkpoint.
+    ever reads a half-written checkpoint. `before_manifest` (given the tensor file) runs between
+    the two writes: fault-injection tests crash there.
     """
     tensors = {k: v.detach().contiguous().cpu() for k, v in checkpoint.tensors.items()}
     blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "version": str(VERSION)})
     tensor_path = directory / f"{stem(checkpoint.step)}.safetensors"
     write_atomic(tensor_path, blob)
+    if before_manifest is not None:
+        before_manifest(tensor_path)
     manifest = {
         "format": FORMAT,
         "version": VERSION,

@@ -12,6 +12,7 @@ from service.models import utcnow
 from service.queue import enqueue_training, queue_depths
 from service.repositories import jobs as job_repo
 from service.settings import Settings
+from worker.dispatch import dispatch_waiting
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class Reaped:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
 
 
 def reap(settings: Settings) -> Reaped:
@@ -56,6 +58,7 @@ def reap(settings: Settings) -> Reaped:
                 result.resent.append(job.id)
     for job_id, queue in to_send:
         enqueue_training(job_id, queue)
+    result.dispatched = dispatch_waiting(settings)
     if result.requeued or result.failed or result.resent:
         log.info("reaper: requeued %s, failed %s, resent %s", result.requeued, result.failed, result.resent)
     return result

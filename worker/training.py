@@ -23,6 +23,8 @@ from wgan.config import SpecError, TrainSpec
 from wgan.data.files import DataError
 from wgan.devices import DeviceUnavailable
 from wgan.trainer import Hooks, TrainingDiverged
+from worker import faults
+from worker.dispatch import dispatch_waiting
 from worker.monitor import Heartbeat, StopSignal
 from worker.recording import CheckpointRecord, ClaimLost, Recorder, WritesFailed, with_retry
 
@@ -46,12 +48,12 @@ class Claimed:
     checkpoint_keys: list[str]
 
 
-def _claim(job_id: str, worker_id: str, settings: Settings) -> Claimed | None:
+def _claim(job_id: str, worker_id: str, settings: Settings) -> Claimed | job_repo.ClaimRefused:
     with transaction() as session:
         stale_before = utcnow() - timedelta(seconds=settings.claim_stale_seconds)
-        job = job_repo.claim(session, job_id, worker_id, stale_before)
-        if job is None:
-            return None
+        job = job_repo.claim(session, job_id, worker_id, stale_before, settings.max_running_per_owner)
+        if isinstance(job, job_repo.ClaimRefused):
+            return job
         return Claimed(
             job_id=job.id,
             spec=TrainSpec.model_validate(job.spec),
@@ -116,9 +118,21 @@ def _requeue(job_id: str, worker_id: str, budget: float) -> None:
 def run_job(job_id: str, worker_id: str, settings: Settings, store: ArtifactStore) -> str:
     """Train the job if this worker can claim it. Returns what happened, for logs and tests."""
     claimed = _claim(job_id, worker_id, settings)
-    if claimed is None:
+    if claimed is job_repo.ClaimRefused.OWNER_AT_CAPACITY:
+        log.info("owner at capacity: the job waits queued until one of theirs ends", extra={"job_id": job_id})
+        return "waiting_for_capacity"
+    if not isinstance(claimed, Claimed):
         log.info("not claimed: finished, cancelled, gone, or trained by a live worker", extra={"job_id": job_id})
         return "not_claimed"
+    try:
+        return _train(claimed, worker_id, settings, store)
+    finally:
+        # The job's end may free its owner's capacity for a waiting one.
+        dispatch_waiting(settings)
+
+
+def _train(claimed: Claimed, worker_id: str, settings: Settings, store: ArtifactStore) -> str:
+    job_id = claimed.job_id
     context = {"job_id": job_id, "worker": worker_id, "attempt": claimed.attempt}
     log.info("claimed", extra=context)
     signal = StopSignal()
@@ -133,7 +147,9 @@ def run_job(job_id: str, worker_id: str, settings: Settings, store: ArtifactStor
     prefix = checkpoint_prefix(job_id, claimed.attempt)
 
     def on_checkpoint(checkpoint: Checkpoint) -> None:
-        manifest = save_checkpoint(store.local_dir(prefix), checkpoint)
+        directory = store.local_dir(prefix)
+        faults.mid_write(settings, checkpoint.step, directory)
+        manifest = save_checkpoint(directory, checkpoint, faults.before_manifest(settings, checkpoint.step))
         facts = read_manifest(manifest)
         store.publish(prefix, [facts["tensors"], manifest.name])
         recorder.add_checkpoint(

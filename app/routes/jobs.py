@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from app import presenters, schemas
-from app.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep
+from app.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep, rate_limit
 from app.openapi import PROBLEMS, require_json
 from service import idempotency
 from service import jobs as job_service
@@ -41,8 +41,8 @@ def _create(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.Job,
-    dependencies=[Depends(require_json)],
-    responses=PROBLEMS(400, 401, 409, 413, 415, 422),
+    dependencies=[Depends(require_json), rate_limit("job creation", "rate_jobs_per_minute")],
+    responses=PROBLEMS(400, 401, 409, 413, 415, 422, 429),
     summary="Submit a training job",
 )
 def create_job(

@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from app import schemas
-from app.deps import PrincipalDep, SessionDep
+from app.deps import SessionDep, rate_limit
 from app.openapi import PROBLEMS
 from app.routes.jobs import JobDep
 from app.sampling_cache import SamplerCache
@@ -74,15 +74,15 @@ def render(cache: SamplerCache, checkpoint: Checkpoint, n: int, seed: int, fmt: 
             },
         },
         304: {"description": "Not modified (If-None-Match)."},
-        **PROBLEMS(401, 404, 409, 422),
+        **PROBLEMS(401, 404, 409, 422, 429),
     },
     response_class=Response,
+    dependencies=[rate_limit("sample", "rate_samples_per_minute")],
     summary="Generate samples from a checkpoint; the same inputs give byte-identical output",
 )
 def get_samples(
     request: Request,
     session: SessionDep,
-    principal: PrincipalDep,
     job: JobDep,
     n: Annotated[int, Query(ge=1, le=get_settings().max_samples)] = 64,
     seed: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)] = 0,

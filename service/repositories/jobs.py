@@ -6,12 +6,13 @@ import base64
 import binascii
 from collections.abc import Sequence
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from service.models import FINAL_STATUSES, Checkpoint, Event, IdempotencyRecord, Job, MetricPoint, utcnow
+from service.models import FINAL_STATUSES, Checkpoint, Event, IdempotencyRecord, Job, MetricPoint, Owner, utcnow
 from service.principal import Principal
 from service.repositories.events import append_event
 
@@ -113,22 +114,39 @@ def delete_job(session: Session, job: Job) -> None:
 # --- the claim protocol ----------------------------------------------------------------------
 
 
-def claim(session: Session, job_id: str, worker_id: str, stale_before: datetime) -> Job | None:
+class ClaimRefused(Enum):
+    """Why a claim failed: the job is not ours to train, or its owner is at their running limit."""
+
+    NOT_CLAIMABLE = "not_claimable"
+    OWNER_AT_CAPACITY = "owner_at_capacity"
+
+
+def _running_for_owner(owner_id: Any) -> Any:
+    other = aliased(Job)
+    return select(func.count()).select_from(other).where(other.owner_id == owner_id, other.status == "running")
+
+
+def claim(
+    session: Session, job_id: str, worker_id: str, stale_before: datetime, max_running_per_owner: int
+) -> Job | ClaimRefused:
     """Take the job for `worker_id` if it is queued, or running under a claim gone stale.
 
-    One conditional UPDATE: two workers racing for one job cannot both win.
+    One conditional UPDATE: two workers racing for one job cannot both win. A queued job is only
+    started while its owner has fewer than `max_running_per_owner` running; else it stays queued,
+    marked as waiting for capacity (no task in flight), and is sent again when capacity frees.
     """
+    owner_id = session.scalar(select(Job.owner_id).where(Job.id == job_id))
+    if owner_id is None:
+        return ClaimRefused.NOT_CLAIMABLE
+    if session.get_bind().dialect.name == "postgresql":
+        # Serialise claims of one owner's jobs, so two at once cannot both pass the capacity check.
+        session.execute(select(Owner.id).where(Owner.id == owner_id).with_for_update())
     now = utcnow()
+    stale = and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
+    startable = and_(Job.status == "queued", _running_for_owner(Job.owner_id).scalar_subquery() < max_running_per_owner)
     result = session.execute(
         update(Job)
-        .where(
-            Job.id == job_id,
-            or_(
-                Job.status == "queued",
-                and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before)),
-            ),
-            Job.cancel_requested.is_(False),
-        )
+        .where(Job.id == job_id, or_(startable, stale), Job.cancel_requested.is_(False))
         .values(
             status="running",
             claimed_by=worker_id,
@@ -139,11 +157,32 @@ def claim(session: Session, job_id: str, worker_id: str, stale_before: datetime)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
+        job = session.get(Job, job_id, populate_existing=True)
+        if job is not None and job.status == "queued" and not job.cancel_requested:
+            job.enqueued_at = None
+            return ClaimRefused.OWNER_AT_CAPACITY
+        return ClaimRefused.NOT_CLAIMABLE
     job = session.get(Job, job_id, populate_existing=True)
     assert job is not None
     append_event(session, job.id, "status", {"status": "running", "error": None})
     return job
+
+
+def dispatchable(session: Session, max_running_per_owner: int) -> Sequence[Job]:
+    """Queued jobs waiting for capacity whose owner now has room, oldest first, up to that room."""
+    waiting = session.scalars(
+        select(Job).where(Job.status == "queued", Job.enqueued_at.is_(None)).order_by(Job.created_at)
+    ).all()
+    room: dict[str, int] = {}
+    chosen = []
+    for job in waiting:
+        if job.owner_id not in room:
+            running = session.scalar(_running_for_owner(job.owner_id)) or 0
+            room[job.owner_id] = max_running_per_owner - running
+        if room[job.owner_id] > 0:
+            room[job.owner_id] -= 1
+            chosen.append(job)
+    return chosen
 
 
 def holds_claim(session: Session, job_id: str, worker_id: str, *, lock: bool = True) -> Job | None:
@@ -173,6 +212,7 @@ def stale_running(session: Session, stale_before: datetime) -> Sequence[Job]:
 
 
 def waiting_too_long(session: Session, enqueued_before: datetime) -> Sequence[Job]:
+    """Queued jobs whose task was sent long ago (not those waiting for their owner's capacity)."""
     query = select(Job).where(Job.status == "queued", Job.enqueued_at < enqueued_before)
     return session.scalars(query).all()
 
