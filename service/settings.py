@@ -15,43 +15,44 @@ DEFAULT_DATA_DIR = Path("var")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WGAN_", env_file=".env", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
+    environment: Literal["development", "production"] = Field(
+        "development", description="'production' refuses unsafe settings (SQLite, CORS '*')."
+    )
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the embedded default keeps its files.")
 
     # Where things live. Left empty, each falls back to the embedded default under data_dir:
     # a SQLite database, a Celery transport in a SQLite file, artifacts on local disk.
-    database_url: str = ""
-    broker_url: str = ""
+    database_url: str = Field("", description="SQLAlchemy URL; default: a SQLite file under data_dir.")
+    broker_url: str = Field("", description="Celery broker; default: kombu's SQLAlchemy transport in a SQLite file.")
     events_url: str = Field("", description="Redis for live events; defaults to broker_url when that is Redis.")
     artifact_url: str = Field("", description="file:///path (default: data_dir/artifacts) or s3://bucket/prefix.")
     redis_prefix: str = Field("wgan", description="Prefix of every Redis key and channel, so deployments can share.")
 
     # API
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field("127.0.0.1", description="Address the API binds.")
+    port: int = Field(8000, description="Port the API listens on.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; none by default.")
     sample_cache_size: int = Field(8, ge=1, description="Generators kept loaded for sampling (LRU).")
     sse_poll_seconds: float = Field(
         1.0, gt=0, description="Database poll interval of the event stream when no Redis notification arrives."
     )
-    sse_ping_seconds: float = Field(15.0, gt=0)
     api_torch_threads: int = Field(1, ge=1, description="Torch threads for sampling in the API process.")
 
     # Limits on what one request may ask for.
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest JSON body.")
     max_upload_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest data set upload.")
-    max_upload_expanded_bytes: int = Field(512 * 1024 * 1024, ge=1024)
-    max_upload_examples: int = Field(100_000, ge=1)
-    max_upload_image_side: int = Field(512, ge=8)
-    max_steps: int = Field(1_000_000, ge=1)
-    max_batch_size: int = Field(4096, ge=1)
-    max_image_size: int = Field(64, ge=16)
-    max_hidden_dim: int = Field(2048, ge=8)
-    max_latent_dim: int = Field(512, ge=1)
-    max_samples: int = Field(1024, ge=1)
-    max_list_limit: int = Field(200, ge=1)
-    metrics_page_limit: int = Field(5000, ge=1)
-    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1)
+    max_upload_expanded_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="Largest unpacked upload.")
+    max_upload_examples: int = Field(100_000, ge=1, description="Most examples (and zip members) in an upload.")
+    max_upload_image_side: int = Field(512, ge=8, description="Largest image side in an upload.")
+    max_steps: int = Field(1_000_000, ge=1, description="Largest `steps` of a job.")
+    max_batch_size: int = Field(4096, ge=1, description="Largest `batch_size` of a job.")
+    max_image_size: int = Field(64, ge=16, description="Largest `model.image_size`.")
+    max_hidden_dim: int = Field(2048, ge=8, description="Largest `model.hidden_dim`.")
+    max_latent_dim: int = Field(512, ge=1, description="Largest `model.latent_dim`.")
+    max_samples: int = Field(1024, ge=1, description="Largest `n` of a sample request.")
+    max_list_limit: int = Field(200, ge=1, description="Largest page of the job list.")
+    metrics_page_limit: int = Field(5000, ge=1, description="Largest page of metric points.")
+    idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
     rate_jobs_per_minute: int = Field(60, ge=0, description="Job submissions per key per minute (0: no limit).")
     rate_samples_per_minute: int = Field(600, ge=0, description="Sample requests per key per minute (0: no limit).")
     max_running_per_owner: int = Field(4, ge=1, description="Jobs of one owner training at once; more wait queued.")
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
         "makes a worker SIGKILL itself while writing that step's checkpoint, once.",
     )
 
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="Log level of API and workers.")
     log_json: bool = Field(False, description="One JSON object per log line.")
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support import stack
+from tests.support.isolated import Stack
 from tests.support.processes import ServiceProcess, start_api, start_worker
 
 # The settings of the service under test, fixed before any service module reads them, so the
@@ -121,3 +122,18 @@ def wait_for_status(http: httpx.Client, job_id: str, statuses: set[str], timeout
         return job if job["status"] in statuses else None
 
     return wait_for(check, timeout, f"job {job_id} to reach {statuses}")
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Private stacks (own database, Redis prefix, artifacts, processes) for tests that break things."""
+    stacks: list[Stack] = []
+
+    def make(**settings: str) -> Stack:
+        made = Stack(tmp_path / f"stack{len(stacks)}", ARTIFACTS / "logs" / "stacks", **settings)
+        stacks.append(made)
+        return made
+
+    yield make
+    for made in stacks:
+        made.close()

@@ -97,6 +97,11 @@ class TrainSpec(_Strict):
     log_every: Annotated[int, Field(ge=1)] = 10
     device: DeviceName = "auto"
     precision: Precision = Field(default="fp32", description="'bf16' autocasts on CUDA; the penalty stays fp32.")
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the networks (the critic only without a gradient penalty: compiled graphs "
+        "do not support its double backward).",
+    )
     evaluate: bool = Field(
         default=True, description="At each checkpoint, measure the exact W1 and mode coverage (2-D data sets)."
     )

@@ -13,6 +13,7 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 
 from service.artifacts import open_store
+from service.logging_setup import job_logging
 from service.queue import TRAIN_TASK, celery_app
 from service.settings import get_settings
 from worker.monitor import SHUTDOWN
@@ -28,7 +29,8 @@ _reaper: list[Reaper] = []
 @app.task(name=TRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
 def train(job_id: str) -> str:
     settings = get_settings()
-    return run_job(job_id, WORKER_ID, settings, open_store(settings.artifact_url))
+    with job_logging(job_id):
+        return run_job(job_id, WORKER_ID, settings, open_store(settings.artifact_url))
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

@@ -15,6 +15,7 @@ from app.deps import SessionDep, rate_limit
 from app.openapi import PROBLEMS
 from app.routes.jobs import JobDep
 from app.sampling_cache import SamplerCache
+from app.telemetry import SAMPLE_LATENCY
 from service.errors import Conflict, NotFound
 from service.models import Checkpoint
 from service.repositories import checkpoints as checkpoint_repo
@@ -105,5 +106,6 @@ def get_samples(
     }
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    body = render(request.app.state.samplers, row, n, seed, format)
+    with SAMPLE_LATENCY.labels(format).time():
+        body = render(request.app.state.samplers, row, n, seed, format)
     return Response(body, media_type=MEDIA[format], headers=headers)

@@ -121,7 +121,7 @@ class ClaimRefused(Enum):
     OWNER_AT_CAPACITY = "owner_at_capacity"
 
 
-def _running_for_owner(owner_id: Any) -> Any:
+def _running_for_owner(owner_id: str) -> Select[Any]:
     other = aliased(Job)
     return select(func.count()).select_from(other).where(other.owner_id == owner_id, other.status == "running")
 
@@ -143,7 +143,7 @@ def claim(
         session.execute(select(Owner.id).where(Owner.id == owner_id).with_for_update())
     now = utcnow()
     stale = and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
-    startable = and_(Job.status == "queued", _running_for_owner(Job.owner_id).scalar_subquery() < max_running_per_owner)
+    startable = and_(Job.status == "queued", _running_for_owner(owner_id).scalar_subquery() < max_running_per_owner)
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, or_(startable, stale), Job.cancel_requested.is_(False))

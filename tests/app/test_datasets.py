@@ -125,3 +125,49 @@ def test_oversized_upload_is_413(client: httpx.Client) -> None:
     response = client.post("/api/v1/datasets", files={"file": ("big.npz", too_big)})
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def _bomb() -> bytes:
+    # 64 MB of zeros deflates to about 64 KB: small on the wire, over the expanded-size cap (32 MB in
+    # the tests' settings) once unpacked.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive, archive.open("zeros.png", "w") as f:
+        for _ in range(64):
+            f.write(bytes(1024 * 1024))
+    return buffer.getvalue()
+
+
+def _many_members(count: int) -> bytes:
+    return zip_bytes({f"{i}.png": png_bytes((8, 8)) for i in range(count)})
+
+
+@pytest.mark.parametrize(
+    ("filename", "payload", "needle"),
+    [
+        ("bomb.zip", _bomb, "expands"),
+        ("huge.zip", lambda: zip_bytes({"big.png": png_bytes((5000, 8))}), "largest side"),
+        ("truncated.zip", lambda: zip_bytes({"a.png": png_bytes((8, 8))[:40]}), "not a readable image"),
+        ("truncated.npz", lambda: npz_bytes(x=np.zeros((4, 8, 8), dtype=np.uint8))[:100], "npz"),
+        ("int16.npz", lambda: npz_bytes(x=np.zeros((4, 8, 8), dtype=np.int16)), "uint8"),
+        ("range.npz", lambda: npz_bytes(x=np.full((4, 8, 8), 7.0, dtype=np.float32)), "[0, 1]"),
+        ("absolute.zip", lambda: zip_bytes({"/etc/evil.png": png_bytes((8, 8))}), "outside"),
+    ],
+)
+def test_hostile_uploads_are_refused_with_a_reason_and_store_nothing(
+    client: httpx.Client, filename: str, payload, needle: str
+) -> None:
+    before = stored_datasets()
+    response = client.post("/api/v1/datasets", files={"file": (filename, payload())})
+    assert response.status_code == 422, response.text
+    assert needle in response.json()["detail"]
+    assert stored_datasets() == before
+
+
+def test_too_many_examples_is_refused(client: httpx.Client) -> None:
+    from service.settings import get_settings
+
+    limit = get_settings().max_upload_examples
+    array = np.zeros((limit + 1, 2), dtype=np.float32)
+    response = client.post("/api/v1/datasets", files={"file": ("many.npz", npz_bytes(x=array))})
+    assert response.status_code == 422
+    assert str(limit) in response.json()["detail"]

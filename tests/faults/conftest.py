@@ -1,14 +1,6 @@
-"""Fixtures for the fault-injection tests: each test gets a private stack it may break."""
+"""What the fault-injection tests share; each test gets a private stack (make_stack) it may break."""
 
 from __future__ import annotations
-
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.conftest import ARTIFACTS
-from tests.support.isolated import Stack
 
 # Long enough to interrupt, short enough to finish in seconds here.
 FAULT_SPEC = {
@@ -21,17 +13,3 @@ FAULT_SPEC = {
     "checkpoint_every": 50,
     "evaluate": False,
 }
-
-
-@pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    stacks: list[Stack] = []
-
-    def make(**settings: str) -> Stack:
-        made = Stack(tmp_path / f"stack{len(stacks)}", ARTIFACTS / "logs" / "faults", **settings)
-        stacks.append(made)
-        return made
-
-    yield make
-    for made in stacks:
-        made.close()

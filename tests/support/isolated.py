@@ -52,8 +52,9 @@ class Stack:
         return process
 
     def key(self) -> str:
+        """A key for a new owner."""
         made = subprocess.run(
-            [sys.executable, "-m", "service.cli", "keys", "create", "--name", f"o-{self.tag}"],
+            [sys.executable, "-m", "service.cli", "keys", "create", "--name", f"o-{stack.new_tag()}"],
             env=self.env,
             cwd=ROOT,
             capture_output=True,

@@ -86,7 +86,11 @@ def python(*args: str) -> list[str]:
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", queues: str = "cpu") -> ServiceProcess:
     worker = ServiceProcess(name, python("-m", "service.cli", "worker", "--queues", queues), env, log_dir).start()
-    worker.wait_for_log("ready on queues", timeout=60)
+    try:
+        worker.wait_for_log("ready on queues", timeout=90)
+    except BaseException:
+        worker.kill()  # never leave a half-started worker consuming someone's queue
+        raise
     return worker
 
 
@@ -106,4 +110,5 @@ def start_api(
         if not api.alive():
             raise RuntimeError(f"api exited early:\n{api.log()[-4000:]}")
         time.sleep(0.1)
+    api.kill()
     raise TimeoutError(f"api did not come up:\n{api.log()[-4000:]}")

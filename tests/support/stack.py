@@ -58,6 +58,8 @@ def production_env(tag: str, root: Path) -> tuple[dict[str, str], str]:
         "WGAN_ARTIFACT_URL": (root / "artifacts").as_uri(),
         "WGAN_DATA_DIR": str(root / "data"),
         "WGAN_CACHE_DIR": str(root / "cache"),
+        # Small enough that the zip-bomb test's 64 MB of zeros is over it.
+        "WGAN_MAX_UPLOAD_EXPANDED_BYTES": str(32 * 1024 * 1024),
     }
     return env, database
 

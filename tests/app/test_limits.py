@@ -1,0 +1,84 @@
+"""Limits that keep one client from exhausting the machine: rate limits (429) and CORS closed by default."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from service.settings import Settings
+from tests.conftest import ENV, TOY_SPEC, make_key
+from tests.support.processes import start_api
+
+PARKED = {**TOY_SPEC, "device": "cuda"}
+LIMITED_ENV = {
+    **ENV,
+    "WGAN_REDIS_PREFIX": ENV["WGAN_REDIS_PREFIX"] + "-rl",
+    "WGAN_RATE_JOBS_PER_MINUTE": "3",
+    "WGAN_RATE_SAMPLES_PER_MINUTE": "5",
+}
+
+
+@pytest.fixture(scope="module")
+def limited_api(database: str, log_dir: Path) -> Iterator[str]:
+    process, url = start_api(LIMITED_ENV, log_dir, name="api-limited")
+    yield url
+    process.stop()
+
+
+def _spend(call, budget: int) -> list[httpx.Response]:
+    """Spend a budget plus one, within one rate window (retrying once if a window boundary fell inside)."""
+    for _ in range(2):
+        window = int(time.time() // 60)
+        responses = [call() for _ in range(budget + 1)]
+        if int(time.time() // 60) == window:
+            return responses
+    raise AssertionError("could not stay inside one minute window")
+
+
+def test_job_creation_is_rate_limited_per_key(limited_api: str) -> None:
+    key, other = make_key(), make_key()
+    with httpx.Client(base_url=limited_api, headers={"Authorization": f"Bearer {key}"}) as client:
+        responses = _spend(lambda: client.post("/api/v1/jobs", json=PARKED), 3)
+        assert [r.status_code for r in responses[:3]] == [202, 202, 202]
+        refused = responses[3]
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        # Reading is not limited, and another key has its own budget.
+        assert client.get("/api/v1/jobs").status_code == 200
+    with httpx.Client(base_url=limited_api, headers={"Authorization": f"Bearer {other}"}) as client:
+        assert client.post("/api/v1/jobs", json=PARKED).status_code == 202
+
+
+def test_sampling_is_rate_limited_per_key(limited_api: str) -> None:
+    with httpx.Client(base_url=limited_api, headers={"Authorization": f"Bearer {make_key()}"}) as client:
+        job = client.post("/api/v1/jobs", json=PARKED).json()["id"]
+        responses = _spend(lambda: client.get(f"/api/v1/jobs/{job}/samples"), 5)
+        assert [r.status_code for r in responses[:5]] == [409] * 5  # no checkpoint yet, but counted
+        assert responses[5].status_code == 429
+        assert "retry-after" in responses[5].headers
+
+
+def test_cors_is_closed_unless_configured() -> None:
+    from app.main import create_app
+
+    preflight = {"Origin": "https://dash.example", "Access-Control-Request-Method": "GET"}
+    closed = TestClient(create_app(Settings()))
+    assert "access-control-allow-origin" not in closed.options("/api/v1/jobs", headers=preflight).headers
+    opened = TestClient(create_app(Settings(cors_origins=["https://dash.example"])))
+    allowed = opened.options("/api/v1/jobs", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+    other = opened.options("/api/v1/jobs", headers={**preflight, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_production_refuses_unsafe_settings() -> None:
+    with pytest.raises(ValueError, match="Postgres"):
+        Settings(environment="production", database_url="sqlite:///x.db")
+    with pytest.raises(ValueError, match="CORS"):
+        Settings(environment="production", database_url="postgresql+psycopg://db/x", cors_origins=["*"])

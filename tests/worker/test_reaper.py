@@ -1,0 +1,62 @@
+"""The reaper: a job whose worker vanished too often fails with a reason instead of looping."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from service.db import transaction
+from service.models import Event, Job, utcnow
+from service.settings import get_settings
+from tests.conftest import make_key
+from worker.reaper import reap
+
+
+def _stale_job(attempts: int) -> str:
+    from service.auth import authenticate
+
+    with transaction() as session:
+        principal = authenticate(session, make_key())
+        assert principal is not None
+        job = Job(
+            owner_id=principal.owner_id,
+            name="lost",
+            spec={"dataset": {"name": "8gaussians"}},
+            queue="gpu",
+            total_steps=10,
+            status="running",
+            claimed_by="gone:1:x",
+            attempts=attempts,
+            heartbeat_at=utcnow() - timedelta(seconds=get_settings().claim_stale_seconds * 3),
+        )
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def _status_events(job_id: str) -> list[str]:
+    with transaction() as session:
+        events = session.scalars(select(Event).where(Event.job_id == job_id, Event.type == "status")).all()
+        return [event.data["status"] for event in events]
+
+
+def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(database: str) -> None:
+    settings = get_settings()
+    retried = _stale_job(attempts=1)
+    given_up = _stale_job(attempts=settings.max_attempts)
+    reap(settings)
+    with transaction() as session:
+        retried_row = session.get(Job, retried)
+        failed_row = session.get(Job, given_up)
+        assert retried_row is not None and failed_row is not None
+        assert retried_row.status == "queued"
+        assert retried_row.claimed_by is None
+        assert failed_row.status == "failed"
+        assert failed_row.error is not None
+        assert failed_row.error["type"] == "worker_lost"
+        assert str(settings.max_attempts) in failed_row.error["message"]
+        # Parked on the gpu queue so no test worker takes it.
+        retried_row.status = "cancelled"
+    assert _status_events(retried) == ["queued"]
+    assert _status_events(given_up) == ["failed"]
