@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import problems
 from app.body_limit import BodyLimit
-from app.routes import datasets, events, health, jobs, metrics, operations, samples
+from app.routes import dashboard, datasets, events, health, jobs, metrics, operations, samples
 from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
 from app.streaming import EventHub
@@ -43,13 +43,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The interactive pages load their scripts from a CDN with inline code, which an offline
+        # deployment cannot reach and the CSP forbids; /openapi.json is the document.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = open_store(settings.artifact_url)
     app.state.samplers = SamplerCache(settings.sample_cache_size, app.state.store)
     app.state.event_hub = EventHub(settings.events_url, channel_prefix())
     problems.install(app)
-    for module in (jobs, metrics, events, samples, datasets, health, operations):
+    app.add_exception_handler(events.StreamFinished, events.stream_finished)
+    for module in (jobs, metrics, events, samples, datasets, health, operations, dashboard):
         app.include_router(module.router)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:

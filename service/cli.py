@@ -83,7 +83,7 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
     key = _dev_key(settings) if settings.embedded else None
     worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
     url = f"http://{host or settings.host}:{port or settings.port}"
-    print(f"\n  wgan-service on {url}  (dashboard: {url}/, API docs: {url}/docs)", file=sys.stderr)
+    print(f"\n  wgan-service on {url}  (dashboard: {url}/, OpenAPI: {url}/openapi.json)", file=sys.stderr)
     if key:
         print(f"  API key: {key}   (also in {settings.data_dir / DEV_KEY_FILE})\n", file=sys.stderr)
     try:

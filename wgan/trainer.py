@@ -78,8 +78,8 @@ class Trainer:
             # Fixed shapes every step: let cuDNN pick its fastest kernels once.
             torch.backends.cudnn.benchmark = True
             if spec.model.arch == "dcgan":
-                self.generator.to(memory_format=torch.channels_last)
-                self.critic.to(memory_format=torch.channels_last)
+                self.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+                self.critic.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.opt_generator = make_optimizer(spec.optimizer, self.generator.parameters())
         self.opt_critic = make_optimizer(spec.optimizer, self.critic.parameters())
         self.rng = torch.Generator(self.device).manual_seed(spec.seed)
@@ -115,8 +115,12 @@ class Trainer:
             stopping = hooks.should_stop()
             checkpoint_now = step % self.spec.checkpoint_every == 0 or step == total or stopping
             if checkpoint_now or step % self.spec.log_every == 0:
-                evaluation = hooks.evaluate(self) if hooks.evaluate and checkpoint_now else {}
-                hooks.on_metrics(self._flush_metrics(evaluation))
+                point = self._flush_metrics()
+                if hooks.evaluate and checkpoint_now:
+                    point.evaluation = hooks.evaluate(self)
+                    # The evaluation's time is not training time: the next interval starts after it.
+                    self._interval_start = (step, time.perf_counter())
+                hooks.on_metrics(point)
             if checkpoint_now:
                 hooks.on_checkpoint(self.checkpoint())
             if stopping and step < total:
@@ -191,7 +195,7 @@ class Trainer:
         self._sum_estimate, self._sum_penalty = zero.clone(), zero.clone()
         self._critic_updates = self._generator_updates = 0
 
-    def _flush_metrics(self, evaluation: dict[str, float]) -> MetricPoint:
+    def _flush_metrics(self) -> MetricPoint:
         sums = torch.stack([self._sum_critic, self._sum_generator, self._sum_estimate, self._sum_penalty]).tolist()
         critic_n, gen_n = max(self._critic_updates, 1), max(self._generator_updates, 1)
         critic, estimate, penalty = sums[0] / critic_n, sums[2] / critic_n, sums[3] / critic_n
@@ -212,7 +216,6 @@ class Trainer:
             wasserstein_estimate=estimate,
             gradient_penalty=penalty if self._penalised else None,
             seconds_per_step=(now - start_time) / max(self.step - start_step, 1),
-            evaluation=evaluation,
         )
 
     # --- checkpoints ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -25,13 +25,14 @@ REPLAY_BATCH = 500
 RECONNECT_MS = 1000
 
 
-def _read(job_id: str, principal: Principal, after: int) -> tuple[bool, list[dict[str, Any]]]:
-    """(the job still exists, its events after `after`) in one short session."""
+def _read(job_id: str, principal: Principal, after: int) -> tuple[str | None, list[dict[str, Any]]]:
+    """(the job's status, or None if it is gone; its events after `after`) in one short session."""
     with session_factory()() as session:
-        if job_repo.get(session, job_id, principal) is None:
-            return False, []
+        job = job_repo.get(session, job_id, principal)
+        if job is None:
+            return None, []
         rows = event_repo.after(session, job_id, after, REPLAY_BATCH)
-        return True, [{"seq": row.seq, "type": row.type, "data": row.data} for row in rows]
+        return job.status, [{"seq": row.seq, "type": row.type, "data": row.data} for row in rows]
 
 
 def _is_final(message: dict[str, Any]) -> bool:
@@ -52,6 +53,14 @@ def _last_id(value: str | None) -> int:
     return int(value)
 
 
+class StreamFinished(Exception):
+    """The stream has nothing more to send, ever (answered 204 No Content)."""
+
+
+async def stream_finished(_request: Request, _exc: Exception) -> Response:
+    return Response(status_code=204)
+
+
 class StreamStart:
     """Checked before the response starts, so a missing job or a bad header is a proper 4xx."""
 
@@ -62,9 +71,12 @@ class StreamStart:
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> None:
         self.last = _last_id(last_event_id)
-        exists, self.backlog = _read(job_id, principal, self.last)
-        if not exists:
+        status, self.backlog = _read(job_id, principal, self.last)
+        if status is None:
             raise NotFound(f"no job {job_id}")
+        if status in FINAL_STATUSES and not self.backlog:
+            # A client that already has the final event: 204 tells EventSource not to reconnect.
+            raise StreamFinished
         self.principal = principal
 
 
@@ -73,6 +85,7 @@ class StreamStart:
     response_class=EventSourceResponse,
     responses={
         200: {"description": "`metrics`, `status` and `checkpoint` events; ends after a finished job's final status."},
+        204: {"description": "The job has finished and the client has every event (Last-Event-ID at the end)."},
         **PROBLEMS(401, 404, 422),
     },
     summary="Live events of a job (SSE); Last-Event-ID resumes exactly where a client left off",
@@ -106,8 +119,8 @@ async def job_events(
                     last = live["seq"]
                     if _is_final(live):
                         return
-            exists, backlog = await run_in_threadpool(_read, job_id, principal, last)
-            if not exists:
+            status, backlog = await run_in_threadpool(_read, job_id, principal, last)
+            if status is None:
                 return
     finally:
         hub.unsubscribe(subscription)

@@ -32,6 +32,10 @@ def test_stream_is_live_then_ends_and_replays_exactly(client: httpx.Client, work
     assert [(e.id, e.event, e.data) for e in replay] == [(e.id, e.event, e.data) for e in live]
     resumed = read_events(client, f"/api/v1/jobs/{job['id']}/events", last_event_id=live[4].id)
     assert [(e.id, e.data) for e in resumed] == [(e.id, e.data) for e in live[5:]]
+    # A client that already has the final event is told there is nothing more: 204, no reconnects.
+    after_end = client.get(f"/api/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": live[-1].id})
+    assert after_end.status_code == 204
+    assert after_end.content == b""
 
 
 def test_reconnecting_mid_training_misses_nothing_and_repeats_nothing(client: httpx.Client, worker) -> None:

@@ -1,0 +1,146 @@
+// The HTTP API as the dashboard uses it: the key, authenticated fetches, problem details as errors.
+
+const KEY_NAME = "wgan.apiKey";
+// Relative to the page, so the dashboard also works when the service sits under a path prefix.
+const BASE = "api/v1/";
+
+// The key lives in sessionStorage only: it goes when the tab closes and is never sent as a cookie.
+export function getKey() {
+  return sessionStorage.getItem(KEY_NAME);
+}
+
+export function setKey(key) {
+  sessionStorage.setItem(KEY_NAME, key);
+}
+
+export function clearKey() {
+  sessionStorage.removeItem(KEY_NAME);
+}
+
+/** A non-2xx answer, carrying the RFC 9457 problem details the API sends with it. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.problem = problem;
+    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
+  }
+}
+
+async function problemOf(response) {
+  try {
+    return await response.json();
+  } catch {
+    return { title: response.statusText, detail: `HTTP ${response.status}` };
+  }
+}
+
+async function send(path, { method = "GET", body, headers = {}, signal } = {}) {
+  const key = getKey();
+  const init = { method, signal, headers: { Accept: "application/json", ...headers } };
+  if (key) init.headers.Authorization = `Bearer ${key}`;
+  if (body instanceof FormData) {
+    init.body = body; // the browser writes the multipart Content-Type with its boundary
+  } else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(BASE + path, init);
+  if (!response.ok) {
+    const error = new ApiError(response.status, await problemOf(response));
+    if (response.status === 401) {
+      // A revoked or mistyped key: forget it and let the shell ask again.
+      clearKey();
+      window.dispatchEvent(new CustomEvent("auth-required", { detail: error.message }));
+    }
+    throw error;
+  }
+  return response;
+}
+
+async function json(path, options) {
+  const response = await send(path, options);
+  return response.status === 204 ? null : response.json();
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+const job = (id) => `jobs/${encodeURIComponent(id)}`;
+
+export const listJobs = ({ status, limit = 100, cursor, signal } = {}) =>
+  json(`jobs${query({ status, limit, cursor })}`, { signal });
+export const getJob = (id, { signal } = {}) => json(job(id), { signal });
+export const cancelJob = (id) => json(`${job(id)}/cancel`, { method: "POST" });
+export const deleteJob = (id) => json(job(id), { method: "DELETE" });
+export const listDatasets = () => json("datasets");
+
+export function uploadDataset(file, name) {
+  const form = new FormData();
+  form.append("file", file);
+  if (name) form.append("name", name);
+  return json("datasets", { method: "POST", body: form });
+}
+export const listCheckpoints = (id) => json(`${job(id)}/checkpoints`);
+
+export function createJob(spec, idempotencyKey) {
+  return json("jobs", { method: "POST", body: spec, headers: { "Idempotency-Key": idempotencyKey } });
+}
+
+export function listMetrics(id, { afterStep = 0, limit = 1000, signal } = {}) {
+  return json(`${job(id)}/metrics${query({ after_step: afterStep, limit })}`, { signal });
+}
+
+/** Every metric point after `afterStep`, following the pages. */
+export async function allMetrics(id, { afterStep = 0, signal } = {}) {
+  const points = [];
+  let after = afterStep;
+  for (;;) {
+    const page = await listMetrics(id, { afterStep: after, signal });
+    points.push(...page.items);
+    if (page.next_after_step === null || page.items.length === 0) return points;
+    after = page.next_after_step;
+  }
+}
+
+/**
+ * A PNG of samples as a Blob. <img src> cannot send the Authorization header, so the image is
+ * fetched here and shown through an object URL; the step it came from is in X-Checkpoint-Step.
+ */
+export async function fetchSamples(id, { n = 64, seed = 0, checkpoint = "latest", signal } = {}) {
+  const response = await send(`${job(id)}/samples${query({ n, seed, checkpoint, format: "png" })}`, {
+    signal,
+    headers: { Accept: "image/png" },
+  });
+  const step = response.headers.get("X-Checkpoint-Step");
+  return { blob: await response.blob(), step: step === null ? null : Number(step) };
+}
+
+/** EventSource sends no headers, so the stream (and only the stream) takes the key in the query. */
+export function openEvents(id) {
+  const url = `${BASE}${job(id)}/events${query({ access_token: getKey() })}`;
+  return new EventSource(url);
+}
+
+/** Check a key before keeping it: one cheap authenticated call. */
+export async function checkKey(key) {
+  const response = await fetch(`${BASE}jobs?limit=1`, {
+    headers: { Accept: "application/json", Authorization: `Bearer ${key}` },
+  });
+  if (response.ok) return null;
+  const problem = await problemOf(response);
+  return new ApiError(response.status, problem);
+}
+
+/** A fresh Idempotency-Key; getRandomValues also works on plain-http origins, where randomUUID is missing. */
+export function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `dash-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}

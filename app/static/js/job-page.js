@@ -1,0 +1,408 @@
+// One job: live curves from its event stream, samples per checkpoint, the spec, cancel and delete.
+
+import { cancelJob, deleteJob, getJob, openEvents } from "./api.js";
+import { PALETTE, StepChart } from "./charts.js";
+import { announce, h, replace } from "./dom.js";
+import { datasetLabel, dateTime, isFinal } from "./format.js";
+import { SampleImage } from "./samples.js";
+import { errorMessage, loading, progress, statusBadge } from "./widgets.js";
+
+const PENALISED = new Set(["wgan-gp", "wgan-lp"]);
+const PACE_WINDOW = 20; // metric points averaged for the time left
+const STATUS_REFETCH_MS = 250;
+const SAMPLE_DEBOUNCE_MS = 200;
+
+/** The charts a job gets: what its loss records, and the exact W1 where the data are 2-D points. */
+function makeCharts(job) {
+  const points = job.spec.model.image_size === null;
+  const charts = {
+    losses: new StepChart({
+      title: "Critic and generator loss",
+      yLabel: "loss",
+      series: [
+        { label: "critic loss", color: PALETTE[0] },
+        { label: "generator loss", color: PALETTE[1] },
+      ],
+    }),
+    wasserstein: new StepChart({
+      title:
+        points && job.spec.evaluate ? "Wasserstein distance: critic's estimate and exact W1" : "Wasserstein estimate",
+      description:
+        points && job.spec.evaluate
+          ? "The exact W1 to the real data is measured at each checkpoint (right axis). The WGAN paper's claim: the estimate tracks it."
+          : "",
+      yLabel: "critic's estimate",
+      y2Label: points && job.spec.evaluate ? "exact W1" : null,
+      series: [
+        { label: "W estimate", color: PALETTE[2] },
+        ...(points && job.spec.evaluate ? [{ label: "exact W1", color: PALETTE[3], scale: "y2", points: true }] : []),
+      ],
+    }),
+  };
+  if (PENALISED.has(job.spec.loss.kind)) {
+    charts.penalty = new StepChart({
+      title: "Gradient penalty",
+      yLabel: "penalty",
+      series: [{ label: "gradient penalty", color: PALETTE[4] }],
+    });
+  }
+  return charts;
+}
+
+function feed(charts, metricPoints) {
+  charts.losses.append(metricPoints.map((p) => ({ step: p.step, values: [p.critic_loss, p.generator_loss] })));
+  const withExact = charts.wasserstein.series.length > 1;
+  charts.wasserstein.append(
+    metricPoints.map((p) => ({
+      step: p.step,
+      values: withExact ? [p.wasserstein_estimate, p.exact_w1 ?? null] : [p.wasserstein_estimate],
+    })),
+  );
+  charts.penalty?.append(metricPoints.map((p) => ({ step: p.step, values: [p.gradient_penalty] })));
+}
+
+export function mount(root, { id }) {
+  let stopped = false;
+  let job = null;
+  let source = null;
+  let charts = null;
+  let samples = null;
+  let checkpoints = []; // [{id, step}] in step order
+  let follow = true; // the slider follows the newest checkpoint until the user moves it back
+  const pace = []; // recent seconds_per_step values: their mean gives a steadier time left
+  const timers = new Set();
+
+  replace(root, loading("the job"));
+
+  function later(fn, ms) {
+    const t = window.setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+    return t;
+  }
+
+  // --- Elements, filled once the job is known ---------------------------------------------------------
+  const statusSlot = h("span", { class: "status-slot" });
+  const statusLine = h("p", { class: "status-line", role: "status" }, "Status: ", statusSlot);
+  const progressSlot = h("div", { class: "progress-slot" });
+  const errorSlot = h("div");
+  const actionMessage = h("div", { class: "action-message" });
+  const metaList = h("dl", { class: "meta" });
+  const streamNote = h("p", { class: "stream-note hint" });
+  const cancelButton = h("button", { type: "button", class: "button button-warning" }, "Cancel job");
+  const deleteButton = h("button", { type: "button", class: "button button-danger" }, "Delete job");
+  const confirmBox = h(
+    "div",
+    { class: "confirm", hidden: true, role: "group", "aria-label": "Confirm deletion" },
+    h("span", {}, "Delete this job, its metrics and checkpoints?"),
+    h("button", { type: "button", class: "button button-danger", dataset: { confirm: "yes" } }, "Yes, delete"),
+    h("button", { type: "button", class: "button button-quiet", dataset: { confirm: "no" } }, "Keep it"),
+  );
+
+  const seedInput = h("input", { id: "sample-seed", type: "number", inputmode: "numeric", value: "0", step: "1" });
+  const shuffleButton = h("button", { type: "button", class: "button button-quiet" }, "Another seed");
+  const slider = h("input", {
+    id: "checkpoint-slider",
+    type: "range",
+    min: "0",
+    max: "0",
+    value: "0",
+    step: "1",
+    disabled: true,
+  });
+  const sliderOutput = h("output", { for: "checkpoint-slider", class: "slider-output" }, "no checkpoint yet");
+
+  function renderMeta() {
+    const spec = job.spec;
+    const items = [
+      ["Dataset", datasetLabel(spec)],
+      ["Loss", spec.loss.kind],
+      ["Model", `${spec.model.arch}, width ${spec.model.hidden_dim}, depth ${spec.model.depth}`],
+      ["Batch × n_critic", `${spec.batch_size} × ${spec.n_critic}`],
+      ["Created", dateTime(job.created_at)],
+      ["Started", dateTime(job.started_at)],
+      ["Finished", dateTime(job.finished_at)],
+    ];
+    if (job.attempts > 1) items.push(["Attempts", String(job.attempts)]);
+    replace(
+      metaList,
+      items.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+    );
+  }
+
+  function renderStatus() {
+    replace(statusSlot, statusBadge(job.status, { cancelRequested: job.cancel_requested }));
+    showProgress();
+    const active = job.status === "queued" || job.status === "running";
+    cancelButton.disabled = !active || job.cancel_requested;
+    cancelButton.hidden = !active;
+    // The API refuses to delete a running job (409): offer it only once the job has stopped.
+    deleteButton.disabled = job.status === "running";
+    replace(
+      errorSlot,
+      job.error
+        ? h(
+            "div",
+            { class: "message message-error job-error", role: "alert" },
+            h("strong", {}, `The job failed: ${job.error.type}`),
+            h("p", {}, job.error.message),
+          )
+        : null,
+    );
+    renderMeta();
+  }
+
+  function showProgress() {
+    const secondsPerStep = pace.length ? pace.reduce((a, b) => a + b, 0) / pace.length : undefined;
+    replace(progressSlot, progress(job, { secondsPerStep }));
+  }
+
+  // Status events are replayed from the start of the job, so rather than trust each one the page
+  // re-reads the job (debounced): the row in the database is the one source of truth.
+  let refetchTimer = null;
+  function refetchSoon() {
+    if (refetchTimer !== null) return;
+    refetchTimer = later(async () => {
+      refetchTimer = null;
+      try {
+        const fresh = await getJob(id);
+        if (stopped) return;
+        const before = job.status;
+        job = { ...fresh, progress: { ...fresh.progress, step: Math.max(fresh.progress.step, job.progress.step) } };
+        renderStatus();
+        if (before !== job.status) announce(`The job is now ${job.status}`);
+      } catch (error) {
+        if (!stopped && error.status === 404) replace(actionMessage, errorMessage("This job has been deleted."));
+      }
+    }, STATUS_REFETCH_MS);
+  }
+
+  // --- Samples --------------------------------------------------------------------------------------
+  let sampleTimer = null;
+  function loadSamplesSoon() {
+    window.clearTimeout(sampleTimer);
+    timers.delete(sampleTimer);
+    sampleTimer = later(() => {
+      const chosen = checkpoints[Number(slider.value)];
+      if (!chosen) return;
+      const seed = Number.parseInt(seedInput.value, 10);
+      samples.show({ seed: Number.isFinite(seed) ? seed : 0, checkpoint: chosen.id });
+    }, SAMPLE_DEBOUNCE_MS);
+  }
+
+  function updateSlider() {
+    const last = checkpoints.length - 1;
+    slider.max = String(Math.max(0, last));
+    slider.disabled = checkpoints.length === 0;
+    if (follow) slider.value = String(Math.max(0, last));
+    const chosen = checkpoints[Number(slider.value)];
+    const text = chosen
+      ? `step ${chosen.step} (${Number(slider.value) + 1} of ${checkpoints.length})`
+      : "no checkpoint yet";
+    sliderOutput.textContent = text;
+    slider.setAttribute("aria-valuetext", text);
+    slider.dataset.steps = checkpoints.map((c) => c.step).join(",");
+  }
+
+  function addCheckpoint(checkpoint) {
+    // A step can be checkpointed again after a resume; the newer row replaces the older.
+    checkpoints = checkpoints.filter((c) => c.step !== checkpoint.step);
+    checkpoints.push({ id: checkpoint.id, step: checkpoint.step });
+    checkpoints.sort((a, b) => a.step - b.step);
+    updateSlider();
+    if (follow) loadSamplesSoon();
+  }
+
+  slider.addEventListener("input", () => {
+    follow = Number(slider.value) === checkpoints.length - 1;
+    updateSlider();
+    loadSamplesSoon();
+  });
+  seedInput.addEventListener("change", loadSamplesSoon);
+  shuffleButton.addEventListener("click", () => {
+    seedInput.value = String(Math.floor(Math.random() * 1_000_000));
+    loadSamplesSoon();
+  });
+
+  // --- Actions --------------------------------------------------------------------------------------
+  cancelButton.addEventListener("click", async () => {
+    cancelButton.disabled = true;
+    replace(actionMessage);
+    try {
+      job = { ...(await cancelJob(id)), progress: job.progress };
+      renderStatus();
+      announce(
+        job.status === "cancelled" ? "The job is cancelled" : "Cancel requested; the worker stops within seconds",
+      );
+    } catch (error) {
+      replace(actionMessage, errorMessage(error, "Could not cancel"));
+      refetchSoon();
+    }
+  });
+
+  deleteButton.addEventListener("click", () => {
+    confirmBox.hidden = false;
+    deleteButton.hidden = true;
+    confirmBox.querySelector("[data-confirm=no]").focus();
+  });
+  confirmBox.addEventListener("click", async (event) => {
+    const choice = event.target.closest("button")?.dataset.confirm;
+    if (!choice) return;
+    confirmBox.hidden = true;
+    deleteButton.hidden = false;
+    if (choice === "no") {
+      deleteButton.focus();
+      return;
+    }
+    try {
+      source?.close();
+      await deleteJob(id);
+      announce(`Deleted ${job.name}`);
+      location.hash = "#/jobs";
+    } catch (error) {
+      replace(actionMessage, errorMessage(error, "Could not delete"));
+      if (!isFinal(job.status)) connect(); // the job lives on, and so do its live updates
+      deleteButton.focus();
+    }
+  });
+
+  // --- The event stream -----------------------------------------------------------------------------
+  function connect() {
+    source = openEvents(id);
+    source.addEventListener("open", () => {
+      streamNote.textContent = isFinal(job.status) ? "" : "Live.";
+    });
+    source.addEventListener("metrics", (event) => {
+      const points = JSON.parse(event.data);
+      if (!points.length) return;
+      feed(charts, points);
+      for (const point of points) if (Number.isFinite(point.seconds_per_step)) pace.push(point.seconds_per_step);
+      pace.splice(0, Math.max(0, pace.length - PACE_WINDOW));
+      const last = points[points.length - 1];
+      if (last.step > job.progress.step) {
+        job.progress = { ...job.progress, step: last.step };
+        job.latest_metrics = { ...job.latest_metrics, ...last };
+      }
+      showProgress();
+    });
+    source.addEventListener("checkpoint", (event) => addCheckpoint(JSON.parse(event.data)));
+    source.addEventListener("status", (event) => {
+      const data = JSON.parse(event.data);
+      if (isFinal(data.status)) {
+        // The server ends the stream after the final status; closing stops EventSource reconnecting.
+        source.close();
+        streamNote.textContent = "";
+      }
+      refetchSoon();
+    });
+    source.addEventListener("error", () => {
+      if (stopped) return;
+      // CLOSED: the server refused the stream (a bad key, a deleted job). Otherwise the browser is
+      // reconnecting by itself and sends Last-Event-ID, so nothing is missed or repeated.
+      streamNote.textContent =
+        source.readyState === EventSource.CLOSED ? "Live updates stopped. Reload the page to retry." : "Reconnecting…";
+    });
+  }
+
+  // --- Load -----------------------------------------------------------------------------------------
+  getJob(id)
+    .then((loaded) => {
+      if (stopped) return;
+      job = loaded;
+      charts = makeCharts(job);
+      samples = new SampleImage({ jobId: id, alt: `Samples generated by ${job.name}` });
+      const specText = JSON.stringify(job.spec, null, 2);
+      replace(
+        root,
+        h(
+          "article",
+          { class: "view view-job", "aria-labelledby": "job-heading", dataset: { jobId: id } },
+          h(
+            "div",
+            { class: "view-header" },
+            h(
+              "div",
+              {},
+              h("p", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " /"),
+              h("h1", { id: "job-heading", tabindex: "-1" }, job.name),
+            ),
+            h("div", { class: "actions" }, cancelButton, deleteButton, confirmBox),
+          ),
+          statusLine,
+          progressSlot,
+          streamNote,
+          actionMessage,
+          errorSlot,
+          h(
+            "div",
+            { class: "job-grid" },
+            h(
+              "section",
+              { class: "charts", "aria-label": "Training curves" },
+              Object.values(charts).map((c) => c.element),
+            ),
+            h(
+              "section",
+              { class: "samples", "aria-labelledby": "samples-heading" },
+              h("h2", { id: "samples-heading" }, "Samples"),
+              h(
+                "div",
+                { class: "sample-controls" },
+                h(
+                  "div",
+                  { class: "field field-inline" },
+                  h("label", { for: "sample-seed" }, "Seed"),
+                  seedInput,
+                  shuffleButton,
+                ),
+                h(
+                  "div",
+                  { class: "field" },
+                  h("label", { for: "checkpoint-slider" }, "Checkpoint"),
+                  slider,
+                  sliderOutput,
+                ),
+              ),
+              samples.element,
+              h("h2", {}, "Details"),
+              metaList,
+            ),
+          ),
+          h(
+            "details",
+            { class: "spec" },
+            h("summary", {}, "Spec (every default filled in)"),
+            h("pre", { tabindex: "0" }, h("code", {}, specText)),
+          ),
+        ),
+      );
+      document.title = `${job.name} · wgan-service`;
+      renderStatus();
+      updateSlider();
+      samples.waiting(); // until the stream delivers a checkpoint
+      connect();
+    })
+    .catch((error) => {
+      if (stopped) return;
+      replace(
+        root,
+        h(
+          "section",
+          { class: "view" },
+          h("h1", { tabindex: "-1" }, error.status === 404 ? "No such job" : "Could not load the job"),
+          errorMessage(error),
+          h("p", {}, h("a", { href: "#/jobs" }, "Back to the jobs")),
+        ),
+      );
+    });
+
+  return () => {
+    stopped = true;
+    source?.close();
+    for (const t of timers) window.clearTimeout(t);
+    if (charts) for (const chart of Object.values(charts)) chart.destroy();
+    samples?.destroy();
+  };
+}
