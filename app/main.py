@@ -16,7 +16,7 @@ from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
 from app.streaming import EventHub
 from app.telemetry import RequestMetrics
-from service.artifacts import open_store
+from service.artifacts import store_for
 from service.events import channel_prefix
 from service.logging_setup import configure_logging
 from service.settings import Settings, get_settings
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.store = open_store(settings.artifact_url)
+    app.state.store = store_for(settings)
     app.state.samplers = SamplerCache(settings.sample_cache_size, app.state.store)
     app.state.event_hub = EventHub(settings.events_url, channel_prefix())
     problems.install(app)

@@ -61,7 +61,7 @@ class SamplerCache:
         return entry
 
     def _load(self, checkpoint: Checkpoint) -> Loaded:
-        sampler = load_sampler(self.store.fetch(checkpoint.artifact_key))
+        sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key))
         if sampler.is_images:
             return Loaded(sampler)
         uploaded = None

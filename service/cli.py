@@ -53,10 +53,15 @@ def _worker(settings: Settings, queues: str | None) -> int:
 
 
 def _migrate(settings: Settings) -> int:
+    from service.artifacts import store_for
     from service.migrate import upgrade
 
     upgrade(settings.database_url)
-    print(f"database at head: {settings.database_url.split('@')[-1]}", file=sys.stderr)
+    store_for(settings).prepare()
+    print(
+        f"database at head: {settings.database_url.split('@')[-1]}; artifacts at {settings.artifact_url}",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     broker_url: str = Field("", description="Celery broker; default: kombu's SQLAlchemy transport in a SQLite file.")
     events_url: str = Field("", description="Redis for live events; defaults to broker_url when that is Redis.")
     artifact_url: str = Field("", description="file:///path (default: data_dir/artifacts) or s3://bucket/prefix.")
+    s3_endpoint_url: str = Field("", description="S3 endpoint for an s3:// artifact URL (SeaweedFS, MinIO…).")
+    artifact_cache_dir: Path | None = Field(
+        None, description="Local copies of s3:// artifacts (default: data_dir/artifact-cache)."
+    )
     redis_prefix: str = Field("wgan", description="Prefix of every Redis key and channel, so deployments can share.")
 
     # API

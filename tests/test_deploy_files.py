@@ -90,3 +90,35 @@ def test_dockerfile_is_multi_stage_non_root_with_a_torch_build_argument() -> Non
         if path not in {"pyproject.toml"}:
             assert (ROOT / path).exists(), f"the Dockerfile copies {path}, which does not exist"
     assert 'CMD ["wgan-service", "serve"]' in text
+
+
+def test_the_s3_override_points_every_service_at_seaweedfs() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY"}}
+    files = ["-f", str(COMPOSE), "-f", str(ROOT / "docker-compose.s3.yml")]
+    missing = subprocess.run(
+        ["docker-compose", *files, "config"],
+        env={**env, "POSTGRES_PASSWORD": "p"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert missing.returncode != 0
+    assert "S3_ACCESS_KEY" in missing.stderr
+    done = subprocess.run(
+        ["docker-compose", *files, "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "POSTGRES_PASSWORD": "p", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    assert "seaweedfs" in services
+    for name in ("migrate", "api", "worker", "worker-gpu"):
+        environment = services[name]["environment"]
+        assert environment["WGAN_ARTIFACT_URL"].startswith("s3://")
+        assert environment["WGAN_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
+        assert environment["WGAN_DATABASE_URL"].startswith("postgresql+psycopg://")  # merged, not replaced
+        assert services[name]["depends_on"]["seaweedfs"]["condition"] == "service_healthy"

@@ -12,7 +12,7 @@ import torch
 from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 
-from service.artifacts import open_store
+from service.artifacts import store_for
 from service.logging_setup import job_logging
 from service.queue import TRAIN_TASK, celery_app
 from service.settings import get_settings
@@ -30,7 +30,7 @@ _reaper: list[Reaper] = []
 def train(job_id: str) -> str:
     settings = get_settings()
     with job_logging(job_id):
-        return run_job(job_id, WORKER_ID, settings, open_store(settings.artifact_url))
+        return run_job(job_id, WORKER_ID, settings, store_for(settings))
 
 
 @worker_ready.connect  # type: ignore[untyped-decorator]

@@ -77,7 +77,7 @@ def _resume(run: Run, claimed: Claimed, store: ArtifactStore) -> None:
     """Continue from the newest checkpoint that verifies; damaged ones are passed over."""
     for key in claimed.checkpoint_keys:
         try:
-            run.trainer.restore(load_checkpoint(store.fetch(key)))
+            run.trainer.restore(load_checkpoint(store.fetch_checkpoint(key)))
         except (CheckpointError, FileNotFoundError) as exc:
             log.warning("skipping checkpoint %s: %s", key, exc, extra={"job_id": claimed.job_id})
             continue
