@@ -8,6 +8,11 @@ import signal
 import subprocess
 import sys
 
+# Before anything loads torch: OpenMP threads that spin while waiting make training crawl (50x
+# slower measured here) as soon as another process shares the cores, as the API, a second worker
+# or a busy neighbour always does on a small host. Passive waiting costs little when idle.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from service.settings import Settings, get_settings
 
 DEV_KEY_FILE = "dev-api-key"
