@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from service.artifacts import ArtifactStore, LocalStore, S3Store, open_store
+from tests.conftest import TOY_SPEC
 from tests.support.seaweed import CREDENTIALS, SeaweedFS
 
 BUCKET = "wgan-test"
@@ -105,16 +106,8 @@ def test_a_job_trains_and_samples_with_artifacts_in_s3(make_stack, seaweed: Seaw
     stack.api()
     stack.worker()
     with stack.client() as client:
-        spec = {
-            "dataset": {"name": "8gaussians"},
-            "model": {"hidden_dim": 16, "depth": 2},
-            "n_critic": 2,
-            "batch_size": 32,
-            "steps": 40,
-            "checkpoint_every": 20,
-        }
-        job = client.post("/api/v1/jobs", json=spec).json()["id"]
-        done = stack.wait_job(job, lambda j: j["status"] != "queued" and j["status"] != "running", 120, "the end")
+        job = client.post("/api/v1/jobs", json={**TOY_SPEC, "steps": 40}).json()["id"]
+        done = stack.wait_job(job, lambda j: j["status"] not in {"queued", "running"}, 120, "the end")
         assert done["status"] == "succeeded", done["error"]
         keys = [
             item["Key"]
