@@ -46,14 +46,18 @@ def current_principal(
 
 
 def stream_principal(
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     access_token: Annotated[
         str | None, Query(description="The API key, for EventSource clients that cannot send headers.")
     ] = None,
 ) -> Principal:
-    """The event stream alone also takes the key as `?access_token=` (EventSource sends no headers)."""
-    return _principal(session, credentials.credentials if credentials else access_token)
+    """The event stream alone also takes the key as `?access_token=` (EventSource sends no headers).
+
+    Its own short session: a request-scoped one would hold a pooled connection for as long as the
+    stream stays open, and a hundred watchers would drain the pool.
+    """
+    with session_factory()() as session:
+        return _principal(session, credentials.credentials if credentials else access_token)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -75,3 +75,25 @@ def test_bad_last_event_id_is_422(client: httpx.Client, worker) -> None:
     response = client.get(f"/api/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "abc"})
     assert response.status_code == 422
     wait_for_status(client, job["id"], {"succeeded"})
+
+
+def test_many_open_streams_do_not_hold_database_connections(client: httpx.Client, api: str, api_key: str) -> None:
+    import asyncio
+
+    job = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()  # parked: its stream stays open
+
+    async def watch_and_probe() -> int:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        limits = httpx.Limits(max_connections=60)
+        async with httpx.AsyncClient(base_url=api, headers=headers, timeout=30, limits=limits) as many:
+            streams = [many.stream("GET", f"/api/v1/jobs/{job['id']}/events") for _ in range(40)]
+            opened = [await stream.__aenter__() for stream in streams]
+            assert all(response.status_code == 200 for response in opened)
+            # More streams than the database pool has connections, and the API still answers.
+            probe = await many.get("/api/v1/jobs", timeout=5)
+            for stream in streams:
+                await stream.__aexit__(None, None, None)
+            return probe.status_code
+
+    assert asyncio.run(watch_and_probe()) == 200
+    client.post(f"/api/v1/jobs/{job['id']}/cancel")
