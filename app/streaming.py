@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+
+from service.events import decode
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1024
@@ -82,7 +83,7 @@ class EventHub:
         if not subscribers:
             return
         try:
-            message = json.loads(payload)
+            message = decode(payload if isinstance(payload, str) else payload.decode())
         except (ValueError, TypeError):
             log.warning("ignoring a malformed event on %s", channel)
             return

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from service.models import Event
+from service.models import FINAL_STATUSES, Event
 from service.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,26 @@ def channel(job_id: str) -> str:
     return f"{channel_prefix()}{job_id}"
 
 
-def event_message(event: Event) -> dict[str, Any]:
-    return {"seq": event.seq, "type": event.type, "data": event.data}
+def message(seq: int, kind: str, data: Any) -> dict[str, Any]:
+    """An event as streams handle it: its data already JSON-encoded once, for every client to reuse."""
+    final = kind == "status" and isinstance(data, dict) and data.get("status") in FINAL_STATUSES
+    return {"seq": seq, "type": kind, "final": final, "raw": json.dumps(data, separators=(",", ":"))}
+
+
+def encode(event: Event) -> str:
+    """The pub/sub payload: a small JSON header line, then the data's JSON, passed on unparsed."""
+    item = message(event.seq, event.type, event.data)
+    header = json.dumps({"seq": item["seq"], "type": item["type"], "final": item["final"]})
+    return f"{header}\n{item['raw']}"
+
+
+def decode(payload: str) -> dict[str, Any]:
+    header, _, raw = payload.partition("\n")
+    item: dict[str, Any] = json.loads(header)
+    if not isinstance(item.get("seq"), int) or not raw:
+        raise ValueError("not an event payload")
+    item["raw"] = raw
+    return item
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,7 +64,7 @@ def publish(job_id: str, events: list[Event]) -> None:
     try:
         pipe = client.pipeline(transaction=False)
         for event in events:
-            pipe.publish(channel(job_id), json.dumps(event_message(event), separators=(",", ":")))
+            pipe.publish(channel(job_id), encode(event))
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("could not publish %d events for job %s: %s", len(events), job_id, exc)

@@ -14,6 +14,7 @@ from app.openapi import PROBLEMS
 from app.streaming import EventHub
 from service.db import session_factory
 from service.errors import InvalidInput, NotFound
+from service.events import message
 from service.models import FINAL_STATUSES
 from service.principal import Principal
 from service.repositories import events as event_repo
@@ -32,16 +33,13 @@ def _read(job_id: str, principal: Principal, after: int) -> tuple[str | None, li
         if job is None:
             return None, []
         rows = event_repo.after(session, job_id, after, REPLAY_BATCH)
-        return job.status, [{"seq": row.seq, "type": row.type, "data": row.data} for row in rows]
+        return job.status, [message(row.seq, row.type, row.data) for row in rows]
 
 
-def _is_final(message: dict[str, Any]) -> bool:
-    return message["type"] == "status" and message["data"].get("status") in FINAL_STATUSES
-
-
-def _sse(message: dict[str, Any], first: bool) -> ServerSentEvent:
+def _sse(item: dict[str, Any], first: bool) -> ServerSentEvent:
+    # raw_data: the JSON was encoded once when published (or read), not again for every client.
     return ServerSentEvent(
-        id=str(message["seq"]), event=message["type"], data=message["data"], retry=RECONNECT_MS if first else None
+        id=str(item["seq"]), event=item["type"], raw_data=item["raw"], retry=RECONNECT_MS if first else None
     )
 
 
@@ -101,11 +99,11 @@ async def job_events(
     first = True
     try:
         while True:
-            for message in backlog:
-                yield _sse(message, first)
+            for item in backlog:
+                yield _sse(item, first)
                 first = False
-                last = message["seq"]
-                if _is_final(message):
+                last = item["seq"]
+                if item["final"]:
                     return
             if len(backlog) < REPLAY_BATCH:
                 # Live: take announced events in order; any gap, timeout or resync re-reads the database.
@@ -117,7 +115,7 @@ async def job_events(
                     yield _sse(live, first)
                     first = False
                     last = live["seq"]
-                    if _is_final(live):
+                    if live["final"]:
                         return
             status, backlog = await run_in_threadpool(_read, job_id, principal, last)
             if status is None:
