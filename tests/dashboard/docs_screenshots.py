@@ -1,7 +1,7 @@
 """The README's screenshots (docs/dashboard-*.png) from jobs that train long enough to show something.
 
-Skipped unless WGAN_DOCS_SCREENSHOTS names the folder to write them to:
-    WGAN_DOCS_SCREENSHOTS=docs .venv/bin/pytest tests/dashboard/test_docs_screenshots.py
+A generator, not a test (pytest does not collect this file by itself); run it by name with the folder:
+    WGAN_DOCS_SCREENSHOTS=docs .venv/bin/pytest tests/dashboard/docs_screenshots.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.dashboard.conftest import DOCS_SCREENSHOTS, shoot_for_docs, sign_in
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(not DOCS_SCREENSHOTS, reason="set WGAN_DOCS_SCREENSHOTS=docs to remake the README's pictures"),
+    pytest.mark.skipif(not DOCS_SCREENSHOTS, reason="set WGAN_DOCS_SCREENSHOTS=docs to say where to write them"),
 ]
 
 MODEL = {"hidden_dim": 128, "depth": 3}
