@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import (
@@ -94,6 +95,19 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, exc.status_code, detail, headers=dict(exc.headers or {}) or None)
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        # The database went away (a restart): the pool is already renewed, so a retry will work.
+        log.warning("database connection lost on %s %s; answered 503", request.method, request.url.path)
+        return problem(
+            request, 503, "the database connection was reset; retry the request", headers={"Retry-After": "1"}
+        )
+    if isinstance(exc, OperationalError):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(request, 503, "the database is unavailable; retry later", headers={"Retry-After": "5"})
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(request, 500, "an internal error occurred; it has been logged")
@@ -103,4 +117,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -34,8 +34,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # pre_ping: a pooled connection that died with a Postgres restart is replaced, not handed out.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # No pre-ping: it costs a round trip on every checkout. After a Postgres restart the first use of
+    # a dead connection fails as a disconnect, which invalidates the whole pool at once; the API
+    # answers that one request 503 (app/problems.py) and workers retry their writes.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,6 +22,11 @@ def append_event(session: Session, job_id: str, kind: str, data: Any) -> Event:
     seq = session.execute(
         update(Job).where(Job.id == job_id).values(event_seq=Job.event_seq + 1).returning(Job.event_seq)
     ).scalar_one()
+    return record(session, job_id, seq, kind, data)
+
+
+def record(session: Session, job_id: str, seq: int, kind: str, data: Any) -> Event:
+    """Add event number `seq`, to be announced once the session commits."""
     event = Event(job_id=job_id, seq=seq, type=kind, data=data)
     session.add(event)
     # Announced on commit (service.db), never before: a stream must not see what may roll back.
