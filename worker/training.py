@@ -170,7 +170,8 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
         )
         outcome = run.trainer.fit(hooks)
     except tuple(JOB_ERRORS) as exc:
-        error = {"type": JOB_ERRORS[type(exc)], "message": str(exc)}
+        kind = next(name for cls, name in JOB_ERRORS.items() if isinstance(exc, cls))
+        error = {"type": kind, "message": str(exc)}
         log.warning("job failed: %s", exc, extra=context)
     except Exception as exc:
         error = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
