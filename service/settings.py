@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     fault: str = Field(
         "",
         description="Fault injection, for tests only: 'kill-before-manifest@STEP' or 'kill-mid-write@STEP' "
-        "makes a worker SIGKILL itself while writing that step's checkpoint, once.",
+        "makes a worker SIGKILL itself while writing that step's checkpoint, 'nan-weights@STEP' makes its "
+        "training diverge; each fires once.",
     )
 
     log_level: str = Field("INFO", description="Log level of API and workers.")

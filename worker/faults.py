@@ -1,5 +1,6 @@
-"""Fault injection for the crash tests: a worker kills itself at a chosen point of a checkpoint write.
+"""Fault injection for the fault tests: a worker dies inside a checkpoint write, or its training diverges.
 
+Also 'nan-weights@STEP': the critic's weights turn NaN after that step, as a diverging run's do.
 Off unless WGAN_FAULT is set. Each fault fires once (a marker under data_dir remembers it), so the
 job resumed after the crash can pass the same step.
 """
@@ -11,10 +12,14 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from service.settings import Settings
+from wgan.trainer import Trainer
 
 BEFORE_MANIFEST = "kill-before-manifest"
 MID_WRITE = "kill-mid-write"
+NAN_WEIGHTS = "nan-weights"
 
 
 def _armed(settings: Settings, point: str, step: int) -> bool:
@@ -49,3 +54,10 @@ def before_manifest(settings: Settings, step: int) -> Callable[[Path], None] | N
             _die()
 
     return hook
+
+
+def poison(settings: Settings, trainer: Trainer) -> None:
+    """Called each step: at the chosen step, fill the critic's first weight with NaN."""
+    if settings.fault == f"{NAN_WEIGHTS}@{trainer.step}" and _armed(settings, NAN_WEIGHTS, trainer.step):
+        with torch.no_grad():
+            next(trainer.critic.parameters()).fill_(float("nan"))

@@ -162,10 +162,17 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
     try:
         run = assemble(claimed.spec, _load_uploaded(claimed.spec, store))
         _resume(run, claimed, store)
+        should_stop = signal.is_set
+        if settings.fault:
+
+            def should_stop() -> bool:
+                faults.poison(settings, run.trainer)
+                return signal.is_set()
+
         hooks = Hooks(
             on_metrics=recorder.add_point,
             on_checkpoint=on_checkpoint,
-            should_stop=signal.is_set,
+            should_stop=should_stop,
             evaluate=run.evaluator,
         )
         outcome = run.trainer.fit(hooks)

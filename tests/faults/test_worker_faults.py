@@ -170,3 +170,22 @@ def test_sigterm_checkpoints_and_requeues_instead_of_failing(make_stack) -> None
         "running",
         "succeeded",
     ]
+
+
+def test_a_diverging_job_fails_with_the_reason_and_trains_no_further(make_stack) -> None:
+    stack = make_stack(fault="nan-weights@22")
+    stack.api()
+    stack.worker()
+    with stack.client() as client:
+        job_id = client.post("/api/v1/jobs", json=FAULT_SPEC).json()["id"]
+        done = _finished(stack, job_id)
+        assert done["status"] == "failed"
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        assert job["error"]["type"] == "diverged"
+        assert "nan" in job["error"]["message"]
+        assert "between steps 21 and 25" in job["error"]["message"]
+        # Nothing from the NaN interval on was recorded or checkpointed.
+        assert stack.metric_steps(job_id) == [5, 10, 15, 20]
+        assert _checkpoint_steps(stack, job_id) == []
+        events = client.get(f"/api/v1/jobs/{job_id}/events")
+        assert '"status":"failed"' in events.text.replace(" ", "")
