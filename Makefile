@@ -24,7 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy wgan app worker
+	$(BIN)/mypy wgan app worker service bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -32,6 +32,7 @@ format: $(STAMP)
 
 ## Run every benchmark and rewrite BENCHMARKS.md
 bench: $(STAMP)
+	$(BIN)/python -m tests.prepare
 	$(BIN)/python -m bench
 
 clean:

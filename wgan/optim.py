@@ -13,10 +13,12 @@ from wgan.config import OptimizerSpec
 
 def make_optimizer(spec: OptimizerSpec, params: Iterable[Tensor]) -> torch.optim.Optimizer:
     assert spec.lr is not None, "resolve the spec first"
+    # Multi-tensor kernels (foreach off by default on CPU; fused Adam has a CPU kernel): measured
+    # 2–8% faster on the toys here (bench/tuning.py), the same maths to rounding.
     if spec.kind == "rmsprop":
-        return torch.optim.RMSprop(params, lr=spec.lr)
+        return torch.optim.RMSprop(params, lr=spec.lr, foreach=True)
     betas = spec.betas or (0.9, 0.999)
-    return torch.optim.Adam(params, lr=spec.lr, betas=betas)
+    return torch.optim.Adam(params, lr=spec.lr, betas=betas, fused=True)
 
 
 def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -1,0 +1,144 @@
+"""Training through the real worker (Celery, Postgres, Redis; streaming and checkpointing on) against
+the minimal hand-written loop of the same model, loss and batch, interleaved in one run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from bench.common import Benchmark, Context, Result, median, num, paired_ratios, table, verdict
+from bench.pairs import CASES, Case, make_hand_loop, make_run
+from bench.service_stack import metrics, service_stack, steps_per_second, wait_finished
+from bench.speed import PEAK_REPEATS, PEAK_SIZE, flops_per_step, matmul_gflops
+
+BAR = 1.0
+BAR_CASES = [case for case in CASES if case.has_bar]
+# What a worker does around the loop, as in production: metrics every 10 steps (5 for the slow
+# DCGAN, so its short runs still give a window to time), a checkpoint every 500 and at the end.
+LOG_EVERY = {"toy": 10, "dcgan": 5}
+
+
+def _plan(case: Case, ctx: Context) -> tuple[int, int]:
+    """(steps per worker job, steps of warm-up not timed)."""
+    if case.spec["model"].get("arch") == "dcgan":
+        return (10, 5) if ctx.quick else (30, 5)
+    return (30, 10) if ctx.quick else (160, 10)
+
+
+def _worker_rate(client: Any, case: Case, steps: int, warmup: int) -> float:
+    kind = "dcgan" if case.spec["model"].get("arch") == "dcgan" else "toy"
+    spec = {
+        **case.spec,
+        "steps": steps,
+        "checkpoint_every": 500,
+        "log_every": LOG_EVERY[kind],
+        "evaluate": False,
+        "device": "cpu",
+    }
+    job = client.post("/api/v1/jobs", json=spec)
+    job.raise_for_status()
+    done = wait_finished(client, job.json()["id"], timeout=3600)
+    if done["status"] != "succeeded":
+        raise RuntimeError(f"the benchmark job ended {done['status']}: {done['error']}")
+    rate = steps_per_second(metrics(client, done["id"]), after_step=warmup)
+    client.delete(f"/api/v1/jobs/{done['id']}")
+    return rate
+
+
+def _hand_rate(case: Case, steps: int, warmup: int) -> float:
+    hand = make_hand_loop(make_run(case))
+    hand.train(warmup)
+    start = time.perf_counter()
+    hand.train(steps - warmup)
+    return (steps - warmup) / (time.perf_counter() - start)
+
+
+def run(ctx: Context) -> Result:
+    rounds = 1 if ctx.quick else 2
+    peak = matmul_gflops(PEAK_SIZE, PEAK_SIZE, PEAK_SIZE, PEAK_REPEATS)
+    rows: list[dict[str, Any]] = []
+    with service_stack(ctx) as stack:
+        stack.api()
+        stack.worker()
+        with stack.client() as client:
+            for case in BAR_CASES:
+                steps, warmup = _plan(case, ctx)
+                worker, hand = [], []
+                for _ in range(rounds):
+                    hand.append(_hand_rate(case, steps, warmup))
+                    worker.append(_worker_rate(client, case, steps, warmup))
+                    print(f"  {case.name}: worker {worker[-1]:.2f}, hand {hand[-1]:.2f} steps/s", flush=True)
+                flops = flops_per_step(case)["hand"]
+                ratios = paired_ratios(worker, hand)
+                rows.append(
+                    {
+                        "case": case.name,
+                        "title": case.title,
+                        "worker": worker,
+                        "hand": hand,
+                        "ratios": ratios,
+                        "ratio": median(ratios),
+                        "flops_per_step": flops,
+                        "worker_gflops": median(worker) * flops / 1e9,
+                        "hand_gflops": median(hand) * flops / 1e9,
+                    }
+                )
+    return {
+        "rows": rows,
+        "peak_gflops": peak,
+        "threads": torch.get_num_threads(),
+        "passed": all(row["ratio"] >= BAR for row in rows),
+    }
+
+
+def render(data: Result) -> str:
+    rows = [
+        (
+            row["title"],
+            num(median(row["worker"]), 2),
+            num(median(row["hand"]), 2),
+            num(row["ratio"], 3),
+            ", ".join(num(r, 3) for r in row["ratios"]),
+            num(row["worker_gflops"], 1),
+            f"{100 * row['worker_gflops'] / data['peak_gflops']['best']:.0f}%",
+            verdict(row["ratio"] >= BAR),
+        )
+        for row in data["rows"]
+    ]
+    return "\n".join(
+        [
+            "Each job runs through the whole service: submitted over HTTP, trained by a Celery worker process "
+            "(solo pool, its production niceness 5, torch at the same thread count) that writes metric batches "
+            "to Postgres, publishes them on Redis and checkpoints every 500 steps and at the end. Its rate is "
+            "timed from the metric points it recorded, after a warm-up; the hand-written loop "
+            "(`bench/handloop.py`, the same networks, loss and batch) is timed in the benchmark process, "
+            "alternately with the worker's jobs. wgan-clip runs the constant schedule here (the paper's boosts "
+            "would make steps unequal). Peak: the best fp32 4096³ matmul at the same threads, "
+            f"{num(data['peak_gflops']['best'], 1)} GFLOP/s.",
+            "",
+            table(
+                [
+                    "case",
+                    "worker steps/s",
+                    "hand loop steps/s",
+                    "ratio (median)",
+                    "ratios per round",
+                    "worker GFLOP/s",
+                    "of peak",
+                    f"bar ≥ {BAR}×",
+                ],
+                rows,
+            ),
+        ]
+    )
+
+
+BENCHMARK = Benchmark(
+    name="worker-speed",
+    title="Speed: a job through the real worker against the hand-written loop",
+    summary="the worker's training rate with streaming and checkpoints vs the minimal loop",
+    run=run,
+    render=render,
+)
