@@ -42,7 +42,12 @@ def _principal(session: Session, token: str | None) -> Principal:
 def current_principal(
     session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    return _principal(session, credentials.credentials if credentials else None)
+    principal = _principal(session, credentials.credentials if credentials else None)
+    # End the read here: routes go on to slow work (parsing an upload, sending to the broker, a
+    # forward pass), and a transaction left open across it would pin a connection idle in
+    # transaction, which Postgres ends after db_idle_in_transaction_seconds.
+    session.rollback()
+    return principal
 
 
 def stream_principal(

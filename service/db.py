@@ -26,7 +26,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -37,12 +37,20 @@ def make_engine(url: str) -> Engine:
     # No pre-ping: it costs a round trip on every checkout. After a Postgres restart the first use of
     # a dead connection fails as a disconnect, which invalidates the whole pool at once; the API
     # answers that one request 503 (app/problems.py) and workers retry their writes.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    connect_args: dict[str, Any] = {}
+    if idle_in_transaction_seconds:
+        # A process frozen inside a transaction (SIGSTOP, a VM pause, a debugger) would hold its row
+        # locks forever, and the reaper's takeover of its job would block on them; the server ends
+        # such a session instead, and the frozen process finds its connection gone when it wakes.
+        timeout_ms = round(idle_in_transaction_seconds * 1000)
+        connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, connect_args=connect_args)
 
 
 @functools.lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+    settings = get_settings()
+    return make_engine(settings.database_url, settings.db_idle_in_transaction_seconds)
 
 
 def _publish_committed(session: Session) -> None:

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     # Where things live. Left empty, each falls back to the embedded default under data_dir:
     # a SQLite database, a Celery transport in a SQLite file, artifacts on local disk.
     database_url: str = Field("", description="SQLAlchemy URL; default: a SQLite file under data_dir.")
+    db_idle_in_transaction_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="Postgres ends a session idle inside a transaction this long (0: never), so a frozen "
+        "process cannot hold the locks a takeover needs. Keep it below claim_stale_seconds.",
+    )
     broker_url: str = Field("", description="Celery broker; default: kombu's SQLAlchemy transport in a SQLite file.")
     events_url: str = Field("", description="Redis for live events; defaults to broker_url when that is Redis.")
     artifact_url: str = Field("", description="file:///path (default: data_dir/artifacts) or s3://bucket/prefix.")

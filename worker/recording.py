@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from service.db import transaction
 from service.models import Checkpoint, utcnow
@@ -26,8 +26,12 @@ from wgan.trainer import MetricPoint
 log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
-# Errors worth retrying: the database went away or refused the connection for a while.
-TRANSIENT = (OperationalError, InterfaceError)
+
+
+def transient(exc: DBAPIError) -> bool:
+    """Worth retrying: the database went away or refused the connection for a while, or the server
+    ended this session (a restart, or the idle-in-transaction timeout after this process was frozen)."""
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
 
 
 class ClaimLost(RuntimeError):
@@ -87,7 +91,9 @@ def with_retry(write: Callable[[], None], budget_seconds: float, what: str) -> N
         try:
             write()
             return
-        except TRANSIENT as exc:
+        except DBAPIError as exc:
+            if not transient(exc):
+                raise
             if time.monotonic() + delay > deadline:
                 raise WritesFailed(f"could not write {what} for {budget_seconds:.0f} s: {exc.orig or exc}") from exc
             log.warning("writing %s failed (%s); retrying in %.1f s", what, type(exc).__name__, delay)

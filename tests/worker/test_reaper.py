@@ -1,16 +1,21 @@
-"""The reaper: a job whose worker vanished too often fails with a reason instead of looping."""
+"""The reaper: a lost job is requeued, one that lost too many workers fails, and a worker frozen
+inside a transaction cannot hold the takeover back."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
-from service.db import transaction
+from service.db import session_factory, transaction
 from service.models import Event, Job, utcnow
 from service.settings import get_settings
 from tests.conftest import make_key
 from worker.reaper import reap
+from worker.recording import transient
 
 
 def _stale_job(attempts: int) -> str:
@@ -60,3 +65,27 @@ def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(databa
         retried_row.status = "cancelled"
     assert _status_events(retried) == ["queued"]
     assert _status_events(given_up) == ["failed"]
+
+
+def test_a_worker_frozen_inside_a_transaction_does_not_block_the_takeover(database: str) -> None:
+    settings = get_settings()
+    job_id = _stale_job(attempts=1)
+    # What a SIGSTOPped trainer leaves behind: its metric write updated the job row and never
+    # committed, so the row stays locked until the server ends that session.
+    frozen = session_factory()()
+    frozen.execute(update(Job).where(Job.id == job_id).values(progress_step=5))
+    reaper = threading.Thread(target=reap, args=(settings,))
+    reaper.start()
+    reaper.join(timeout=settings.db_idle_in_transaction_seconds + 30)
+    assert not reaper.is_alive(), "the reaper is still waiting for the frozen transaction's lock"
+    with transaction() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        assert (row.status, row.claimed_by, row.progress_step) == ("queued", None, 0)
+        row.status = "cancelled"
+    # The frozen process wakes to a closed connection: its uncommitted write is gone, not applied
+    # late, and the error is one its writer retries (and then finds its claim lost).
+    with pytest.raises(DBAPIError) as woke:
+        frozen.execute(select(Job.id).where(Job.id == job_id))
+    assert transient(woke.value)
+    frozen.close()
