@@ -23,7 +23,7 @@ LOG_EVERY = {"toy": 10, "dcgan": 5}
 def _plan(case: Case, ctx: Context) -> tuple[int, int]:
     """(steps per worker job, steps of warm-up not timed)."""
     if case.spec["model"].get("arch") == "dcgan":
-        return (10, 5) if ctx.quick else (30, 5)
+        return (15, 5) if ctx.quick else (30, 5)
     return (30, 10) if ctx.quick else (160, 10)
 
 
