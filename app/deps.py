@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from service import ratelimit
 from service.artifacts import ArtifactStore
 from service.auth import authenticate
-from service.db import session_factory
+from service.db import read_session_factory, session_factory
 from service.errors import Unauthorized
 from service.principal import Principal
 from service.settings import Settings, get_settings
@@ -24,7 +24,13 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
+def get_read_session() -> Iterator[Session]:
+    with read_session_factory()() as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `wgan-service keys create`.")
@@ -40,14 +46,11 @@ def _principal(session: Session, token: str | None) -> Principal:
 
 
 def current_principal(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    session: ReadSessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
-    principal = _principal(session, credentials.credentials if credentials else None)
-    # End the read here: routes go on to slow work (parsing an upload, sending to the broker, a
-    # forward pass), and a transaction left open across it would pin a connection idle in
-    # transaction, which Postgres ends after db_idle_in_transaction_seconds.
-    session.rollback()
-    return principal
+    # An autocommit read: routes go on to slow work (parsing an upload, sending to the broker, a
+    # forward pass), and a transaction left open across it would sit idle in transaction.
+    return _principal(session, credentials.credentials if credentials else None)
 
 
 def stream_principal(
@@ -61,7 +64,7 @@ def stream_principal(
     Its own short session: a request-scoped one would hold a pooled connection for as long as the
     stream stays open, and a hundred watchers would drain the pool.
     """
-    with session_factory()() as session:
+    with read_session_factory()() as session:
         return _principal(session, credentials.credentials if credentials else access_token)
 
 

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.db import session_factory
+from service.db import read_session_factory
 from service.models import JOB_STATUSES
 from service.queue import queue_depths
 from service.repositories import jobs as job_repo
@@ -42,7 +42,7 @@ class StateCollector(Collector):
             "wgan_training_steps_per_second", "Generator steps/s of running jobs", labels=["job_id", "worker"]
         )
         try:
-            with session_factory()() as session:
+            with read_session_factory()() as session:
                 counts = job_repo.count_by_status(session)
                 for job in job_repo.running(session):
                     seconds = (job.latest_metrics or {}).get("seconds_per_step")

@@ -79,6 +79,14 @@ def session_factory() -> sessionmaker[Session]:
     return factory
 
 
+@functools.lru_cache(maxsize=1)
+def read_session_factory() -> sessionmaker[Session]:
+    """Sessions for requests that only read: autocommit, so a read costs its one round trip, with no
+    BEGIN before it and no ROLLBACK after, and never leaves a transaction open while the request
+    goes on to other work. Each statement sees its own snapshot; writes belong in `transaction()`."""
+    return sessionmaker(bind=get_engine().execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
 @contextmanager
 def transaction() -> Iterator[Session]:
     """A session whose work commits once at the end, or rolls back on any error."""

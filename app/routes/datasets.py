@@ -10,7 +10,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from app import presenters, schemas
-from app.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep
+from app.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
 from app.openapi import PROBLEMS
 from service.artifacts import dataset_key
 from service.errors import Conflict, InvalidInput, NotFound
@@ -25,7 +25,7 @@ READERS = {".npz": read_npz, ".zip": read_zip}
 
 
 @router.get("", response_model=schemas.DatasetList, responses=PROBLEMS(401), summary="Built-in and uploaded data sets")
-def list_datasets(session: SessionDep, principal: PrincipalDep) -> schemas.DatasetList:
+def list_datasets(session: ReadSessionDep, principal: PrincipalDep) -> schemas.DatasetList:
     builtin = [
         schemas.DatasetOut(
             id=None,
@@ -112,7 +112,7 @@ def upload_dataset(
 
 
 @router.get("/{dataset_id}", response_model=schemas.DatasetOut, responses=PROBLEMS(401, 404), summary="An upload")
-def get_dataset(session: SessionDep, principal: PrincipalDep, dataset_id: str) -> schemas.DatasetOut:
+def get_dataset(session: ReadSessionDep, principal: PrincipalDep, dataset_id: str) -> schemas.DatasetOut:
     row = dataset_repo.get(session, dataset_id, principal)
     if row is None:
         raise NotFound(f"no data set {dataset_id}")

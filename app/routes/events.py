@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.deps import StreamPrincipalDep
 from app.openapi import PROBLEMS
 from app.streaming import EventHub
-from service.db import session_factory
+from service.db import read_session_factory
 from service.errors import InvalidInput, NotFound
 from service.events import message
 from service.models import FINAL_STATUSES
@@ -28,7 +28,7 @@ RECONNECT_MS = 1000
 
 def _read(job_id: str, principal: Principal, after: int) -> tuple[str | None, list[dict[str, Any]]]:
     """(the job's status, or None if it is gone; its events after `after`) in one short session."""
-    with session_factory()() as session:
+    with read_session_factory()() as session:
         job = job_repo.get(session, job_id, principal)
         if job is None:
             return None, []

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from app import presenters, schemas
-from app.deps import PrincipalDep, SessionDep, SettingsDep, StoreDep, rate_limit
+from app.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep, rate_limit
 from app.openapi import PROBLEMS, require_json
 from service import idempotency
 from service import jobs as job_service
@@ -72,7 +72,7 @@ def create_job(
 
 @router.get("", response_model=schemas.JobPage, responses=PROBLEMS(401, 422), summary="List jobs, newest first")
 def list_jobs(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     status: schemas.JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=get_settings().max_list_limit)] = 50,
@@ -85,7 +85,7 @@ def list_jobs(
     return schemas.JobPage(items=[presenters.job(job) for job in jobs], next_cursor=next_cursor)
 
 
-def owned_job(session: SessionDep, principal: PrincipalDep, job_id: str) -> Job:
+def owned_job(session: ReadSessionDep, principal: PrincipalDep, job_id: str) -> Job:
     job = job_repo.get(session, job_id, principal)
     if job is None:
         raise NotFound(f"no job {job_id}")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from app import presenters, schemas
-from app.deps import SessionDep, SettingsDep
+from app.deps import ReadSessionDep, SettingsDep
 from app.openapi import PROBLEMS
 from app.routes.jobs import JobDep
 from service.repositories import checkpoints as checkpoint_repo
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["metrics"])
     summary="Recorded metric points after a step, in step order",
 )
 def list_metrics(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     job: JobDep,
     after_step: Annotated[int, Query(ge=0)] = 0,
@@ -44,7 +44,7 @@ def list_metrics(
     responses=PROBLEMS(401, 404),
     summary="The job's checkpoints, oldest first",
 )
-def list_checkpoints(session: SessionDep, job: JobDep) -> schemas.CheckpointList:
+def list_checkpoints(session: ReadSessionDep, job: JobDep) -> schemas.CheckpointList:
     return schemas.CheckpointList(
         items=[presenters.checkpoint(row) for row in checkpoint_repo.for_job(session, job.id)]
     )

@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from app import schemas
-from app.deps import SessionDep, rate_limit
+from app.deps import ReadSessionDep, rate_limit
 from app.openapi import PROBLEMS
 from app.routes.jobs import JobDep
 from app.sampling_cache import SamplerCache
@@ -83,7 +83,7 @@ def render(cache: SamplerCache, checkpoint: Checkpoint, n: int, seed: int, fmt: 
 )
 def get_samples(
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     job: JobDep,
     n: Annotated[int, Query(ge=1, le=get_settings().max_samples)] = 64,
     seed: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)] = 0,

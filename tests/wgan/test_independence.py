@@ -1,0 +1,24 @@
+"""The engine stands alone: importing every module of it loads nothing of the web, queue or database layers."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import wgan
+
+FORBIDDEN = ("fastapi", "starlette", "celery", "kombu", "sqlalchemy", "redis", "app", "worker", "service")
+
+
+def test_every_engine_module_imports_without_the_service_layers() -> None:
+    modules = sorted(info.name for info in pkgutil.walk_packages(wgan.__path__, "wgan."))
+    assert "wgan.trainer" in modules and "wgan.data.files" in modules  # the walk found the package
+    probe = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r})))\n"
+    )
+    # A fresh interpreter: this test process has the service loaded already.
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
