@@ -20,11 +20,19 @@ from service.artifacts import store_for
 from service.events import channel_prefix
 from service.logging_setup import configure_logging
 from service.settings import Settings, get_settings
+from wgan.devices import DeviceUnavailable, pick_device
 
 DESCRIPTION = """Train Wasserstein GANs as jobs, watch their losses live, and sample from their checkpoints.
 
 Every `/api/v1` call needs `Authorization: Bearer <api key>` (keys come from `wgan-service keys create`).
 Errors are RFC 9457 problem details."""
+
+
+def _sample_device(settings: Settings) -> torch.device:
+    try:
+        return pick_device(settings.sample_device)
+    except DeviceUnavailable as exc:
+        raise DeviceUnavailable("WGAN_SAMPLE_DEVICE is 'cuda' but this API host has no usable GPU") from exc
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store_for(settings)
-    app.state.samplers = SamplerCache(settings.sample_cache_size, app.state.store)
+    app.state.samplers = SamplerCache(settings.sample_cache_size, app.state.store, _sample_device(settings))
     app.state.event_hub = EventHub(settings.events_url, channel_prefix())
     problems.install(app)
     app.add_exception_handler(events.StreamFinished, events.stream_finished)

@@ -28,9 +28,10 @@ class Loaded:
 
 
 class SamplerCache:
-    def __init__(self, size: int, store: ArtifactStore) -> None:
+    def __init__(self, size: int, store: ArtifactStore, device: torch.device) -> None:
         self.size = size
         self.store = store
+        self.device = device
         self._entries: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -61,7 +62,7 @@ class SamplerCache:
         return entry
 
     def _load(self, checkpoint: Checkpoint) -> Loaded:
-        sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key))
+        sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key), self.device)
         if sampler.is_images:
             return Loaded(sampler)
         uploaded = None

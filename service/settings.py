@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Database poll interval of the event stream when no Redis notification arrives."
     )
     api_torch_threads: int = Field(1, ge=1, description="Torch threads for sampling in the API process.")
+    sample_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where the API runs generators: auto takes the GPU when its host has one (outputs may then "
+        "differ from the CPU's in the last bits); cuda without a GPU refuses to start.",
+    )
 
     # Limits on what one request may ask for.
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest JSON body.")

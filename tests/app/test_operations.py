@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+import torch
 
 from tests.conftest import TOY_SPEC, wait_for_status
 
@@ -74,3 +76,13 @@ def test_openapi_describes_the_contract_with_real_models(api: str) -> None:
         document["paths"]["/api/v1/jobs/{job_id}/events"]["get"]["responses"]["200"]["content"].get("text/event-stream")
         is not None
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU to sample on")
+def test_an_api_told_to_sample_on_a_missing_gpu_refuses_to_start() -> None:
+    from app.main import create_app
+    from service.settings import get_settings
+    from wgan.devices import DeviceUnavailable
+
+    with pytest.raises(DeviceUnavailable, match="WGAN_SAMPLE_DEVICE"):
+        create_app(get_settings().model_copy(update={"sample_device": "cuda"}))
