@@ -38,7 +38,7 @@ def service_stack(ctx: Context, **settings: str) -> Iterator[Stack]:
             stack.close()
 
 
-def wait_finished(client: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
+def wait_finished(client: httpx.Client, job_id: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
@@ -46,7 +46,7 @@ def wait_finished(client: httpx.Client, job_id: str, timeout: float) -> dict[str
             return job
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} still {job['status']} at step {job['progress']['step']}")
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 def metrics(client: httpx.Client, job_id: str) -> list[dict[str, Any]]:
