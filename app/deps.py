@@ -34,9 +34,10 @@ ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `wgan-service keys create`.")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _principal(session: Session, token: str | None) -> Principal:
+def resolve_principal(session: Session, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     principal = authenticate(session, token)
@@ -45,16 +46,14 @@ def _principal(session: Session, token: str | None) -> Principal:
     return principal
 
 
-def current_principal(
-    session: ReadSessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+def current_principal(session: ReadSessionDep, credentials: BearerDep) -> Principal:
     # An autocommit read: routes go on to slow work (parsing an upload, sending to the broker, a
     # forward pass), and a transaction left open across it would sit idle in transaction.
-    return _principal(session, credentials.credentials if credentials else None)
+    return resolve_principal(session, credentials.credentials if credentials else None)
 
 
 def stream_principal(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: BearerDep,
     access_token: Annotated[
         str | None, Query(description="The API key, for EventSource clients that cannot send headers.")
     ] = None,
@@ -65,7 +64,7 @@ def stream_principal(
     stream stays open, and a hundred watchers would drain the pool.
     """
     with read_session_factory()() as session:
-        return _principal(session, credentials.credentials if credentials else access_token)
+        return resolve_principal(session, credentials.credentials if credentials else access_token)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
