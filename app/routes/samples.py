@@ -21,7 +21,6 @@ from service.db import read_session_factory
 from service.errors import Conflict, NotFound
 from service.models import Checkpoint
 from service.repositories import checkpoints as checkpoint_repo
-from service.repositories import jobs as job_repo
 from service.settings import get_settings
 from wgan.render import grid_png, image_png, scatter_png, to_uint8
 from wgan.sampling import sample
@@ -115,10 +114,9 @@ def _serve(
     with read_session_factory()() as session:
         principal = resolve_principal(session, token)
         ratelimit.check("sample", principal.key_id, get_settings().rate_samples_per_minute)
-        job = job_repo.get(session, job_id, principal)
-        if job is None:
+        visible, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
+        if not visible:
             raise NotFound(f"no job {job_id}")
-        row = checkpoint_repo.find(session, job.id, checkpoint)
     if row is None:
         if checkpoint == "latest":
             raise Conflict("the job has no checkpoint yet; samples come from checkpoints")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.orm import Session
 
-from service.models import Checkpoint
+from service.models import Checkpoint, Job
+from service.principal import Principal
+from service.repositories.jobs import scoped
 
 
 def for_job(session: Session, job_id: str) -> Sequence[Checkpoint]:
@@ -19,14 +21,26 @@ def latest(session: Session, job_id: str) -> Checkpoint | None:
     return session.scalars(query).one_or_none()
 
 
-def find(session: Session, job_id: str, ref: str) -> Checkpoint | None:
-    """By 'latest', a step number, or a checkpoint id."""
+def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> tuple[bool, Checkpoint | None]:
+    """(whether the job exists for this principal, its checkpoint `ref`: 'latest', a step number or a
+    checkpoint id) in one query, as sampling asks for both on every request."""
+    match: ColumnElement[bool]
     if ref == "latest":
-        return latest(session, job_id)
-    query = select(Checkpoint).where(Checkpoint.job_id == job_id)
-    if ref.isdigit():
-        return session.scalars(query.where(Checkpoint.step == int(ref))).one_or_none()
-    return session.scalars(query.where(Checkpoint.id == ref)).one_or_none()
+        match = true()
+    elif ref.isdigit():
+        match = Checkpoint.step == int(ref)
+    else:
+        match = Checkpoint.id == ref
+    query = scoped(
+        select(Job.id, Checkpoint)
+        .outerjoin(Checkpoint, and_(Checkpoint.job_id == Job.id, match))
+        .where(Job.id == job_id)
+        .order_by(Checkpoint.step.desc())
+        .limit(1),
+        principal,
+    )
+    row = session.execute(query).first()
+    return (False, None) if row is None else (True, row[1])
 
 
 def newest_first(session: Session, job_id: str) -> Sequence[Checkpoint]:

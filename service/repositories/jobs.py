@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -16,14 +16,17 @@ from service.models import FINAL_STATUSES, Checkpoint, Event, IdempotencyRecord,
 from service.principal import Principal
 from service.repositories.events import append_event, record
 
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
-def _scoped(query: Select[Any], principal: Principal) -> Select[Any]:
+
+def scoped(query: SelectT, principal: Principal) -> SelectT:
+    """Only the principal's jobs, unless it is an admin."""
     return query if principal.is_admin else query.where(Job.owner_id == principal.owner_id)
 
 
 def get(session: Session, job_id: str, principal: Principal, *, for_update: bool = False) -> Job | None:
     """The job if it exists and the principal may see it; another owner's job is None, like a missing one."""
-    query = _scoped(select(Job).where(Job.id == job_id), principal)
+    query = scoped(select(Job).where(Job.id == job_id), principal)
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
@@ -80,7 +83,7 @@ def page(
     session: Session, principal: Principal, *, status: str | None, limit: int, cursor: str | None
 ) -> tuple[Sequence[Job], str | None]:
     """Newest first; the cursor names the last job of the previous page."""
-    query = _scoped(select(Job), principal)
+    query = scoped(select(Job), principal)
     if status is not None:
         query = query.where(Job.status == status)
     if cursor is not None:

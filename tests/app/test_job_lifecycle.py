@@ -75,4 +75,12 @@ def test_toy_job_trains_to_success_with_metrics_checkpoints_and_samples(client: 
     early = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "json", "checkpoint": "20"})
     assert early.json()["checkpoint"]["step"] == 20
     assert early.json()["samples"] != points["samples"]
+    first_id = client.get(f"/api/v1/jobs/{job['id']}/checkpoints").json()["items"][0]["id"]
+    by_id = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": 5, "format": "json", "checkpoint": first_id})
+    assert by_id.json()["checkpoint"] == {"id": first_id, "step": 20}
+    assert by_id.json()["samples"] == early.json()["samples"]
+    for missing in ("30", "not-a-checkpoint"):
+        absent = client.get(f"/api/v1/jobs/{job['id']}/samples", params={"checkpoint": missing})
+        assert absent.status_code == 404
+        assert missing in absent.json()["detail"]
     assert json.loads(client.get(f"/api/v1/jobs/{job['id']}").text)["status"] == "succeeded"
