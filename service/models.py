@@ -39,6 +39,15 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def is_id(value: str) -> bool:
+    """Whether `value` could be an id this service made. Anything else names nothing, and is never sent
+    to the database (where a NUL byte, say, is an error rather than a miss)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -27,6 +27,10 @@ class SpecError(ValueError):
         self.msg = msg
 
 
+# Names end up in databases and file listings, where control characters (a NUL above all) break things.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,7 +38,7 @@ class _Strict(BaseModel):
 class DatasetRef(_Strict):
     """A built-in data set by `name`, or an uploaded one by `id`: exactly one of the two."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=64)
+    name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
     id: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
@@ -84,7 +88,7 @@ class OptimizerSpec(_Strict):
 class TrainSpec(_Strict):
     """A training job's spec. Every field but `dataset` may be left out; `resolve` fills them."""
 
-    name: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200, pattern=NO_CONTROL_CHARACTERS)
     dataset: DatasetRef
     model: ModelSpec = Field(default_factory=ModelSpec)
     loss: LossSpec = Field(default_factory=LossSpec)

@@ -17,6 +17,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Dataset, new_id
 from service.repositories import datasets as dataset_repo
 from service.settings import Settings
+from wgan.config import NO_CONTROL_CHARACTERS
 from wgan.data.files import DataError, ReadLimits, read_npz, read_zip
 from wgan.data.sources import BUILTIN, info_for_array
 
@@ -82,7 +83,7 @@ def upload_dataset(
     store: StoreDep,
     response: Response,
     file: Annotated[UploadFile, File(description=".zip of PNG/JPEG images, or .npz with an array 'x'")],
-    name: Annotated[str | None, Form(max_length=200)] = None,
+    name: Annotated[str | None, Form(max_length=200, pattern=NO_CONTROL_CHARACTERS)] = None,
 ) -> schemas.UploadedDataset:
     array = _read_upload(file, settings)
     dataset_id = new_id()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, select, true
+from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.orm import Session
 
-from service.models import Checkpoint, Job
+from service.models import Checkpoint, Job, is_id
 from service.principal import Principal
 from service.repositories.jobs import scoped
 
@@ -24,13 +24,17 @@ def latest(session: Session, job_id: str) -> Checkpoint | None:
 def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> tuple[bool, Checkpoint | None]:
     """(whether the job exists for this principal, its checkpoint `ref`: 'latest', a step number or a
     checkpoint id) in one query, as sampling asks for both on every request."""
+    if not is_id(job_id):
+        return False, None
     match: ColumnElement[bool]
     if ref == "latest":
         match = true()
-    elif ref.isdigit():
+    elif ref.isascii() and ref.isdigit():
         match = Checkpoint.step == int(ref)
-    else:
+    elif is_id(ref):
         match = Checkpoint.id == ref
+    else:
+        match = false()
     query = scoped(
         select(Job.id, Checkpoint)
         .outerjoin(Checkpoint, and_(Checkpoint.job_id == Job.id, match))

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.models import Dataset, Job
+from service.models import Dataset, Job, is_id
 from service.principal import Principal
 
 
 def get(session: Session, dataset_id: str, principal: Principal) -> Dataset | None:
+    if not is_id(dataset_id):
+        return None
     query = select(Dataset).where(Dataset.id == dataset_id)
     if not principal.is_admin:
         query = query.where(Dataset.owner_id == principal.owner_id)

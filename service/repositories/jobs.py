@@ -12,7 +12,17 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.models import FINAL_STATUSES, Checkpoint, Event, IdempotencyRecord, Job, MetricPoint, Owner, utcnow
+from service.models import (
+    FINAL_STATUSES,
+    Checkpoint,
+    Event,
+    IdempotencyRecord,
+    Job,
+    MetricPoint,
+    Owner,
+    is_id,
+    utcnow,
+)
 from service.principal import Principal
 from service.repositories.events import append_event, record
 
@@ -26,6 +36,8 @@ def scoped(query: SelectT, principal: Principal) -> SelectT:
 
 def get(session: Session, job_id: str, principal: Principal, *, for_update: bool = False) -> Job | None:
     """The job if it exists and the principal may see it; another owner's job is None, like a missing one."""
+    if not is_id(job_id):
+        return None
     query = scoped(select(Job).where(Job.id == job_id), principal)
     if for_update:
         query = query.with_for_update()
@@ -74,6 +86,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
+        if not is_id(job_id):
+            raise ValueError(job_id)
         return datetime.fromisoformat(created), job_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError("not a cursor from this service") from exc

@@ -112,3 +112,20 @@ def test_bad_sample_parameters_are_422(client: httpx.Client, params: dict) -> No
     job = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()
     assert_problem(client.get(f"/api/v1/jobs/{job['id']}/samples", params=params), 422)
     client.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def test_control_characters_are_a_clear_4xx_never_a_database_error(client: httpx.Client) -> None:
+    # Postgres refuses NUL in text: such input must be answered before it reaches the database.
+    parked = {**TOY_SPEC, "device": "cuda"}
+    job = client.post("/api/v1/jobs", json=parked).json()
+    assert_problem(client.get("/api/v1/jobs/a%00b"), 404)
+    assert_problem(client.get("/api/v1/jobs/a%00b/samples"), 404)
+    assert_problem(client.get("/api/v1/jobs/a%00b/events"), 404)
+    assert_problem(client.get(f"/api/v1/jobs/{job['id']}/samples", params={"checkpoint": "a\x00b"}), 404)
+    assert_problem(client.get(f"/api/v1/jobs/{job['id']}/samples", params={"checkpoint": "²"}), 404)
+    assert_problem(client.get("/api/v1/datasets/a%00b"), 404)
+    named = assert_problem(client.post("/api/v1/jobs", json={**parked, "name": "a\x00b"}), 422)
+    assert named["errors"][0]["loc"][-1] == "name"
+    assert_problem(client.post("/api/v1/jobs", json={**parked, "dataset": {"id": "a\x00b"}}), 422)
+    assert_problem(client.get("/api/v1/jobs", params={"cursor": "MjAyNi0wMS0wMVQwMDowMDowMHxhAGI"}), 422)
+    client.post(f"/api/v1/jobs/{job['id']}/cancel")
