@@ -16,11 +16,6 @@ def for_job(session: Session, job_id: str) -> Sequence[Checkpoint]:
     return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)).all()
 
 
-def latest(session: Session, job_id: str) -> Checkpoint | None:
-    query = select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc()).limit(1)
-    return session.scalars(query).one_or_none()
-
-
 def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> tuple[bool, Checkpoint | None]:
     """(whether the job exists for this principal, its checkpoint `ref`: 'latest', a step number or a
     checkpoint id) in one query, as sampling asks for both on every request."""
