@@ -6,7 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.problems import PROBLEM_BASE, PROBLEM_JSON
+from app.problems import PROBLEM_JSON, problem_body
 
 
 class BodyTooLarge(Exception):
@@ -61,15 +61,7 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, limit: int) -> None:
-        body = json.dumps(
-            {
-                "type": PROBLEM_BASE + "content-too-large",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": f"the request body is larger than {limit} bytes",
-                "instance": scope["path"],
-            }
-        ).encode()
+        body = json.dumps(problem_body(413, f"the request body is larger than {limit} bytes", scope["path"])).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -36,24 +36,31 @@ STATUS_OF: dict[type[ServiceError], int] = {
 }
 
 
-def problem(
-    request: Request,
-    status: int,
-    detail: str,
-    *,
-    title: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    phrase = HTTPStatus(status).phrase
-    body = {
-        "type": PROBLEM_BASE + phrase.lower().replace(" ", "-"),
-        "title": title or phrase,
+# RFC 9110's names where they differ from the older ones Python's HTTPStatus still uses before 3.13.
+_RFC_9110_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def title_of(status: int) -> str:
+    """The one title a status has in every problem this service sends."""
+    return _RFC_9110_TITLES.get(status) or HTTPStatus(status).phrase
+
+
+def problem_body(status: int, detail: str, instance: str, **extra: Any) -> dict[str, Any]:
+    title = title_of(status)
+    return {
+        "type": PROBLEM_BASE + title.lower().replace(" ", "-"),
+        "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": instance,
         **extra,
     }
+
+
+def problem(
+    request: Request, status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body = problem_body(status, detail, request.url.path, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -86,7 +93,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
-    return problem(request, status, exc.detail, title=exc.title, headers=headers or None, **extra)
+    return problem(request, status, exc.detail, headers=headers or None, **extra)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -8,25 +8,21 @@ from collections.abc import Sequence
 class ServiceError(Exception):
     """Base of the errors a client can cause; `detail` is safe to show them."""
 
-    title = "Error"
-
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
 
 
 class NotFound(ServiceError):
-    title = "Not Found"
+    pass
 
 
 class Conflict(ServiceError):
-    title = "Conflict"
+    pass
 
 
 class InvalidInput(ServiceError):
     """Input that parses but cannot be accepted, with the fields at fault."""
-
-    title = "Unprocessable Content"
 
     def __init__(self, detail: str, errors: Sequence[tuple[Sequence[str | int], str]] = ()) -> None:
         super().__init__(detail)
@@ -34,16 +30,14 @@ class InvalidInput(ServiceError):
 
 
 class PayloadTooLarge(ServiceError):
-    title = "Content Too Large"
+    pass
 
 
 class Unauthorized(ServiceError):
-    title = "Unauthorized"
+    pass
 
 
 class RateLimited(ServiceError):
-    title = "Too Many Requests"
-
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
