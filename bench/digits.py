@@ -75,13 +75,14 @@ def generated(trainer: Trainer, n: int) -> np.ndarray:
     """`n` samples for a fixed latent seed, in eval mode as sampling runs them."""
     assert trainer.spec.model.latent_dim is not None
     z = torch.from_numpy(latent(EVAL_SEED, n, trainer.spec.model.latent_dim))
-    was_training = trainer.generator.training
-    trainer.generator.eval()
+    generator = trainer.sampling_generator
+    was_training = generator.training
+    generator.eval()
     try:
         with torch.no_grad():
-            return generate(trainer.generator, z).numpy()
+            return generate(generator, z).numpy()
     finally:
-        trainer.generator.train(was_training)
+        generator.train(was_training)
 
 
 def features(net: DigitNet, images: np.ndarray) -> np.ndarray:

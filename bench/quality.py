@@ -59,7 +59,7 @@ def train_one(dataset: str, kind: str, ctx: Context) -> dict[str, Any]:
     run.trainer.fit(Hooks(on_metrics=on_metrics, evaluate=evaluator))
     seconds = time.perf_counter() - start
     assert run.spec.model.latent_dim is not None
-    final_points = evaluator.points(run.trainer.generator, run.spec.model.latent_dim, run.trainer.device)
+    final_points = evaluator.points(run.trainer.sampling_generator, run.spec.model.latent_dim, run.trainer.device)
     image = ctx.docs_dir / f"quality-{dataset}-{kind}.png"
     image.parent.mkdir(parents=True, exist_ok=True)
     image.write_bytes(scatter_png(final_points, evaluator.reference))

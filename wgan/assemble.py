@@ -35,12 +35,12 @@ def resolve_for_data(spec: TrainSpec, info: DatasetInfo) -> TrainSpec:
 
 def open_data(spec: TrainSpec, device: torch.device, uploaded: np.ndarray | None = None) -> DataSource:
     """The data source for a resolved spec, on `device`."""
-    image_size, channels = spec.model.image_size, spec.model.channels
+    image_size, channels, fit = spec.model.image_size, spec.model.channels, spec.dataset.fit
     if spec.dataset.name is not None:
-        return open_builtin(spec.dataset.name, device, image_size, channels)
+        return open_builtin(spec.dataset.name, device, image_size, channels, fit)
     if uploaded is None:
         raise DataError("the spec names an uploaded data set but none was given")
-    return source_from_array(uploaded, device, image_size, channels)
+    return source_from_array(uploaded, device, image_size, channels, fit)
 
 
 @dataclass

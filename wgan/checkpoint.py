@@ -25,6 +25,7 @@ _STEM = re.compile(r"^step-(\d{8,})$")
 
 # The parts of a checkpoint, by tensor-name prefix: sampling needs only the generator.
 GENERATOR = "generator."
+GENERATOR_EMA = "generator_ema."  # the moving average of the generator's weights, when the spec keeps one
 CRITIC = "critic."
 OPT_CRITIC = "opt_critic."
 OPT_GENERATOR = "opt_generator."

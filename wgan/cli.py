@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import ValidationError
 from tqdm import tqdm
 
@@ -80,6 +81,12 @@ def _train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (auto)")
     p.add_argument("--precision", choices=["fp32", "bf16"], help="bf16 autocast on CUDA (fp32)")
     p.add_argument("--no-evaluate", action="store_true", help="skip the exact W1 at checkpoints (2-D data)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="torch threads (torch's default: one per core); 1 is faster for the small 2-D models and beside "
+        "another busy process",
+    )
     p.add_argument("--fresh", action="store_true", help="start over even if --out holds checkpoints")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -207,6 +214,8 @@ def _keep_metrics_until(path: Path, step: int) -> None:
 def train(args: argparse.Namespace) -> int:
     from wgan.assemble import assemble
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     spec, uploaded = spec_from_args(args)
     run = assemble(spec, uploaded)
     out: Path = args.out
@@ -225,6 +234,11 @@ def train(args: argparse.Namespace) -> int:
         # Points logged after that checkpoint (by a run that then died) are about to be made again.
         _keep_metrics_until(out / METRICS_FILE, run.trainer.step)
     (out / SPEC_FILE).write_text(run.spec.model_dump_json(indent=2))
+    print(
+        f"training {run.spec.name} from step {run.trainer.step} on {run.trainer.device}, "
+        f"{torch.get_num_threads()} torch thread(s)",
+        file=sys.stderr,
+    )
     mode = "a" if latest is not None else "w"
     with (
         (out / METRICS_FILE).open(mode) as log,
@@ -236,8 +250,9 @@ def train(args: argparse.Namespace) -> int:
         def on_metrics(point: MetricPoint) -> None:
             log.write(json.dumps(point.__dict__) + "\n")
             log.flush()
-            bar.update(point.step - bar.n)
+            # The postfix first: update() redraws the bar, and must show this point's losses, not the last one's.
             bar.set_postfix(_format(point), refresh=False)
+            bar.update(point.step - bar.n)
 
         def on_checkpoint(checkpoint: Checkpoint) -> None:
             save_checkpoint(checkpoints, checkpoint)
@@ -269,8 +284,6 @@ def sample_command(args: argparse.Namespace) -> int:
         out.write_bytes(grid_png(to_uint8(samples)))
     else:
         uploaded = np.load(args.run / UPLOAD_FILE)["x"] if sampler.spec.dataset.id else None
-        import torch
-
         reference = open_data(sampler.spec, torch.device("cpu"), uploaded).reference(2000, 0).numpy()
         out.write_bytes(scatter_png(samples, reference))
     print(f"wrote {args.n} samples from step {sampler.step} to {out}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -13,6 +14,8 @@ CriticNorm = Literal["none", "layer", "batch"]
 CriticSchedule = Literal["constant", "paper"]
 Precision = Literal["fp32", "bf16"]
 OptimizerKind = Literal["adam", "rmsprop"]
+DataKind = Literal["points", "images"]
+Fit = Literal["resize", "pad"]
 
 DCGAN_IMAGE_SIZES = (16, 32, 64)
 PENALISED_KINDS = ("wgan-gp", "wgan-lp")
@@ -29,10 +32,13 @@ class SpecError(ValueError):
 
 # Names end up in databases and file listings, where control characters (a NUL above all) break things.
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*$"
+MAX_NAME = 200
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are refused, and so are values of the wrong JSON type: "steps": "100" is a
+    # mistake to report, not a string to coerce.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DatasetRef(_Strict):
@@ -40,6 +46,12 @@ class DatasetRef(_Strict):
 
     name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
     id: str | None = Field(default=None, min_length=1, max_length=64)
+    fit: Fit | None = Field(
+        default=None,
+        description="How images whose side is not model.image_size get there: 'resize' (antialiased bilinear, "
+        "the default) or 'pad' (centred on the darkest value; needs image_size at least the images' side). "
+        "The job shows which was used; null when the sizes already match or the data are points.",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> DatasetRef:
@@ -82,13 +94,20 @@ class LossSpec(_Strict):
 class OptimizerSpec(_Strict):
     kind: OptimizerKind | None = None
     lr: Annotated[float, Field(gt=0, le=1.0)] | None = None
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] | None = None
+    # Lax only in taking a JSON array for the pair; each beta is still strictly a number.
+    betas: (
+        Annotated[
+            tuple[Annotated[float, Field(ge=0, lt=1, strict=True)], Annotated[float, Field(ge=0, lt=1, strict=True)]],
+            Field(strict=False),
+        ]
+        | None
+    ) = None
 
 
 class TrainSpec(_Strict):
     """A training job's spec. Every field but `dataset` may be left out; `resolve` fills them."""
 
-    name: str | None = Field(default=None, max_length=200, pattern=NO_CONTROL_CHARACTERS)
+    name: str | None = Field(default=None, max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)
     dataset: DatasetRef
     model: ModelSpec = Field(default_factory=ModelSpec)
     loss: LossSpec = Field(default_factory=LossSpec)
@@ -109,27 +128,59 @@ class TrainSpec(_Strict):
     evaluate: bool = Field(
         default=True, description="At each checkpoint, measure the exact W1 and mode coverage (2-D data sets)."
     )
+    generator_ema: Annotated[float, Field(ge=0, lt=1)] | None = Field(
+        default=None,
+        description="Decay of an exponential moving average of the generator's weights (Yazıcı et al. 2019), "
+        "updated after every generator step; samples and evaluations use the average. 0 turns it off. "
+        "Default: 0.99 on 2-D points (it steadies the toys' oscillation between modes), 0 on images.",
+    )
 
 
-# Each loss kind's paper defaults: (n_critic, optimizer kind, lr, betas, critic schedule).
-_PAPER_DEFAULTS: dict[str, tuple[int, OptimizerKind, float, tuple[float, float] | None, CriticSchedule]] = {
-    "wgan-clip": (5, "rmsprop", 5e-5, None, "paper"),  # Arjovsky et al. 2017, Algorithm 1
-    "wgan-gp": (5, "adam", 1e-4, (0.0, 0.9), "constant"),  # Gulrajani et al. 2017, Algorithm 1
-    "wgan-lp": (5, "adam", 1e-4, (0.0, 0.9), "constant"),  # Petzka et al. 2018 follow WGAN-GP
-    "vanilla": (1, "adam", 2e-4, (0.5, 0.999), "constant"),  # Radford et al. 2016 (DCGAN)
+@dataclass(frozen=True)
+class LossDefaults:
+    """What a loss kind trains with when the spec leaves it out."""
+
+    n_critic: int
+    optimizer: OptimizerKind
+    lr: float
+    betas: tuple[float, float] | None
+    critic_schedule: CriticSchedule
+    gp_weight: float = 10.0
+
+
+# Images: each loss kind's paper.
+_IMAGE_DEFAULTS: dict[LossKind, LossDefaults] = {
+    "wgan-clip": LossDefaults(5, "rmsprop", 5e-5, None, "paper"),  # Arjovsky et al. 2017, Algorithm 1
+    "wgan-gp": LossDefaults(5, "adam", 1e-4, (0.0, 0.9), "constant"),  # Gulrajani et al. 2017, Algorithm 1
+    "wgan-lp": LossDefaults(5, "adam", 1e-4, (0.0, 0.9), "constant"),  # Petzka et al. 2018 follow WGAN-GP
+    "vanilla": LossDefaults(1, "adam", 2e-4, (0.5, 0.999), "constant"),  # Radford et al. 2016 (DCGAN)
 }
-# When the spec picks an optimizer other than its loss's paper default.
-_OPTIMIZER_FALLBACK: dict[str, tuple[float, tuple[float, float] | None]] = {
+# 2-D points: the paper's image settings (λ 10) leave the toys unlearnt in a first job's budget. The
+# WGAN-GP authors' own toy script (gan_toy.py) uses λ 0.1 and Adam betas (0.5, 0.9); its lr 1e-4 needs
+# 3,000+ steps, and 1e-3 with the generator's moving average converges fastest of those measured
+# (BENCHMARKS.md: "quality-sweep" compares them, "defaults" runs the result through the service).
+_POINT_PENALISED = LossDefaults(5, "adam", 1e-3, (0.5, 0.9), "constant", gp_weight=0.1)
+_POINT_DEFAULTS: dict[LossKind, LossDefaults] = {
+    **_IMAGE_DEFAULTS,
+    "wgan-gp": _POINT_PENALISED,
+    "wgan-lp": _POINT_PENALISED,
+}
+DEFAULTS: dict[DataKind, dict[LossKind, LossDefaults]] = {"images": _IMAGE_DEFAULTS, "points": _POINT_DEFAULTS}
+
+# When the spec picks an optimizer other than its loss's default.
+_OPTIMIZER_FALLBACK: dict[OptimizerKind, tuple[float, tuple[float, float] | None]] = {
     "adam": (1e-4, (0.5, 0.9)),
     "rmsprop": (5e-5, None),
 }
-DEFAULT_GP_WEIGHT = 10.0
 DEFAULT_CLIP_VALUE = 0.01
 DEFAULT_LATENT_POINTS = 2
 DEFAULT_LATENT_IMAGES = 64
-DEFAULT_MLP_WIDTH = 512
+# MLP width: the toys learn as well at 128 as at 512 per step and train several times faster.
+DEFAULT_MLP_WIDTH: dict[DataKind, int] = {"points": 128, "images": 512}
 DEFAULT_MLP_DEPTH = 3
 DEFAULT_DCGAN_WIDTH = 64
+# Measured on 8gaussians (BENCHMARKS.md, "quality-sweep"); images keep the plain generator until measured.
+DEFAULT_GENERATOR_EMA: dict[DataKind, float] = {"points": 0.99, "images": 0.0}
 
 
 def dcgan_depth(image_size: int) -> int:
@@ -137,7 +188,8 @@ def dcgan_depth(image_size: int) -> int:
     return image_size.bit_length() - 3
 
 
-def _default_image_size(native: int, arch: Arch) -> int:
+def default_image_size(native: int, arch: Arch) -> int:
+    """The side images of side `native` train at when the spec gives no image_size."""
     if arch == "mlp":
         return native
     for size in DCGAN_IMAGE_SIZES:
@@ -146,32 +198,67 @@ def _default_image_size(native: int, arch: Arch) -> int:
     return DCGAN_IMAGE_SIZES[-1]
 
 
-def resolve(spec: TrainSpec, data_kind: Literal["points", "images"], data_shape: tuple[int, ...]) -> TrainSpec:
-    """Fill every default from the loss kind's paper and the data set, and check consistency.
+def image_fitting(shape: tuple[int, ...]) -> str:
+    """In words, for a data set's page: the side each network trains images of `shape` at by default, and how."""
+    side = shape[-1]
+    dcgan = default_image_size(side, "dcgan")
+    how = (
+        "at their own size"
+        if dcgan == side
+        else f"resized to {dcgan}×{dcgan} (dataset.fit 'pad' pads them instead)"
+        if dcgan > side
+        else f"resized to {dcgan}×{dcgan}"
+    )
+    return (
+        f"{side}×{side} images: DCGAN nets train them {how}, MLPs at {side}×{side}; "
+        f"model.image_size picks another size (DCGAN: {', '.join(map(str, DCGAN_IMAGE_SIZES))})."
+    )
 
-    `data_shape` is one example's shape: `(dim,)` for points, `(C, H, W)` for images.
+
+def resolve(
+    spec: TrainSpec, data_kind: DataKind, data_shape: tuple[int, ...], dataset_label: str | None = None
+) -> TrainSpec:
+    """Fill every default from the loss kind and the kind of data, and check consistency.
+
+    `data_shape` is one example's shape: `(dim,)` for points, `(C, H, W)` for images. `dataset_label`
+    names the data set in the job's default name (an upload's own name rather than its id).
     Raises SpecError naming the offending field.
     """
     kind = spec.loss.kind
-    n_critic, opt_kind, lr, betas, schedule = _PAPER_DEFAULTS[kind]
+    defaults = DEFAULTS[data_kind][kind]
+    opt_kind, lr, betas = defaults.optimizer, defaults.lr, defaults.betas
     m = spec.model
+    fit = spec.dataset.fit
     if data_kind == "points":
         if m.arch != "mlp":
             raise SpecError(("model", "arch"), "point data sets train MLPs only; use arch 'mlp'")
         if m.image_size is not None or m.channels is not None:
             raise SpecError(("model", "image_size"), "image_size and channels apply to image data sets only")
+        if fit is not None:
+            raise SpecError(("dataset", "fit"), "fit applies to image data sets only")
         image_size, channels = None, None
         latent = m.latent_dim or DEFAULT_LATENT_POINTS
     else:
         native_c, native_h, native_w = data_shape
         if native_h != native_w:
             raise SpecError(("dataset",), f"images must be square, this data set's are {native_h}×{native_w}")
-        image_size = m.image_size or _default_image_size(native_h, m.arch)
+        image_size = m.image_size or default_image_size(native_h, m.arch)
         channels = m.channels or native_c
         if m.arch == "dcgan" and image_size not in DCGAN_IMAGE_SIZES:
             raise SpecError(("model", "image_size"), f"DCGAN image_size must be one of {DCGAN_IMAGE_SIZES}")
         if channels != native_c and native_c != 1:
             raise SpecError(("model", "channels"), f"this data set has {native_c} channels, not {channels}")
+        if image_size == native_h:
+            fit = None  # nothing to fit
+        else:
+            fit = fit or "resize"
+            if fit == "pad" and image_size < native_h:
+                larger = [size for size in DCGAN_IMAGE_SIZES if size >= native_h] if m.arch == "dcgan" else [native_h]
+                raise SpecError(
+                    ("dataset", "fit"),
+                    f"padding cannot shrink {native_h} px images to {image_size}; use fit 'resize', or an "
+                    f"image_size of {' or '.join(map(str, larger)) if larger else 'at least ' + str(native_h)}",
+                )
         latent = m.latent_dim or DEFAULT_LATENT_IMAGES
 
     if m.arch == "dcgan":
@@ -184,7 +271,7 @@ def resolve(spec: TrainSpec, data_kind: Literal["points", "images"], data_shape:
         critic_norm = m.critic_norm or ("layer" if kind in PENALISED_KINDS else "none")
     else:
         depth = m.depth or DEFAULT_MLP_DEPTH
-        width = m.hidden_dim or DEFAULT_MLP_WIDTH
+        width = m.hidden_dim or DEFAULT_MLP_WIDTH[data_kind]
         gen_bn = bool(m.generator_batch_norm)
         critic_norm = m.critic_norm or "none"
     if critic_norm == "batch" and kind in PENALISED_KINDS:
@@ -204,10 +291,11 @@ def resolve(spec: TrainSpec, data_kind: Literal["points", "images"], data_shape:
     elif o.betas is not None:
         betas = o.betas
 
-    dataset_label = spec.dataset.name or spec.dataset.id
+    label = dataset_label or spec.dataset.name or spec.dataset.id or "data"
     return spec.model_copy(
         update={
-            "name": spec.name or f"{dataset_label}-{kind}",
+            "name": spec.name or f"{label[: MAX_NAME - len(kind) - 1]}-{kind}",
+            "dataset": spec.dataset.model_copy(update={"fit": fit}),
             "model": m.model_copy(
                 update={
                     "latent_dim": latent,
@@ -221,13 +309,14 @@ def resolve(spec: TrainSpec, data_kind: Literal["points", "images"], data_shape:
             ),
             "loss": spec.loss.model_copy(
                 update={
-                    "gp_weight": DEFAULT_GP_WEIGHT if spec.loss.gp_weight is None else spec.loss.gp_weight,
+                    "gp_weight": defaults.gp_weight if spec.loss.gp_weight is None else spec.loss.gp_weight,
                     "clip_value": spec.loss.clip_value or DEFAULT_CLIP_VALUE,
-                    "critic_schedule": spec.loss.critic_schedule or schedule,
+                    "critic_schedule": spec.loss.critic_schedule or defaults.critic_schedule,
                 }
             ),
             "optimizer": OptimizerSpec(kind=opt_kind, lr=o.lr or lr, betas=betas),
-            "n_critic": spec.n_critic or n_critic,
+            "n_critic": spec.n_critic or defaults.n_critic,
+            "generator_ema": DEFAULT_GENERATOR_EMA[data_kind] if spec.generator_ema is None else spec.generator_ema,
         }
     )
 
@@ -248,4 +337,5 @@ def is_resolved(spec: TrainSpec) -> bool:
         spec.loss.critic_schedule,
         spec.optimizer.kind,
         spec.optimizer.lr,
+        spec.generator_ema,
     )

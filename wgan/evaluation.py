@@ -79,4 +79,4 @@ class ToyEvaluator:
 
         assert isinstance(trainer, Trainer)
         assert trainer.spec.model.latent_dim is not None
-        return self.measure(self.points(trainer.generator, trainer.spec.model.latent_dim, trainer.device))
+        return self.measure(self.points(trainer.sampling_generator, trainer.spec.model.latent_dim, trainer.device))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import torch
+import math
+
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -39,7 +40,7 @@ class MLPGenerator(nn.Module):
                 layers += [nn.BatchNorm1d(width)]
             layers += [nn.ReLU(inplace=True)]
             features = width
-        layers += [nn.Linear(features, int(torch.tensor(out_shape).prod()))]
+        layers += [nn.Linear(features, math.prod(out_shape))]
         if tanh:
             layers += [nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -52,7 +53,7 @@ class MLPCritic(nn.Module):
     def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, norm: str | None, spectral: bool) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        features = int(torch.tensor(in_shape).prod())
+        features = math.prod(in_shape)
         for _ in range(depth):
             layers += [_maybe_sn(nn.Linear(features, width), spectral), _critic_norm(norm, width, conv=False)]
             layers += [nn.ReLU(inplace=True)]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wgan.checkpoint import GENERATOR, CheckpointError, load_checkpoint
+from wgan.checkpoint import GENERATOR, GENERATOR_EMA, CheckpointError, load_checkpoint, read_manifest
 from wgan.config import TrainSpec
 from wgan.networks import build_generator, model_data_shape
 
@@ -34,12 +34,13 @@ class Sampler:
 
 
 def load_sampler(manifest: Path, device: torch.device | None = None) -> Sampler:
-    """Load only the generator from a checkpoint (not the critic or the optimizer state)."""
+    """Load only the generator that samples (its moving average, if kept), not the critic or optimizer state."""
     device = device or torch.device("cpu")
-    checkpoint = load_checkpoint(manifest, prefixes=(GENERATOR,))
+    prefix = GENERATOR_EMA if read_manifest(manifest)["spec"].get("generator_ema") else GENERATOR
+    checkpoint = load_checkpoint(manifest, prefixes=(prefix,))
     generator = build_generator(checkpoint.spec.model, model_data_shape(checkpoint.spec.model))
     try:
-        generator.load_state_dict(checkpoint.part(GENERATOR))
+        generator.load_state_dict(checkpoint.part(prefix))
     except RuntimeError as exc:
         raise CheckpointError(f"the checkpoint's generator does not fit its spec: {exc}") from exc
     generator.to(device).eval().requires_grad_(False)

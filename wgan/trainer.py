@@ -13,7 +13,16 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from wgan.checkpoint import CRITIC, GENERATOR, OPT_CRITIC, OPT_GENERATOR, RNG, Checkpoint, CheckpointError
+from wgan.checkpoint import (
+    CRITIC,
+    GENERATOR,
+    GENERATOR_EMA,
+    OPT_CRITIC,
+    OPT_GENERATOR,
+    RNG,
+    Checkpoint,
+    CheckpointError,
+)
 from wgan.config import PENALISED_KINDS, TrainSpec, is_resolved
 from wgan.data.sources import DataSource
 from wgan.devices import pick_device
@@ -86,6 +95,11 @@ class Trainer:
         self.step = 0
         self._gen_params = [p for p in self.generator.parameters()]
         self._critic_params = [p for p in self.critic.parameters()]
+        # The averaged generator starts as the generator itself; batch-norm statistics are copied, not averaged.
+        self.generator_ema: torch.nn.Module | None = None
+        if spec.generator_ema:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self._ema_params = list(self.generator_ema.parameters())
         if self.kind == "wgan-clip":
             # Start inside the clipping box, as the WGAN code does, so no critic gradient is taken
             # on weights the constraint forbids.
@@ -182,8 +196,22 @@ class Trainer:
         for param, grad in zip(self._gen_params, grads, strict=True):
             param.grad = grad
         self.opt_generator.step()
+        if self.generator_ema is not None:
+            assert self.spec.generator_ema is not None
+            with torch.no_grad():
+                for average, param in zip(self._ema_params, self._gen_params, strict=True):
+                    average.lerp_(param, 1.0 - self.spec.generator_ema)
         self._sum_generator += loss.detach().float()
         self._generator_updates += 1
+
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """The generator that samples and is evaluated: the moving average when the spec keeps one."""
+        if self.generator_ema is None:
+            return self.generator
+        for average, live in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
+            average.copy_(live)
+        return self.generator_ema
 
     def noise(self, n: int) -> Tensor:
         assert self.spec.model.latent_dim is not None
@@ -237,6 +265,9 @@ class Trainer:
         tensors: dict[str, Tensor] = {}
         tensors.update({GENERATOR + k: _snapshot(v) for k, v in self.generator.state_dict().items()})
         tensors.update({CRITIC + k: _snapshot(v) for k, v in self.critic.state_dict().items()})
+        if self.generator_ema is not None:
+            averaged = self.sampling_generator.state_dict()
+            tensors.update({GENERATOR_EMA + k: _snapshot(v) for k, v in averaged.items()})
         extra: dict[str, object] = {}
         for prefix, optimizer in ((OPT_CRITIC, self.opt_critic), (OPT_GENERATOR, self.opt_generator)):
             opt_tensors, opt_meta = optimizer_state(optimizer)
@@ -259,6 +290,8 @@ class Trainer:
             raise CheckpointError(f"the checkpoint is at step {checkpoint.step}, past this job's {self.spec.steps}")
         try:
             self.generator.load_state_dict(checkpoint.part(GENERATOR))
+            if self.generator_ema is not None:
+                self.generator_ema.load_state_dict(checkpoint.part(GENERATOR_EMA))
             self.critic.load_state_dict(checkpoint.part(CRITIC))
             load_optimizer_state(self.opt_critic, checkpoint.part(OPT_CRITIC), checkpoint.extra["opt_critic"])
             load_optimizer_state(self.opt_generator, checkpoint.part(OPT_GENERATOR), checkpoint.extra["opt_generator"])

@@ -4,6 +4,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -38,7 +39,7 @@ def test_train_writes_spec_metrics_and_checkpoints_then_sample_reads_them(tmp_pa
     assert train(out) == 0
     spec = TrainSpec.model_validate_json((out / "spec.json").read_text())
     assert is_resolved(spec)
-    assert (spec.steps, spec.model.hidden_dim, spec.loss.kind, spec.optimizer.betas) == (20, 16, "wgan-gp", (0.0, 0.9))
+    assert (spec.steps, spec.model.hidden_dim, spec.loss.kind, spec.optimizer.betas) == (20, 16, "wgan-gp", (0.5, 0.9))
     points = metrics(out)
     assert [p["step"] for p in points] == [5, 10, 15, 20]
     assert {"critic_loss", "generator_loss", "wasserstein_estimate", "gradient_penalty"} <= points[0].keys()
@@ -217,3 +218,27 @@ def test_python_dash_m_wgan_runs_main_and_exits_with_its_code(tmp_path):
     )
     assert result.returncode == 2
     assert "holds no complete checkpoint yet" in result.stderr
+
+
+def test_threads_sets_torch_threads_and_the_bar_shows_each_points_own_losses(tmp_path):
+    # A subprocess: --threads changes the process's torch threads, and tqdm draws to a real stderr.
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "wgan", "train", "--dataset", "8gaussians", "--steps", "40", "--out", str(out)),
+            *("--log-every", "5", "--checkpoint-every", "20", "--no-evaluate", "--threads", "1", *TINY[:-1]),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_MININTERVAL": "0"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 torch thread(s)" in result.stderr
+    logged = {p["step"]: p for p in metrics(out)}
+    # Every redraw that shows a step and losses shows that step's losses (not the previous interval's).
+    drawn = re.findall(r"(\d+)/40 \[[^\]]*D=(-?[\d.]+), G=(-?[\d.]+)", result.stderr)
+    assert len(drawn) >= 4, result.stderr
+    for step, critic, generator in drawn:
+        point = logged[int(step)]
+        assert (critic, generator) == (f"{point['critic_loss']:.4f}", f"{point['generator_loss']:.4f}")

@@ -1,9 +1,9 @@
-"""The spec: each loss kind's paper defaults, and the inconsistent specs `resolve` refuses."""
+"""The spec: defaults by loss kind and kind of data, strict types, and the inconsistent specs `resolve` refuses."""
 
 import pytest
 from pydantic import ValidationError
 
-from wgan.config import SpecError, TrainSpec, dcgan_depth, is_resolved, resolve
+from wgan.config import SpecError, TrainSpec, dcgan_depth, image_fitting, is_resolved, resolve
 
 POINTS = ("points", (2,))
 DIGITS = ("images", (1, 8, 8))
@@ -22,8 +22,9 @@ def spec(**fields) -> TrainSpec:
         ("vanilla", "adam", 2e-4, (0.5, 0.999), 1, "constant"),
     ],
 )
-def test_each_loss_kind_gets_its_papers_defaults(kind, optimizer, lr, betas, n_critic, schedule):
-    resolved = resolve(spec(loss={"kind": kind}), *POINTS)
+def test_on_images_each_loss_kind_gets_its_papers_defaults(kind, optimizer, lr, betas, n_critic, schedule):
+    unresolved = TrainSpec.model_validate({"dataset": {"name": "digits"}, "loss": {"kind": kind}})
+    resolved = resolve(unresolved, *DIGITS)
     assert resolved.optimizer.kind == optimizer
     assert resolved.optimizer.lr == lr
     assert resolved.optimizer.betas == betas
@@ -31,10 +32,38 @@ def test_each_loss_kind_gets_its_papers_defaults(kind, optimizer, lr, betas, n_c
     assert resolved.loss.critic_schedule == schedule
     assert resolved.loss.gp_weight == 10.0
     assert resolved.loss.clip_value == 0.01
+    assert resolved.generator_ema == 0.0
     assert is_resolved(resolved)
-    assert not is_resolved(spec(loss={"kind": kind}))
+    assert not is_resolved(unresolved)
     # Resolving twice changes nothing.
+    assert resolve(resolved, *DIGITS) == resolved
+
+
+@pytest.mark.parametrize("kind", ["wgan-gp", "wgan-lp"])
+def test_on_points_the_penalised_kinds_get_the_toy_settings(kind):
+    # The WGAN-GP authors' toy script's λ and betas; the learning rate and the average as measured.
+    resolved = resolve(spec(loss={"kind": kind}), *POINTS)
+    assert resolved.loss.gp_weight == 0.1
+    assert (resolved.optimizer.kind, resolved.optimizer.lr, resolved.optimizer.betas) == ("adam", 1e-3, (0.5, 0.9))
+    assert (resolved.n_critic, resolved.loss.critic_schedule) == (5, "constant")
+    assert resolved.generator_ema == 0.99
     assert resolve(resolved, *POINTS) == resolved
+
+
+@pytest.mark.parametrize("kind", ["wgan-clip", "vanilla"])
+def test_on_points_the_other_kinds_keep_their_papers_optimisers(kind):
+    on_points = resolve(spec(loss={"kind": kind}), *POINTS)
+    on_images = resolve(TrainSpec.model_validate({"dataset": {"name": "digits"}, "loss": {"kind": kind}}), *DIGITS)
+    assert on_points.optimizer == on_images.optimizer
+    assert on_points.n_critic == on_images.n_critic
+
+
+def test_the_spec_decides_over_every_data_kind_default():
+    chosen = resolve(
+        spec(loss={"gp_weight": 10.0}, optimizer={"lr": 1e-4, "betas": (0.0, 0.9)}, generator_ema=0.0), *POINTS
+    )
+    assert (chosen.loss.gp_weight, chosen.optimizer.lr, chosen.optimizer.betas) == (10.0, 1e-4, (0.0, 0.9))
+    assert chosen.generator_ema == 0.0
 
 
 def test_what_the_spec_gives_wins_over_defaults():
@@ -64,7 +93,7 @@ def test_another_optimizer_than_the_papers_gets_its_own_defaults():
 def test_model_defaults_for_points_and_images():
     points = resolve(spec(), *POINTS)
     assert points.model.arch == "mlp"
-    assert (points.model.latent_dim, points.model.hidden_dim, points.model.depth) == (2, 512, 3)
+    assert (points.model.latent_dim, points.model.hidden_dim, points.model.depth) == (2, 128, 3)
     assert points.model.image_size is None
     assert points.model.channels is None
     assert points.model.generator_batch_norm is False
@@ -80,6 +109,54 @@ def test_model_defaults_for_points_and_images():
     assert clip.model.critic_norm == "none"
     mlp_images = resolve(TrainSpec.model_validate({"dataset": {"name": "digits"}}), *DIGITS)
     assert (mlp_images.model.image_size, mlp_images.model.channels) == (8, 1)
+    assert mlp_images.model.hidden_dim == 512
+
+
+def test_images_of_another_side_are_resized_by_default_or_padded_when_asked():
+    upload = ("images", (1, 28, 28))
+    dcgan = {"dataset": {"id": "x"}, "model": {"arch": "dcgan"}}
+    resized = resolve(TrainSpec.model_validate(dcgan), *upload)
+    assert (resized.dataset.fit, resized.model.image_size) == ("resize", 32)
+    padded = resolve(TrainSpec.model_validate({**dcgan, "dataset": {"id": "x", "fit": "pad"}}), *upload)
+    assert padded.dataset.fit == "pad"
+    native = resolve(TrainSpec.model_validate({"dataset": {"id": "x"}}), *upload)  # an MLP at 28×28
+    assert (native.dataset.fit, native.model.image_size) == (None, 28)
+    with pytest.raises(SpecError) as refused:
+        resolve(
+            TrainSpec.model_validate(
+                {**dcgan, "dataset": {"id": "x", "fit": "pad"}, "model": {"arch": "dcgan", "image_size": 16}}
+            ),
+            *upload,
+        )
+    assert refused.value.loc == ("dataset", "fit")
+    assert "32 or 64" in refused.value.msg
+    with pytest.raises(SpecError) as on_points:
+        resolve(spec(dataset={"name": "8gaussians", "fit": "pad"}), *POINTS)
+    assert on_points.value.loc == ("dataset", "fit")
+
+
+def test_the_default_name_uses_the_label_given_and_fits_the_name_limit():
+    assert resolve(spec(dataset={"id": "3f2a"}), *POINTS, dataset_label="my ring").name == "my ring-wgan-gp"
+    assert resolve(spec(dataset={"id": "3f2a"}), *POINTS).name == "3f2a-wgan-gp"
+    long = resolve(spec(dataset={"id": "3f2a"}), *POINTS, dataset_label="x" * 300).name
+    assert long is not None and len(long) == 200 and long.endswith("-wgan-gp")
+
+
+def test_a_data_sets_page_says_how_each_network_trains_its_images():
+    assert image_fitting((1, 28, 28)) == (
+        "28×28 images: DCGAN nets train them resized to 32×32 (dataset.fit 'pad' pads them instead), "
+        "MLPs at 28×28; model.image_size picks another size (DCGAN: 16, 32, 64)."
+    )
+    assert "at their own size" in image_fitting((3, 32, 32))
+    assert "resized to 64×64" in image_fitting((1, 100, 100)) and "pads" not in image_fitting((1, 100, 100))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("steps", "100"), ("batch_size", 32.5), ("seed", True), ("evaluate", "true")]
+)
+def test_values_of_the_wrong_type_are_refused_not_coerced(field, value):
+    with pytest.raises(ValidationError):
+        spec(**{field: value})
 
 
 def test_dcgan_depth_follows_image_size():

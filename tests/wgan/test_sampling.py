@@ -59,11 +59,15 @@ def test_points_are_deterministic_and_prefix_stable(points_checkpoint):
     for k in (1, 5, SAMPLE_CHUNK, SAMPLE_CHUNK + 1):
         np.testing.assert_array_equal(sample(sampler, k, seed=7), many[:k])
     assert not np.array_equal(sample(sampler, 5, seed=8), many[:5])
-    # The samples are the trained generator's.
+    # The samples are the trained generator's: its moving average, which the toys keep by default.
+    assert trainer.spec.generator_ema
+    averaged = trainer.sampling_generator
     with torch.no_grad():
-        expected = trainer.generator.eval()(torch.from_numpy(latent(7, 5, 2))).numpy()
+        expected = averaged.eval()(torch.from_numpy(latent(7, 5, 2))).numpy()
+        live = trainer.generator.eval()(torch.from_numpy(latent(7, 5, 2))).numpy()
     trainer.generator.train()
     np.testing.assert_allclose(many[:5], expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(many[:5], live)
 
 
 def test_images_are_deterministic_and_prefix_stable_with_batch_norm(images_checkpoint):
@@ -78,7 +82,7 @@ def test_images_are_deterministic_and_prefix_stable_with_batch_norm(images_check
     np.testing.assert_array_equal(sample(load_sampler(path), 70, seed=0), images)
 
 
-def test_loading_for_sampling_reads_only_the_generator(points_checkpoint, monkeypatch):
+def test_loading_for_sampling_reads_only_the_generator_that_samples(points_checkpoint, monkeypatch):
     path, _ = points_checkpoint
     loaded = []
     real_load = wgan.sampling.load_checkpoint
@@ -92,7 +96,7 @@ def test_loading_for_sampling_reads_only_the_generator(points_checkpoint, monkey
     sampler = load_sampler(path)
     (checkpoint,) = loaded
     assert checkpoint.tensors
-    assert all(k.startswith("generator.") for k in checkpoint.tensors)
+    assert all(k.startswith("generator_ema.") for k in checkpoint.tensors)
     assert not sampler.generator.training
     assert not any(p.requires_grad for p in sampler.generator.parameters())
 

@@ -212,6 +212,10 @@ def test_resume_from_disk_gives_bit_identical_next_steps(tmp_path, changes):
         assert torch.equal(value, resumed.generator.state_dict()[name]), name
     for name, value in uninterrupted.critic.state_dict().items():
         assert torch.equal(value, resumed.critic.state_dict()[name]), name
+    # The toys keep a moving average of the generator: it resumes too, bit for bit.
+    assert uninterrupted.generator_ema is not None and resumed.generator_ema is not None
+    for name, value in uninterrupted.generator_ema.state_dict().items():
+        assert torch.equal(value, resumed.generator_ema.state_dict()[name]), name
 
 
 def test_resume_of_an_image_model_with_a_higher_step_budget():
@@ -274,3 +278,41 @@ def test_assemble_builds_an_evaluator_for_points_only():
     assert run.evaluator is not None
     assert assemble(tiny_spec(TINY_DIGITS, evaluate=True), device=torch.device("cpu")).evaluator is None
     assert assemble(tiny_spec(evaluate=False), device=torch.device("cpu")).evaluator is None
+
+
+# --- the generator's moving average -----------------------------------------------------------
+
+
+def test_the_moving_average_follows_each_generator_step_with_its_decay():
+    decay = 0.75
+    trainer = tiny_trainer(steps=1, generator_ema=decay)
+    start = [p.detach().clone() for p in trainer.generator.parameters()]
+    trainer.fit()
+    assert trainer.generator_ema is not None and trainer.sampling_generator is trainer.generator_ema
+    for before, live, average in zip(
+        start, trainer.generator.parameters(), trainer.generator_ema.parameters(), strict=True
+    ):
+        assert not torch.equal(live, before)
+        torch.testing.assert_close(average, decay * before + (1 - decay) * live)
+    assert not any(p.requires_grad for p in trainer.generator_ema.parameters())
+
+
+def test_no_average_when_turned_off_and_batch_norm_statistics_are_copied_not_averaged():
+    plain = tiny_trainer(steps=1, generator_ema=0.0)
+    plain.fit()
+    assert plain.generator_ema is None and plain.sampling_generator is plain.generator
+    assert not any(key.startswith("generator_ema.") for key in plain.checkpoint().tensors)
+
+    normed = tiny_trainer(TINY_DIGITS, steps=2, generator_ema=0.9)
+    normed.fit()
+    averaged = normed.sampling_generator
+    live_buffers = dict(normed.generator.named_buffers())
+    assert live_buffers
+    for name, buffer in averaged.named_buffers():
+        assert torch.equal(buffer, live_buffers[name]), name
+    assert any(key.startswith("generator_ema.") for key in normed.checkpoint().tensors)
+
+
+def test_the_toys_keep_an_average_by_default_and_images_do_not():
+    assert tiny_trainer().spec.generator_ema == 0.99
+    assert tiny_trainer(TINY_DIGITS).spec.generator_ema == 0.0

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from wgan.config import DataKind, Fit
 from wgan.data.files import DataError
 from wgan.data.toys import MIXTURES, TOY_NAMES, Mixture, sample_toy
 
-DataKind = Literal["points", "images"]
 RESIZE_CHUNK = 1024
 
 
@@ -37,9 +37,7 @@ BUILTIN: dict[str, DatasetInfo] = {
     "swissroll": DatasetInfo(
         "swissroll", "points", (2,), None, "A 2-D Swiss roll (WGAN-GP toy); sampled fresh each batch."
     ),
-    "digits": DatasetInfo(
-        "digits", "images", (1, 8, 8), 1797, "scikit-learn's 8×8 handwritten digits, resized to image_size."
-    ),
+    "digits": DatasetInfo("digits", "images", (1, 8, 8), 1797, "scikit-learn's 8×8 handwritten digits."),
 }
 
 
@@ -102,10 +100,12 @@ class TensorSource:
         return batch
 
 
-def prepare_images(x: np.ndarray, image_size: int, channels: int) -> Tensor:
+def prepare_images(x: np.ndarray, image_size: int, channels: int, fit: Fit = "resize") -> Tensor:
     """Canonical N×C×H×W images (uint8, or float in [−1, 1]) → image_size×image_size with `channels`.
 
-    uint8 stays uint8 (a quarter of the memory on the device); resizing is antialiased.
+    uint8 stays uint8 (a quarter of the memory on the device). `fit` says how another side gets there:
+    'resize' is antialiased bilinear; 'pad' centres the images on the darkest value (−1, uint8 0),
+    as MNIST's 28 px digits are padded to 32 for LeNet-style nets.
     """
     if x.ndim != 4:
         raise DataError(f"expected images N×C×H×W, got shape {x.shape}")
@@ -116,6 +116,8 @@ def prepare_images(x: np.ndarray, image_size: int, channels: int) -> Tensor:
         raise DataError(f"the data has {tensor.shape[1]} channels; the model wants {channels}")
     if tensor.shape[2:] == (image_size, image_size):
         return tensor.contiguous()
+    if fit == "pad":
+        return _pad(tensor, image_size)
     chunks = []
     for start in range(0, tensor.shape[0], RESIZE_CHUNK):
         chunk = tensor[start : start + RESIZE_CHUNK]
@@ -127,6 +129,16 @@ def prepare_images(x: np.ndarray, image_size: int, channels: int) -> Tensor:
             resized = resized.add(1.0).mul(127.5).round_().to(torch.uint8)
         chunks.append(resized)
     return torch.cat(chunks)
+
+
+def _pad(tensor: Tensor, image_size: int) -> Tensor:
+    height, width = tensor.shape[2:]
+    if height > image_size or width > image_size:
+        raise DataError(f"cannot pad {height}×{width} images down to {image_size}×{image_size}; resize them instead")
+    top, left = (image_size - height) // 2, (image_size - width) // 2
+    background = 0 if tensor.dtype == torch.uint8 else -1.0
+    padding = (left, image_size - width - left, top, image_size - height - top)
+    return F.pad(tensor, padding, mode="constant", value=background).contiguous()
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,20 +162,28 @@ def info_for_array(name: str, x: np.ndarray) -> DatasetInfo:
 
 
 def source_from_array(
-    x: np.ndarray, device: torch.device, image_size: int | None = None, channels: int | None = None
+    x: np.ndarray,
+    device: torch.device,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: Fit | None = None,
 ) -> TensorSource:
     if x.ndim == 2:
         return TensorSource(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), "points", device)
     if image_size is None or channels is None:
         raise DataError("image data needs image_size and channels")
-    return TensorSource(prepare_images(x, image_size, channels), "images", device)
+    return TensorSource(prepare_images(x, image_size, channels, fit or "resize"), "images", device)
 
 
 def open_builtin(
-    name: str, device: torch.device, image_size: int | None = None, channels: int | None = None
+    name: str,
+    device: torch.device,
+    image_size: int | None = None,
+    channels: int | None = None,
+    fit: Fit | None = None,
 ) -> ToySource | TensorSource:
     if name in TOY_NAMES:
         return ToySource(name, device)
     if name == "digits":
-        return source_from_array(digits_array(), device, image_size, channels)
+        return source_from_array(digits_array(), device, image_size, channels, fit)
     raise DataError(f"unknown built-in data set {name!r}; choose one of {', '.join(BUILTIN)}")

@@ -1,0 +1,97 @@
+"""What a spec costs to train: parameter counts and floating-point operations per generator step.
+
+Counted, not guessed: both networks are built on the meta device (no memory, no weights) and one
+example is run through each under torch's FlopCounterMode, which counts the matmuls and convolutions.
+A training step is then assembled from those forward costs with the usual rule that a backward pass
+costs twice its forward (Kaplan et al. 2020, "Scaling laws for neural language models", §2.1).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from wgan.config import PENALISED_KINDS, ModelSpec, TrainSpec, is_resolved
+from wgan.networks import build_critic, build_generator, model_data_shape
+
+BACKWARD_PER_FORWARD = 2
+# The gradient penalty: a forward through the critic at the interpolates, the gradient to its input
+# with its graph kept (a backward), then a backward through both for the weights: 1 + 2 + 2·3 forwards.
+PENALTY_FORWARDS = 1 + BACKWARD_PER_FORWARD + 2 * (1 + BACKWARD_PER_FORWARD)
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """One example through each network, forward only."""
+
+    generator_params: int
+    critic_params: int
+    generator_flops: int
+    critic_flops: int
+
+
+@dataclass(frozen=True)
+class StepCost:
+    generator_params: int
+    critic_params: int
+    flops_per_step: float  # one generator update with its n_critic critic updates, at the spec's batch
+    updates_per_step: int  # optimizer steps in it (n_critic + 1): small models cost per update, not per FLOP
+
+    @property
+    def params(self) -> int:
+        return self.generator_params + self.critic_params
+
+
+def model_cost(model: ModelSpec) -> ModelCost:
+    """Parameters and forward FLOPs per example of a resolved model spec."""
+    return _model_cost(model.model_dump_json())
+
+
+@functools.lru_cache(maxsize=256)
+def _model_cost(model_json: str) -> ModelCost:
+    # Keyed by the spec's JSON: pydantic models are not hashable, and equal specs cost the same.
+    model = ModelSpec.model_validate_json(model_json)
+    shape = model_data_shape(model)
+    assert model.latent_dim is not None
+    with torch.device("meta"):
+        generator = build_generator(model, shape)
+        critic = build_critic(model, shape)
+        z = torch.empty(1, model.latent_dim)
+        x = torch.empty(1, *shape)
+    # eval(): batch norm on one example would refuse to train; the FLOPs are the same.
+    generator.eval()
+    critic.eval()
+    with FlopCounterMode(display=False) as counted:
+        generator(z)
+    generator_flops = counted.get_total_flops()
+    with FlopCounterMode(display=False) as counted:
+        critic(x)
+    critic_flops = counted.get_total_flops()
+    return ModelCost(
+        generator_params=sum(p.numel() for p in generator.parameters()),
+        critic_params=sum(p.numel() for p in critic.parameters()),
+        generator_flops=int(generator_flops),
+        critic_flops=int(critic_flops),
+    )
+
+
+def step_cost(spec: TrainSpec) -> StepCost:
+    """The cost of one generator step of a resolved spec, with its n_critic critic steps."""
+    if not is_resolved(spec):
+        raise ValueError("the spec has unfilled defaults: pass it through wgan.config.resolve first")
+    assert spec.n_critic is not None
+    cost = model_cost(spec.model)
+    g, d, batch = cost.generator_flops, cost.critic_flops, spec.batch_size
+    train = 1 + BACKWARD_PER_FORWARD
+    # A critic step: fakes without grad, then real and fake through the critic forward and back.
+    critic_step = g + 2 * d * train
+    if spec.loss.kind in PENALISED_KINDS:
+        critic_step += d * PENALTY_FORWARDS
+    # A generator step: forward through both, backward through the critic (to its input) and the generator.
+    generator_step = (g + d) * train
+    # The WGAN paper's schedule boosts some steps to 100 critic iterations; this is the steady-state cost.
+    flops = batch * (spec.n_critic * critic_step + generator_step)
+    return StepCost(cost.generator_params, cost.critic_params, float(flops), spec.n_critic + 1)
