@@ -14,21 +14,19 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
-# Every other dependency at the version the tests ran with (the local torch build is dropped from
-# the constraints: the line above chose the build for this image's target).
-RUN grep -v '^torch==' constraints.txt > /tmp/constraints.txt
 COPY wgan ./wgan
 COPY service ./service
 COPY app ./app
 COPY worker ./worker
 COPY migrations ./migrations
 COPY alembic.ini ./
-RUN pip install -c /tmp/constraints.txt -e . \
+# Every other dependency at the version the tests ran with; torch==2.13.0 there accepts the build above.
+RUN pip install -c constraints.txt -e . \
     && python -c "import sklearn.datasets; sklearn.datasets.load_digits()"
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-    WGAN_DATA_DIR=/data WGAN_CACHE_DIR=/data/cache WGAN_HOST=0.0.0.0 WGAN_LOG_JSON=true
+    WGAN_DATA_DIR=/data WGAN_HOST=0.0.0.0 WGAN_LOG_JSON=true WGAN_WORKER_ALIVE_FILE=/tmp/wgan-worker-alive
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin wgan \
     && mkdir -p /data && chown wgan:wgan /data
 COPY --from=build /opt/venv /opt/venv
@@ -37,6 +35,7 @@ WORKDIR /app
 USER wgan
 VOLUME ["/data"]
 EXPOSE 8000
-HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+# For the default command (the API). docker-compose.yml gives workers their own check (their alive file)
+# and the one-shot migration none.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["wgan-service", "healthcheck", "api"]
 CMD ["wgan-service", "serve"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app import schemas
 from service.jobs import latest_metrics
 from service.models import Checkpoint, Dataset, Job, MetricPoint
-from wgan.config import TrainSpec
+from wgan.config import TrainSpec, image_fitting
 
 API = "/api/v1"
 
@@ -65,6 +65,6 @@ def dataset(row: Dataset) -> schemas.DatasetOut:
         shape=row.shape,
         count=row.count,
         builtin=False,
-        description="uploaded",
+        description="Uploaded." + (f" {image_fitting(tuple(row.shape))}" if row.kind == "images" else ""),
         created_at=row.created_at,
     )

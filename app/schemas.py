@@ -1,4 +1,4 @@
-"""Request and response models of the HTTP contract (../shared/API.md), as OpenAPI shows them."""
+"""Request and response models of the HTTP contract (docs/API.md), as OpenAPI shows them."""
 
 from __future__ import annotations
 
@@ -88,6 +88,34 @@ class Job(BaseModel):
     cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
     attempts: int = Field(description="How many times a worker has taken the job up (more after a lost worker).")
     links: JobLinks
+
+
+class StepCostOut(BaseModel):
+    generator_params: int
+    critic_params: int
+    flops_per_step: float = Field(
+        description="Floating-point operations of one generator step with its n_critic critic steps, counted "
+        "on the meta device (matmuls and convolutions; a backward pass counted as two forwards)."
+    )
+    updates_per_step: int = Field(description="Optimizer updates in a step: n_critic critic updates and one.")
+
+
+class EstimateOut(BaseModel):
+    seconds_per_step: float
+    seconds: float = Field(description="Training time for the spec's steps, checkpoints and evaluation aside.")
+    basis: Literal["measured", "calibrated", "assumed"] = Field(
+        description="'measured': the median of recent jobs of this cost on the same queue; 'calibrated': the "
+        "assumed speed corrected by how recent jobs of other costs ran; 'assumed': no job has trained on the "
+        "queue yet (WGAN_ESTIMATE_UPDATE_SECONDS, WGAN_ESTIMATE_FLOPS_PER_SECOND)."
+    )
+    jobs: int = Field(description="How many measured jobs the estimate rests on.")
+
+
+class JobPreview(BaseModel):
+    spec: TrainSpec = Field(description="The spec as the job would show it, every default filled in.")
+    queue: str
+    cost: StepCostOut
+    estimate: EstimateOut
 
 
 class JobPage(BaseModel):

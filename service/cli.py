@@ -7,6 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
 
 # Before anything loads torch: OpenMP threads that spin while waiting make training crawl (50x
 # slower measured here) as soon as another process shares the cores, as the API, a second worker
@@ -16,7 +20,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from service.settings import Settings, get_settings
 
 DEV_KEY_FILE = "dev-api-key"
+WORKER_ALIVE_FILE = "worker-alive"
 WORKER_STOP_SECONDS = 30
+READY_WAIT_SECONDS = 120
+HEALTH_TIMEOUT_SECONDS = 2
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
@@ -33,7 +40,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     return 0
 
 
-def _worker(settings: Settings, queues: str | None) -> int:
+def _worker(settings: Settings, queues: str | None, quiet: bool = False) -> int:
     from service.logging_setup import configure_logging
     from worker.tasks import app
 
@@ -44,6 +51,7 @@ def _worker(settings: Settings, queues: str | None) -> int:
     # processes (or hosts) to train more at once.
     app.worker_main(
         [
+            *(["--quiet"] if quiet else []),
             "worker",
             "--pool=solo",
             "--concurrency=1",
@@ -81,9 +89,37 @@ def _dev_key(settings: Settings) -> str:
     with transaction() as session:
         key = create_key(session, name="dev", owner="dev").key
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    # Created owner-only: a secret is never readable by others, not even between a write and a chmod.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(key + "\n")
     return key
+
+
+def _api_is_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=HEALTH_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def _announce_when_ready(url: str, alive: Path, key: str | None, key_file: Path) -> None:
+    """Say where things are once the API answers and the worker is up, so it is the last thing on screen."""
+    deadline = time.monotonic() + READY_WAIT_SECONDS
+    while not (alive.exists() and _api_is_up(url)):
+        if time.monotonic() > deadline:
+            print(f"\n  wgan-service: not ready after {READY_WAIT_SECONDS} s; see the log above\n", file=sys.stderr)
+            return
+        time.sleep(0.2)
+    lines = [
+        "wgan-service is ready",
+        f"  dashboard  {url}/",
+        f"  API docs   {url}/docs",
+    ]
+    if key:
+        lines.append(f"  API key    {key}")
+        lines.append(f"             (kept in {key_file}; try README.md's curl walk-through)")
+    print("\n" + "\n".join(f"  {line}" for line in lines) + "\n", file=sys.stderr, flush=True)
 
 
 def _dev(settings: Settings, host: str | None, port: int | None) -> int:
@@ -91,11 +127,16 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _migrate(settings)
     key = _dev_key(settings) if settings.embedded else None
-    worker = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+    alive = settings.worker_alive_file or settings.data_dir / WORKER_ALIVE_FILE
+    alive.unlink(missing_ok=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--quiet"],
+        env={**os.environ, "WGAN_WORKER_ALIVE_FILE": str(alive)},
+    )
     url = f"http://{host or settings.host}:{port or settings.port}"
-    print(f"\n  wgan-service on {url}  (dashboard: {url}/, OpenAPI: {url}/openapi.json)", file=sys.stderr)
-    if key:
-        print(f"  API key: {key}   (also in {settings.data_dir / DEV_KEY_FILE})\n", file=sys.stderr)
+    threading.Thread(
+        target=_announce_when_ready, args=(url, alive, key, settings.data_dir / DEV_KEY_FILE), daemon=True
+    ).start()
     try:
         return _serve(settings, host, port)
     finally:
@@ -104,6 +145,29 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
             worker.wait(WORKER_STOP_SECONDS)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+def _healthcheck(settings: Settings, role: str) -> int:
+    """A container's health: the API answers /healthz; a worker touched its alive file lately."""
+    if role == "api":
+        url = f"http://127.0.0.1:{settings.port}"
+        if _api_is_up(url):
+            return 0
+        print(f"unhealthy: {url}/healthz does not answer 200", file=sys.stderr)
+        return 1
+    path = settings.worker_alive_file
+    if path is None:
+        print("unhealthy: WGAN_WORKER_ALIVE_FILE is not set, so the worker leaves no sign of life", file=sys.stderr)
+        return 1
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        print(f"unhealthy: no {path} yet (the worker has not started)", file=sys.stderr)
+        return 1
+    if age > settings.claim_stale_seconds:
+        print(f"unhealthy: the worker last touched {path} {age:.0f} s ago", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -146,7 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--port", type=int, help="port (WGAN_PORT)")
     worker = sub.add_parser("worker", help="run a training worker", description="Run a Celery training worker.")
     worker.add_argument("--queues", help="comma-separated: cpu, or gpu,cpu on a GPU host (WGAN_WORKER_QUEUES)")
+    worker.add_argument("--quiet", action="store_true", help="leave out Celery's start-up banner")
     sub.add_parser("migrate", help="bring the database schema to the newest migration")
+    health = sub.add_parser(
+        "healthcheck",
+        help="exit 0 when this host's API or worker is healthy (for container health checks)",
+        description="Exit 0 when healthy: the API answers /healthz on WGAN_PORT; a worker touched "
+        "WGAN_WORKER_ALIVE_FILE within claim_stale_seconds.",
+    )
+    health.add_argument("role", choices=["api", "worker"], help="what this container runs")
     keys = sub.add_parser("keys", help="manage API keys")
     key_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = key_sub.add_parser("create", help="make a key; it is printed once")
@@ -165,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "worker":
-        return _worker(settings, args.queues)
+        return _worker(settings, args.queues, args.quiet)
+    if args.command == "healthcheck":
+        return _healthcheck(settings, args.role)
     if args.command == "dev":
         return _dev(settings, args.host, args.port)
     if args.command == "migrate":

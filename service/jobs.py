@@ -27,7 +27,7 @@ def resolve_spec(session: Session, principal: Principal, spec: TrainSpec, settin
             raise InvalidInput(
                 "the data set does not exist", [((BODY, "dataset", "id"), "no uploaded data set with this id")]
             )
-        kind, shape = dataset.kind, tuple(dataset.shape)
+        kind, shape, label = dataset.kind, tuple(dataset.shape), dataset.name
     else:
         assert spec.dataset.name is not None
         info = BUILTIN.get(spec.dataset.name)
@@ -36,9 +36,9 @@ def resolve_spec(session: Session, principal: Principal, spec: TrainSpec, settin
                 "unknown data set",
                 [((BODY, "dataset", "name"), f"choose one of {', '.join(BUILTIN)}, or upload one and give its id")],
             )
-        kind, shape = info.kind, info.shape
+        kind, shape, label = info.kind, info.shape, info.name
     try:
-        resolved = resolve(spec, "points" if kind == "points" else "images", shape)
+        resolved = resolve(spec, "points" if kind == "points" else "images", shape, dataset_label=label)
     except SpecError as exc:
         raise InvalidInput(exc.msg, [((BODY, *exc.loc), exc.msg)]) from exc
     image_size = resolved.model.image_size

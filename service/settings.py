@@ -6,7 +6,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
@@ -70,11 +70,34 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
     rate_jobs_per_minute: int = Field(60, ge=0, description="Job submissions per key per minute (0: no limit).")
     rate_samples_per_minute: int = Field(600, ge=0, description="Sample requests per key per minute (0: no limit).")
+    estimate_update_seconds: float = Field(
+        7e-4,
+        gt=0,
+        description="Duration estimates: the fixed cost assumed per optimizer update (measured here on one CPU "
+        "thread); jobs that train here correct it.",
+    )
+    estimate_flops_per_second: float = Field(
+        5e10,
+        gt=0,
+        description="Duration estimates: the arithmetic speed assumed of a worker (one CPU thread here); jobs "
+        "that train here correct it.",
+    )
     max_running_per_owner: int = Field(4, ge=1, description="Jobs of one owner training at once; more wait queued.")
 
     # Workers
     worker_queues: str = Field("cpu", description="Comma-separated queues: 'cpu', or 'gpu,cpu' on a GPU host.")
-    worker_torch_threads: int = Field(0, ge=0, description="Torch threads for training; 0 keeps torch's default.")
+    worker_torch_threads: int = Field(
+        0,
+        ge=0,
+        description="Torch threads for training; 0: one for jobs under worker_single_thread_flops per step, "
+        "torch's default (a thread per core) for larger ones.",
+    )
+    worker_single_thread_flops: float = Field(
+        5e9,
+        ge=0,
+        description="With worker_torch_threads 0, CPU jobs below this many FLOPs per step train on one thread: "
+        "small models lose more to waking a second thread than it gives them (BENCHMARKS.md, threads).",
+    )
     worker_nice: int = Field(5, ge=0, le=19, description="Niceness of training, so the API stays responsive.")
     heartbeat_seconds: float = Field(1.0, gt=0, description="How often a trainer heartbeats and checks for cancel.")
     claim_stale_seconds: float = Field(30.0, gt=0, description="A claim whose heartbeat is older may be taken over.")
@@ -83,6 +106,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, description="Claims of one job before a lost worker fails it.")
     visibility_timeout_seconds: int = Field(6 * 3600, ge=60, description="Redis redelivers unacked tasks after this.")
     write_retry_seconds: float = Field(60.0, gt=0, description="How long a worker retries a failed database write.")
+    worker_alive_file: Path | None = Field(
+        None,
+        description="A file the worker touches when ready and after each reaper pass (unset: none); "
+        "`wgan-service healthcheck worker` calls it healthy while younger than claim_stale_seconds.",
+    )
 
     fault: str = Field(
         "",
@@ -93,6 +121,12 @@ class Settings(BaseSettings):
 
     log_level: str = Field("INFO", description="Log level of API and workers.")
     log_json: bool = Field(False, description="One JSON object per log line.")
+
+    @field_validator("artifact_cache_dir", "worker_alive_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `WGAN_WORKER_ALIVE_FILE=` means "none", not the current directory.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

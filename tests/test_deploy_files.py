@@ -122,3 +122,36 @@ def test_the_s3_override_points_every_service_at_seaweedfs() -> None:
         assert environment["WGAN_S3_ENDPOINT_URL"] == "http://seaweedfs:8333"
         assert environment["WGAN_DATABASE_URL"].startswith("postgresql+psycopg://")  # merged, not replaced
         assert services[name]["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+
+
+def _dockerfile_healthcheck() -> list[str]:
+    text = (ROOT / "Dockerfile").read_text()
+    found = re.search(r"^HEALTHCHECK .*CMD (\[.*\])$", text, flags=re.M)
+    assert found, "the image has a health check for its default command"
+    return yaml.safe_load(found.group(1))
+
+
+def test_each_container_has_a_health_check_that_fits_what_it_runs(config: dict) -> None:
+    image_check = _dockerfile_healthcheck()
+    assert image_check == ["wgan-service", "healthcheck", "api"]
+    parser = build_parser()
+    services = config["services"]
+    assert "healthcheck" not in services["api"]  # the image's own check: the API's /healthz
+    for name in ("worker", "worker-gpu"):
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD" and test[1:] == ["wgan-service", "healthcheck", "worker"], name
+    assert services["migrate"]["healthcheck"]["test"] == ["NONE"]  # a one-shot job has no health to check
+    for command in (image_check, services["worker"]["healthcheck"]["test"][1:]):
+        parser.parse_args(command[1:])
+
+
+def test_every_variable_the_deploy_files_set_is_a_setting_the_service_reads(config: dict) -> None:
+    from service.settings import Settings
+
+    known = {f"WGAN_{name.upper()}" for name in Settings.model_fields}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    set_in_image = set(re.findall(r"\b(WGAN_[A-Z0-9_]+)=", dockerfile))
+    assert {"WGAN_DATA_DIR", "WGAN_WORKER_ALIVE_FILE"} <= set_in_image
+    set_in_compose = {key for service in config["services"].values() for key in service.get("environment", {})}
+    unread = {name for name in set_in_image | set_in_compose if name.startswith("WGAN_")} - known
+    assert not unread, f"set but read by no setting: {sorted(unread)}"

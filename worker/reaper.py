@@ -71,11 +71,23 @@ class Reaper(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
+        self._mark_alive()
         while not self._done.wait(self.settings.reaper_seconds):
             try:
                 reap(self.settings)
             except Exception:
                 log.exception("reaper pass failed")
+            else:
+                self._mark_alive()
+
+    def _mark_alive(self) -> None:
+        # What `wgan-service healthcheck worker` reads: fresh while this worker runs and reaches its database.
+        path = self.settings.worker_alive_file
+        if path is not None:
+            try:
+                path.touch()
+            except OSError as exc:
+                log.warning("cannot touch the alive file %s: %s", path, exc)
 
     def stop(self) -> None:
         self._done.set()

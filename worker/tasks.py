@@ -8,7 +8,6 @@ import socket
 import uuid
 from typing import Any
 
-import torch
 from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 
@@ -36,8 +35,7 @@ def train(job_id: str) -> str:
 @worker_ready.connect  # type: ignore[untyped-decorator]
 def _on_ready(**_: Any) -> None:
     settings = get_settings()
-    if settings.worker_torch_threads:
-        torch.set_num_threads(settings.worker_torch_threads)
+    # Torch threads are set per job (worker.training.training_threads).
     # Training yields to the API on a shared machine.
     os.nice(settings.worker_nice)
     reaper = Reaper(settings)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+import torch
 
 from service.artifacts import ArtifactStore, checkpoint_prefix, dataset_key
 from service.db import transaction
@@ -20,6 +21,7 @@ from service.settings import Settings
 from wgan.assemble import Run, assemble
 from wgan.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_manifest, save_checkpoint
 from wgan.config import SpecError, TrainSpec
+from wgan.cost import step_cost
 from wgan.data.files import DataError
 from wgan.devices import DeviceUnavailable
 from wgan.trainer import Hooks, TrainingDiverged
@@ -115,6 +117,19 @@ def _requeue(job_id: str, worker_id: str, budget: float) -> None:
         enqueue_training(job_id, queue_name[0])
 
 
+# Torch's own thread count when the worker started, before any job changed it.
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def training_threads(spec: TrainSpec, device: torch.device, settings: Settings) -> int:
+    """Torch threads for a job: the setting, or by the job's size when the setting is 0 (auto)."""
+    if settings.worker_torch_threads:
+        return settings.worker_torch_threads
+    if device.type == "cpu" and step_cost(spec).flops_per_step < settings.worker_single_thread_flops:
+        return 1
+    return DEFAULT_THREADS
+
+
 def run_job(job_id: str, worker_id: str, settings: Settings, store: ArtifactStore) -> str:
     """Train the job if this worker can claim it. Returns what happened, for logs and tests."""
     claimed = _claim(job_id, worker_id, settings)
@@ -161,6 +176,9 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
     outcome, error = "failed", None
     try:
         run = assemble(claimed.spec, _load_uploaded(claimed.spec, store))
+        threads = training_threads(run.spec, run.trainer.device, settings)
+        torch.set_num_threads(threads)
+        log.info("training on %s with %d torch thread(s)", run.trainer.device, threads, extra=context)
         _resume(run, claimed, store)
         should_stop = signal.is_set
         if settings.fault:

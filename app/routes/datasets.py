@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import PurePath
 from typing import Annotated
 
@@ -17,12 +18,13 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Dataset, new_id
 from service.repositories import datasets as dataset_repo
 from service.settings import Settings
-from wgan.config import NO_CONTROL_CHARACTERS
+from wgan.config import MAX_NAME, NO_CONTROL_CHARACTERS, image_fitting
 from wgan.data.files import DataError, ReadLimits, read_npz, read_zip
 from wgan.data.sources import BUILTIN, info_for_array
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 READERS = {".npz": read_npz, ".zip": read_zip}
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @router.get("", response_model=schemas.DatasetList, responses=PROBLEMS(401), summary="Built-in and uploaded data sets")
@@ -35,12 +37,18 @@ def list_datasets(session: ReadSessionDep, principal: PrincipalDep) -> schemas.D
             shape=list(info.shape),
             count=info.count,
             builtin=True,
-            description=info.description,
+            description=info.description + (f" {image_fitting(info.shape)}" if info.kind == "images" else ""),
         )
         for info in BUILTIN.values()
     ]
     uploads = [presenters.dataset(row) for row in dataset_repo.for_owner(session, principal)]
     return schemas.DatasetList(items=builtin + uploads)
+
+
+def _name_from_filename(filename: str | None) -> str:
+    # A file name is the client's to choose: control characters (a NUL breaks Postgres) are dropped.
+    stem = CONTROL_CHARACTERS.sub("", PurePath(filename or "").stem).strip()
+    return stem[:MAX_NAME] or "upload"
 
 
 def _limits(settings: Settings) -> ReadLimits:
@@ -83,7 +91,7 @@ def upload_dataset(
     store: StoreDep,
     response: Response,
     file: Annotated[UploadFile, File(description=".zip of PNG/JPEG images, or .npz with an array 'x'")],
-    name: Annotated[str | None, Form(max_length=200, pattern=NO_CONTROL_CHARACTERS)] = None,
+    name: Annotated[str | None, Form(max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)] = None,
 ) -> schemas.UploadedDataset:
     array = _read_upload(file, settings)
     dataset_id = new_id()
@@ -95,7 +103,7 @@ def upload_dataset(
     row = Dataset(
         id=dataset_id,
         owner_id=principal.owner_id,
-        name=name or PurePath(file.filename or "upload").stem[:200],
+        name=name or _name_from_filename(file.filename),
         kind=info.kind,
         shape=list(info.shape),
         count=info.count or 0,

@@ -14,11 +14,13 @@ from service import jobs as job_service
 from service.artifacts import job_prefix
 from service.db import transaction
 from service.errors import InvalidInput, NotFound
+from service.estimates import estimate
 from service.models import Job
 from service.principal import Principal
-from service.queue import enqueue_training
+from service.queue import enqueue_training, queue_for
 from service.repositories import jobs as job_repo
 from service.settings import Settings, get_settings
+from wgan.cost import step_cost
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -68,6 +70,35 @@ def create_job(
         )
     response.headers["Location"] = presenters.job_links(job.id).self
     return presenters.job(job)
+
+
+@router.post(
+    "/preview",
+    response_model=schemas.JobPreview,
+    dependencies=[Depends(require_json)],
+    responses=PROBLEMS(400, 401, 413, 415, 422),
+    summary="Resolve a spec without submitting it: its defaults, cost and estimated training time",
+)
+def preview_job(
+    spec: schemas.JobSpec, session: ReadSessionDep, principal: PrincipalDep, settings: SettingsDep
+) -> schemas.JobPreview:
+    resolved = job_service.resolve_spec(session, principal, spec, settings)
+    queue = queue_for(resolved.device)
+    cost = step_cost(resolved)
+    guess = estimate(session, resolved, queue, cost, settings)
+    return schemas.JobPreview(
+        spec=resolved,
+        queue=queue,
+        cost=schemas.StepCostOut(
+            generator_params=cost.generator_params,
+            critic_params=cost.critic_params,
+            flops_per_step=cost.flops_per_step,
+            updates_per_step=cost.updates_per_step,
+        ),
+        estimate=schemas.EstimateOut(
+            seconds_per_step=guess.seconds_per_step, seconds=guess.seconds, basis=guess.basis, jobs=guess.jobs
+        ),
+    )
 
 
 @router.get("", response_model=schemas.JobPage, responses=PROBLEMS(401, 422), summary="List jobs, newest first")

@@ -247,3 +247,22 @@ def release(session: Session, job: Job) -> None:
     job.heartbeat_at = None
     job.enqueued_at = utcnow()
     append_event(session, job.id, "status", {"status": "queued", "error": None})
+
+
+def recent_speeds(session: Session, queue: str, limit: int) -> list[tuple[dict[str, Any], float]]:
+    """(spec, seconds per step) of the newest jobs on `queue` that have trained, across owners.
+
+    Speed is a property of the deployment's workers, not of an owner; only the numbers leave here.
+    """
+    rows = session.execute(
+        select(Job.spec, Job.latest_metrics)
+        .where(Job.queue == queue, Job.latest_metrics.is_not(None), Job.progress_step > 0)
+        .order_by(Job.created_at.desc())
+        .limit(limit)
+    ).all()
+    speeds = []
+    for spec, latest in rows:
+        seconds = (latest or {}).get("seconds_per_step")
+        if isinstance(seconds, int | float) and seconds > 0:
+            speeds.append((spec, float(seconds)))
+    return speeds

@@ -18,14 +18,15 @@ def test_toy_job_trains_to_success_with_metrics_checkpoints_and_samples(client: 
     job = response.json()
     assert response.headers["location"] == f"/api/v1/jobs/{job['id']}"
     assert job["status"] == "queued"
-    # Every default is filled in and shown.
+    # Every default is filled in and shown: on a 2-D toy, the toy settings.
     assert job["spec"]["loss"] == {
         "kind": "wgan-gp",
-        "gp_weight": 10.0,
+        "gp_weight": 0.1,
         "clip_value": 0.01,
         "critic_schedule": "constant",
     }
-    assert job["spec"]["optimizer"] == {"kind": "adam", "lr": 1e-4, "betas": [0.0, 0.9]}
+    assert job["spec"]["optimizer"] == {"kind": "adam", "lr": 1e-3, "betas": [0.5, 0.9]}
+    assert job["spec"]["generator_ema"] == 0.99
     assert job["progress"] == {"step": 0, "total_steps": 60}
 
     done = wait_for_status(client, job["id"], {"succeeded", "failed"})

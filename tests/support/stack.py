@@ -70,7 +70,6 @@ def embedded_env(root: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("WGAN_")}
     env.update(FAST_TIMINGS)
     env["WGAN_DATA_DIR"] = str(root)
-    env["WGAN_CACHE_DIR"] = str(root / "cache")
     return env
 
 
