@@ -1,4 +1,4 @@
-"""The dashboard: its single page at `/` and the scripts, styles and vendored chart library under /static."""
+"""The dashboard at `/`, the interactive API docs at `/docs`, and their vendored scripts and styles under /static."""
 
 from __future__ import annotations
 
@@ -33,3 +33,9 @@ router.mount("/static", RevalidatedStaticFiles(directory=STATIC), name="static")
 @router.get("/", include_in_schema=False)
 def dashboard() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers={"Cache-Control": REVALIDATE})
+
+
+@router.get("/docs", include_in_schema=False)
+def api_docs() -> FileResponse:
+    # Under the same CSP as every page: Swagger UI needs no inline script (its start-up is static/js/api-docs.js).
+    return FileResponse(STATIC / "docs.html", media_type="text/html", headers={"Cache-Control": REVALIDATE})

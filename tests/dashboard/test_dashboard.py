@@ -105,6 +105,25 @@ def test_page_and_assets_are_served_by_the_app_with_security_headers(api: str) -
     assert httpx.get(f"{api}/static/nope.js").status_code == 404
 
 
+@pytest.mark.browser
+def test_the_api_docs_are_linked_from_the_dashboard_and_run_offline_under_the_csp(page: Page, api: str) -> None:
+    response = httpx.get(f"{api}/docs")
+    assert response.status_code == 200
+    assert response.headers["content-security-policy"] == HEADERS["Content-Security-Policy"]
+    assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text) is None  # no inline script
+    assert "https://" not in response.text
+    page.goto("/")
+    page.get_by_role("link", name="API docs").click()
+    expect(page).to_have_url(re.compile(r"/docs$"))
+    # Swagger UI, from the vendored bundle, renders this service's own document (the page fixture fails
+    # the test on any CSP refusal).
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/jobs/preview")).to_be_visible()
+    expect(page.get_by_role("button", name="Authorize")).to_be_visible()
+    version = (STATIC / "vendor" / "swagger-ui" / "VERSION").read_text().strip()
+    assert httpx.get(f"{api}/static/vendor/swagger-ui/swagger-ui-bundle.js").status_code == 200
+    assert version.count(".") == 2
+
+
 # --- The key ----------------------------------------------------------------------------------------------------
 
 
@@ -164,6 +183,21 @@ def test_create_a_job_from_the_form_and_watch_it_train(
     page.get_by_text("Advanced: model, optimiser, device").click()
     page.get_by_label("Width").fill("16")
     page.get_by_label("Depth").fill("2")
+    # Before submitting: the API's preview fills the placeholders with what it will use, and the step
+    # field says how long that many steps will train.
+    toy = resolve(TrainSpec.model_validate({"dataset": {"name": "8gaussians"}}), "points", (2,))
+    expect(page.get_by_label("Gradient penalty weight")).to_have_attribute("placeholder", "0.1")
+    assert toy.optimizer.lr is not None
+    learning_rate = page.get_by_label("Learning rate")
+    page.wait_for_function(
+        "(lr) => Number(document.querySelector('[name=lr]').placeholder) === lr", arg=toy.optimizer.lr
+    )
+    assert float(learning_rate.get_attribute("placeholder") or "nan") == toy.optimizer.lr
+    steps_hint = page.locator("#" + (page.get_by_label("Steps", exact=True).get_attribute("id") or "") + "-hint")
+    expect(steps_hint).to_have_text(re.compile(r"^Generator updates: about \d+ (s|min \d+ s) of training \(.+\)\.$"))
+    page.get_by_label("Steps", exact=True).fill(str(100 * WATCHED_STEPS))
+    expect(steps_hint).to_have_text(re.compile(r"about \d+ (min \d+ s|h \d+ min) of training"))
+    page.get_by_label("Steps", exact=True).fill(str(WATCHED_STEPS))
     shoot(page, "new-job")
     page.get_by_role("button", name="Start training").click()
 
@@ -173,11 +207,11 @@ def test_create_a_job_from_the_form_and_watch_it_train(
     spec = http.get(f"/api/v1/jobs/{job_id}").json()["spec"]
     assert (spec["loss"]["kind"], spec["dataset"], spec["steps"], spec["n_critic"]) == (
         "wgan-gp",
-        {"name": "8gaussians", "id": None},
+        {"name": "8gaussians", "id": None, "fit": None},
         WATCHED_STEPS,
         2,
     )
-    assert (spec["model"]["hidden_dim"], spec["model"]["depth"], spec["optimizer"]["lr"]) == (16, 2, 1e-4)
+    assert (spec["model"]["hidden_dim"], spec["model"]["depth"], spec["optimizer"]["lr"]) == (16, 2, toy.optimizer.lr)
 
     # Watch it train: the curves gain points from the stream, the samples follow the checkpoints.
     losses = chart(page, "Critic and generator loss")

@@ -90,6 +90,9 @@ export function uploadDataset(file, name) {
 }
 export const listCheckpoints = (id) => json(`${job(id)}/checkpoints`);
 
+/** The spec resolved as the job would show it, with its cost and estimated training time; nothing is created. */
+export const previewJob = (spec, { signal } = {}) => json("jobs/preview", { method: "POST", body: spec, signal });
+
 export function createJob(spec, idempotencyKey) {
   return json("jobs", { method: "POST", body: spec, headers: { "Idempotency-Key": idempotencyKey } });
 }

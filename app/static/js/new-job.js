@@ -1,11 +1,19 @@
 // The new-job form: a paper preset, a data set, a few numbers; the API validates and its errors show in place.
 
-import { ApiError, createJob, listDatasets, newIdempotencyKey, uploadDataset } from "./api.js";
+import { ApiError, createJob, listDatasets, newIdempotencyKey, previewJob, uploadDataset } from "./api.js";
 import { announce, h, replace } from "./dom.js";
+import { duration, number } from "./format.js";
 import { clearErrors, field, numberValue, showErrors } from "./forms.js";
 import { errorMessage } from "./widgets.js";
 
-// Each preset is a loss kind; the API fills in that paper's optimiser and n_critic (see the notes).
+// Each preset is a loss kind; the API fills in its optimiser and n_critic for the data set (see the notes), and
+// the form shows what it will fill in as placeholders, from a preview of the spec as it stands.
+const PREVIEW_DELAY_MS = 300;
+const BASIS = {
+  measured: (n) => `measured on ${n} job${n === 1 ? "" : "s"} like it here`,
+  calibrated: (n) => `scaled from ${n} job${n === 1 ? "" : "s"} of other sizes here`,
+  assumed: () => "assumed speed: no job has trained here yet",
+};
 export const PRESETS = [
   {
     kind: "wgan-clip",
@@ -17,7 +25,7 @@ export const PRESETS = [
   {
     kind: "wgan-gp",
     label: "WGAN-GP (Gulrajani et al. 2017)",
-    note: "Gradient penalty weight 10, Adam lr 1e-4 with betas (0, 0.9), 5 critic steps.",
+    note: "Gradient penalty, 5 critic steps, Adam. Images: the paper's weight 10, lr 1e-4, betas (0, 0.9); 2-D toys: the authors' toy settings (weight 0.1, betas (0.5, 0.9)).",
     nCritic: 5,
     lr: "1e-4",
   },
@@ -31,7 +39,7 @@ export const PRESETS = [
   {
     kind: "wgan-lp",
     label: "WGAN-LP (Petzka et al. 2018)",
-    note: "A one-sided Lipschitz penalty, otherwise as WGAN-GP.",
+    note: "A one-sided Lipschitz penalty, otherwise as WGAN-GP (for images and for the 2-D toys).",
     nCritic: 5,
     lr: "1e-4",
   },
@@ -221,7 +229,7 @@ export function mount(root) {
     return PRESETS.find((p) => p.kind === kind);
   }
 
-  // The preset's defaults show as placeholders: what the API will fill in if the box stays empty.
+  // The preset's defaults show as placeholders until the preview says what the API will fill in.
   function applyPreset() {
     const preset = currentPreset();
     c.nCritic.placeholder = String(preset.nCritic);
@@ -231,6 +239,47 @@ export function mount(root) {
   }
   presetGroup.addEventListener("change", applyPreset);
   applyPreset();
+
+  // --- Preview: the resolved defaults as placeholders, and the estimated training time under Steps ----
+  const stepsHint = () => document.getElementById(`${c.steps.id}-hint`);
+  let previewTimer = null;
+  let previewAbort = null;
+  function showPreview(preview) {
+    const resolved = preview.spec;
+    const placeholders = [
+      [c.nCritic, resolved.n_critic],
+      [c.lr, resolved.optimizer.lr],
+      [c.gpWeight, resolved.loss.gp_weight],
+      [c.clipValue, resolved.loss.clip_value],
+      [c.hiddenDim, resolved.model.hidden_dim],
+      [c.depth, resolved.model.depth],
+      [c.latentDim, resolved.model.latent_dim],
+      [c.imageSize, resolved.model.image_size],
+    ];
+    for (const [input, value] of placeholders) input.placeholder = value === null ? "" : number(value);
+    const { seconds, basis, jobs } = preview.estimate;
+    stepsHint().textContent = `Generator updates: about ${duration(seconds)} of training (${BASIS[basis](jobs)}).`;
+    stepsHint().dataset.basis = basis;
+  }
+  function schedulePreview() {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(async () => {
+      previewAbort?.abort();
+      previewAbort = new AbortController();
+      if (localErrors().length) return;
+      try {
+        const preview = await previewJob(spec(), { signal: previewAbort.signal });
+        if (!stopped) showPreview(preview);
+      } catch (error) {
+        if (stopped || error.name === "AbortError") return;
+        // An invalid spec: the submit button says what is wrong; the hint only stops promising a time.
+        stepsHint().textContent = "Generator updates.";
+        delete stepsHint().dataset.basis;
+      }
+    }, PREVIEW_DELAY_MS);
+  }
+  form.addEventListener("input", schedulePreview);
+  form.addEventListener("change", schedulePreview);
 
   let datasets = [];
   async function loadDatasets(selectValue) {
@@ -262,6 +311,7 @@ export function mount(root) {
     c.dataset.value = keep;
     if (!c.dataset.value) c.dataset.selectedIndex = 0;
     describeDataset();
+    schedulePreview();
   }
   function describeDataset() {
     const [by, value] = c.dataset.value.split(/:(.*)/s);
@@ -384,5 +434,7 @@ export function mount(root) {
   loadDatasets("name:8gaussians");
   return () => {
     stopped = true;
+    clearTimeout(previewTimer);
+    previewAbort?.abort();
   };
 }
