@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from bench import api_load, digits, quality, sampling, speed, streaming, sweep, threads, tuning, worker_speed
+from bench import api_load, defaults, digits, quality, sampling, speed, streaming, sweep, threads, tuning, worker_speed
 from bench.common import (
     DOCS_DIR,
     MARKDOWN,
@@ -27,9 +27,10 @@ from bench.common import (
     verdict,
 )
 
-# In the order they run and appear: the engine's, then the service's (they start real processes and
-# need PostgreSQL and Redis running, as `make test` does).
+# In the order they run and appear: a new user's first job, then the engine's, then the service's (those
+# and the first start real processes and need PostgreSQL and Redis running, as `make test` does).
 BENCHMARKS: tuple[Benchmark, ...] = (
+    defaults.BENCHMARK,
     quality.BENCHMARK,
     sweep.BENCHMARK,
     digits.BENCHMARK,

@@ -155,10 +155,11 @@ _IMAGE_DEFAULTS: dict[LossKind, LossDefaults] = {
     "wgan-lp": LossDefaults(5, "adam", 1e-4, (0.0, 0.9), "constant"),  # Petzka et al. 2018 follow WGAN-GP
     "vanilla": LossDefaults(1, "adam", 2e-4, (0.5, 0.999), "constant"),  # Radford et al. 2016 (DCGAN)
 }
-# 2-D points: the paper's image settings (λ 10) leave the toys unlearnt in a first job's budget. The
-# WGAN-GP authors' own toy script (gan_toy.py) uses λ 0.1 and Adam betas (0.5, 0.9); its lr 1e-4 needs
-# 3,000+ steps, and 1e-3 with the generator's moving average converges fastest of those measured
-# (BENCHMARKS.md: "quality-sweep" compares them, "defaults" runs the result through the service).
+# 2-D points: the paper's image settings (λ 10, lr 1e-4, betas (0, 0.9)) leave the toys unlearnt in a
+# first job's budget. The WGAN-GP authors' own toy script (gan_toy.py) uses λ 0.1 and Adam betas
+# (0.5, 0.9); its lr 1e-4 needs 3,000+ steps, and 1e-3 with the generator's moving average converges
+# fastest of those measured (λ then matters little). BENCHMARKS.md: "quality-sweep" compares them,
+# "defaults" runs the result through the service.
 _POINT_PENALISED = LossDefaults(5, "adam", 1e-3, (0.5, 0.9), "constant", gp_weight=0.1)
 _POINT_DEFAULTS: dict[LossKind, LossDefaults] = {
     **_IMAGE_DEFAULTS,
