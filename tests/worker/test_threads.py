@@ -16,7 +16,7 @@ def _spec(width: int) -> TrainSpec:
 
 
 def test_small_cpu_jobs_train_on_one_thread_and_large_ones_on_torchs_default() -> None:
-    auto = get_settings().model_copy(update={"worker_torch_threads": 0, "worker_single_thread_flops": 5e9})
+    auto = get_settings().model_copy(update={"worker_torch_threads": 0, "worker_single_thread_flops": 1e10})
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert training_threads(_spec(128), cpu, auto) == 1  # ~1.5 GFLOP per step
     assert training_threads(_spec(512), cpu, auto) == DEFAULT_THREADS  # ~23 GFLOP per step
