@@ -25,7 +25,7 @@ def _bounded_spec(settings: Settings) -> type[TrainSpec]:
         ),
         image_size=(
             Annotated[int, Field(ge=4, le=settings.max_image_size)] | None,
-            Field(None, description="Image side; 16, 32 or 64 for DCGAN."),
+            Field(None, description="Image side; 16, 28, 32 or 64 for DCGAN."),
         ),
     )
     return create_model(

@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/sample_upload.py scratch/digits.zip [--size 28] [--count 1797]
 
-The digits are 8×8; they are scaled up (bicubic) to --size, 28 by default, a side the DCGAN nets do not
-build, so a job on the upload shows how the service fits images to the model (see the job's dataset.fit).
+The digits are 8×8; they are scaled up (bicubic) to --size, 28 by default (MNIST's side). A job that trains
+them at another side shows how the service fits images to the model (see the job's dataset.fit).
 """
 
 from __future__ import annotations

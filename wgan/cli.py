@@ -56,7 +56,7 @@ def _train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--latent-dim", type=int, help="noise dimension (2 for points, 64 for images)")
     p.add_argument("--hidden-dim", type=int, help="MLP width or DCGAN base width (512 / 64)")
     p.add_argument("--depth", type=int, help="MLP hidden layers (3)")
-    p.add_argument("--image-size", type=int, help="image side for image data (16, 32 or 64 for DCGAN)")
+    p.add_argument("--image-size", type=int, help="image side for image data (16, 28, 32 or 64 for DCGAN)")
     p.add_argument("--channels", type=int, choices=[1, 3], help="image channels (the data's)")
     p.add_argument(
         "--generator-batch-norm",

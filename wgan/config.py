@@ -17,7 +17,8 @@ OptimizerKind = Literal["adam", "rmsprop"]
 DataKind = Literal["points", "images"]
 Fit = Literal["resize", "pad"]
 
-DCGAN_IMAGE_SIZES = (16, 32, 64)
+# The sides a DCGAN builds: doublings from a 4×4 base, and 28 (MNIST's side) as 4 → 7 → 14 → 28.
+DCGAN_IMAGE_SIZES = (16, 28, 32, 64)
 PENALISED_KINDS = ("wgan-gp", "wgan-lp")
 
 
@@ -184,9 +185,20 @@ DEFAULT_DCGAN_WIDTH = 64
 DEFAULT_GENERATOR_EMA: dict[DataKind, float] = {"points": 0.99, "images": 0.0}
 
 
+def dcgan_sides(image_size: int) -> list[int]:
+    """The feature maps' sides from the 4×4 base up to `image_size`: 32 → [4, 8, 16, 32], 28 → [4, 7, 14, 28]."""
+    if image_size not in DCGAN_IMAGE_SIZES:
+        raise ValueError(f"a DCGAN builds sides {DCGAN_IMAGE_SIZES}, not {image_size}")
+    sides = [image_size]
+    while sides[-1] > 4:
+        side = sides[-1]
+        sides.append(side // 2 if side % 2 == 0 and side // 2 >= 4 else side - 3)
+    return sides[::-1]
+
+
 def dcgan_depth(image_size: int) -> int:
-    """Blocks between the 4×4 base and `image_size` (16 → 2, 32 → 3, 64 → 4)."""
-    return image_size.bit_length() - 3
+    """Blocks between the 4×4 base and `image_size` (16 → 2, 28 → 3, 32 → 3, 64 → 4)."""
+    return len(dcgan_sides(image_size)) - 1
 
 
 def default_image_size(native: int, arch: Arch) -> int:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from wgan.config import ModelSpec
+from wgan.config import ModelSpec, dcgan_sides
 
 LEAKY_SLOPE = 0.2
 
@@ -65,21 +66,33 @@ class MLPCritic(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
-class DCGANGenerator(nn.Module):
-    """z → 4×4 → … → image_size, halving the channels at each doubling (Radford et al. 2016)."""
+def _resampling(small: int, large: int) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of the 4×4 (transposed) convolution between sides `small` and `large`."""
+    if large == 2 * small:
+        return 4, 2, 1  # doubles or halves the side
+    assert large == small + 3, (small, large)
+    return 4, 1, 0  # 4 → 7 and back, for 28 px images
 
-    def __init__(self, latent_dim: int, channels: int, width: int, depth: int, batch_norm: bool) -> None:
+
+class DCGANGenerator(nn.Module):
+    """z → 4×4 → … → image_size, halving the channels at each upsampling (Radford et al. 2016)."""
+
+    def __init__(self, latent_dim: int, channels: int, width: int, image_size: int, batch_norm: bool) -> None:
         super().__init__()
-        features = width * 2 ** (depth - 1)
+        sides = dcgan_sides(image_size)
+        features = width * 2 ** (len(sides) - 2)
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, features, 4, 1, 0, bias=not batch_norm)]
-        for _ in range(depth - 1):
+        for i, (small, large) in enumerate(itertools.pairwise(sides)):
+            last = i == len(sides) - 2
             if batch_norm:
                 layers += [nn.BatchNorm2d(features)]
-            layers += [nn.ReLU(inplace=True), nn.ConvTranspose2d(features, features // 2, 4, 2, 1, bias=not batch_norm)]
-            features //= 2
-        if batch_norm:
-            layers += [nn.BatchNorm2d(features)]
-        layers += [nn.ReLU(inplace=True), nn.ConvTranspose2d(features, channels, 4, 2, 1), nn.Tanh()]
+            out = channels if last else features // 2
+            layers += [
+                nn.ReLU(inplace=True),
+                nn.ConvTranspose2d(features, out, *_resampling(small, large), bias=last or not batch_norm),
+            ]
+            features = out
+        layers += [nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -87,16 +100,19 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANCritic(nn.Module):
-    def __init__(self, channels: int, width: int, depth: int, norm: str | None, spectral: bool) -> None:
+    """image_size → … → 4×4 → a score, doubling the channels at each downsampling."""
+
+    def __init__(self, channels: int, width: int, image_size: int, norm: str | None, spectral: bool) -> None:
         super().__init__()
+        sides = dcgan_sides(image_size)[::-1]
         layers: list[nn.Module] = [
-            _maybe_sn(nn.Conv2d(channels, width, 4, 2, 1), spectral),
+            _maybe_sn(nn.Conv2d(channels, width, *_resampling(sides[1], sides[0])), spectral),
             nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
         ]
         features = width
-        for _ in range(depth - 1):
+        for large, small in itertools.pairwise(sides[1:]):
             layers += [
-                _maybe_sn(nn.Conv2d(features, features * 2, 4, 2, 1), spectral),
+                _maybe_sn(nn.Conv2d(features, features * 2, *_resampling(small, large)), spectral),
                 _critic_norm(norm, features * 2, conv=True),
                 nn.LeakyReLU(LEAKY_SLOPE, inplace=True),
             ]
@@ -115,7 +131,7 @@ def build_generator(model: ModelSpec, data_shape: tuple[int, ...]) -> nn.Module:
     assert model.depth, "resolve the spec first"
     batch_norm = bool(model.generator_batch_norm)
     if model.arch == "dcgan":
-        return DCGANGenerator(model.latent_dim, data_shape[0], model.hidden_dim, model.depth, batch_norm)
+        return DCGANGenerator(model.latent_dim, data_shape[0], model.hidden_dim, data_shape[-1], batch_norm)
     images = len(data_shape) == 3
     return MLPGenerator(model.latent_dim, data_shape, model.hidden_dim, model.depth, batch_norm, tanh=images)
 
@@ -124,7 +140,7 @@ def build_critic(model: ModelSpec, data_shape: tuple[int, ...]) -> nn.Module:
     assert model.hidden_dim, "resolve the spec first"
     assert model.depth, "resolve the spec first"
     if model.arch == "dcgan":
-        return DCGANCritic(data_shape[0], model.hidden_dim, model.depth, model.critic_norm, model.spectral_norm)
+        return DCGANCritic(data_shape[0], model.hidden_dim, data_shape[-1], model.critic_norm, model.spectral_norm)
     return MLPCritic(data_shape, model.hidden_dim, model.depth, model.critic_norm, model.spectral_norm)
 
 

@@ -44,6 +44,8 @@ def test_builtin_datasets_are_listed_with_shape_and_size(client: httpx.Client) -
     assert items["8gaussians"]["count"] is None
     assert items["digits"]["shape"] == [1, 8, 8]
     assert items["digits"]["count"] == 1797
+    assert (items["mnist"]["shape"], items["mnist"]["count"]) == ([1, 28, 28], 5000)
+    assert "at their own size" in items["mnist"]["description"]  # a DCGAN builds 28 px
     assert all(item["builtin"] for item in items.values())
 
 

