@@ -5,6 +5,7 @@ from __future__ import annotations
 from app import schemas
 from service.jobs import latest_metrics
 from service.models import Checkpoint, Dataset, Job, MetricPoint
+from service.summary import public
 from wgan.config import TrainSpec, image_fitting
 
 API = "/api/v1"
@@ -35,6 +36,7 @@ def job(row: Job) -> schemas.Job:
         finished_at=row.finished_at,
         cancel_requested=row.cancel_requested,
         attempts=row.attempts,
+        summary=schemas.JobSummary.model_validate(public(row.summary)) if row.summary else None,
         links=job_links(row.id),
     )
 
@@ -47,14 +49,22 @@ def metric(row: MetricPoint) -> schemas.Metric:
         wasserstein_estimate=row.wasserstein_estimate,
         gradient_penalty=row.gradient_penalty,
         seconds_per_step=row.seconds_per_step,
-        exact_w1=row.exact_w1,
-        modes_covered=row.modes_covered,
+        exact_w1=(row.measures or {}).get("exact_w1"),
+        modes_covered=(row.measures or {}).get("modes_covered"),
+        measures=row.measures,
         time=row.time,
     )
 
 
 def checkpoint(row: Checkpoint) -> schemas.CheckpointOut:
-    return schemas.CheckpointOut(id=row.id, step=row.step, created_at=row.created_at, size_bytes=row.size_bytes)
+    return schemas.CheckpointOut(
+        id=row.id,
+        step=row.step,
+        created_at=row.created_at,
+        size_bytes=row.size_bytes,
+        measures=row.measures,
+        evaluation_error=row.evaluation_error,
+    )
 
 
 def dataset(row: Dataset) -> schemas.DatasetOut:

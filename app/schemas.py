@@ -51,6 +51,14 @@ class Progress(BaseModel):
     total_steps: int
 
 
+MEASURES_DOC = (
+    "What the evaluation measured at this checkpoint step: exact_w1 (the exact Wasserstein-1 distance to a fixed "
+    "real sample, in data space); on the Gaussian mixtures modes_covered (VEEGAN's and PacGAN's count), "
+    "modes_well_covered (at least 20% of a mode's share), modes_total and high_quality (the share within 3σ of a "
+    "centre); on digits and mnist classes_covered, class_kl and frechet (a classifier's)."
+)
+
+
 class LatestMetrics(BaseModel):
     step: int
     critic_loss: float | None
@@ -59,6 +67,27 @@ class LatestMetrics(BaseModel):
     gradient_penalty: float | None = None
     seconds_per_step: float | None = None
     exact_w1: float | None = None
+    measures: dict[str, float] | None = Field(None, description="The newest evaluation's measures.")
+
+
+class SummaryAt(BaseModel):
+    step: int
+    checkpoint_id: str
+    value: float
+
+
+class JobSummary(BaseModel):
+    """The job's quality over its checkpoints."""
+
+    primary: str = Field(description="The measure that ranks checkpoints (lower is better): 'exact_w1' or 'frechet'.")
+    checkpoints: int
+    evaluated: int = Field(description="Checkpoints whose evaluation gave the primary measure.")
+    newest: SummaryAt | None
+    best: SummaryAt | None = Field(description="Sample from it with ?checkpoint=best.")
+    spearman: float | None = Field(
+        description="Rank correlation of the critic's Wasserstein estimate with the primary measure over the "
+        "checkpoints (the WGAN paper's claim: near 1 when the estimate tracks quality); null below three."
+    )
 
 
 class JobError(BaseModel):
@@ -87,6 +116,7 @@ class Job(BaseModel):
     finished_at: datetime | None
     cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
     attempts: int = Field(description="How many times a worker has taken the job up (more after a lost worker).")
+    summary: JobSummary | None = Field(None, description="Null until the first checkpoint.")
     links: JobLinks
 
 
@@ -130,8 +160,9 @@ class Metric(BaseModel):
     wasserstein_estimate: float
     gradient_penalty: float | None
     seconds_per_step: float
-    exact_w1: float | None = Field(None, description="Exact W1 to the real data at checkpoints (2-D data sets).")
+    exact_w1: float | None = Field(None, description="Exact W1 to the real data at checkpoints.")
     modes_covered: float | None = None
+    measures: dict[str, float] | None = Field(None, description=MEASURES_DOC)
     time: datetime
 
 
@@ -145,6 +176,8 @@ class CheckpointOut(BaseModel):
     step: int
     created_at: datetime
     size_bytes: int
+    measures: dict[str, float] | None = Field(None, description=MEASURES_DOC)
+    evaluation_error: str | None = Field(None, description="Why this checkpoint's evaluation failed, if it did.")
 
 
 class CheckpointList(BaseModel):

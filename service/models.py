@@ -143,6 +143,8 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     # The last event number handed out; events are numbered 1, 2, 3… per job.
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # The measures over the job's checkpoints so far (service.summary), kept up to date by its recorder.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -158,8 +160,8 @@ class MetricPoint(Base):
     wasserstein_estimate: Mapped[float] = mapped_column(Float)
     gradient_penalty: Mapped[float | None] = mapped_column(Float, default=None)
     seconds_per_step: Mapped[float] = mapped_column(Float)
-    exact_w1: Mapped[float | None] = mapped_column(Float, default=None)
-    modes_covered: Mapped[float | None] = mapped_column(Float, default=None)
+    # What the evaluation measured at this step (checkpoint steps only): exact_w1, modes_covered, …
+    measures: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     time: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -173,6 +175,9 @@ class Checkpoint(Base):
     artifact_key: Mapped[str] = mapped_column(String(300))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # The generator's measures at this checkpoint, or why its evaluation failed.
+    measures: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    evaluation_error: Mapped[str | None] = mapped_column(String(1000), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

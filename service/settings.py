@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         description="Torch threads for training; 0: one for jobs under worker_single_thread_flops per step, "
         "torch's default (a thread per core) for larger ones.",
     )
+    eval_points: int = Field(
+        2000, ge=10, le=20_000, description="Generated and real points each checkpoint's exact W1 compares (2-D sets)."
+    )
+    eval_images: int = Field(
+        1000, ge=10, le=10_000, description="Generated and real images each checkpoint's evaluation compares."
+    )
     worker_single_thread_flops: float = Field(
         1e10,
         ge=0,
@@ -117,7 +123,7 @@ class Settings(BaseSettings):
         "",
         description="Fault injection, for tests only: 'kill-before-manifest@STEP' or 'kill-mid-write@STEP' "
         "makes a worker SIGKILL itself while writing that step's checkpoint, 'nan-weights@STEP' makes its "
-        "training diverge; each fires once.",
+        "training diverge, 'evaluation-error@STEP' makes that checkpoint's evaluation raise; each fires once.",
     )
 
     log_level: str = Field("INFO", description="Log level of API and workers.")

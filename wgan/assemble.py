@@ -11,7 +11,7 @@ from wgan.config import SpecError, TrainSpec, resolve
 from wgan.data.files import DataError
 from wgan.data.sources import BUILTIN, DatasetInfo, DataSource, info_for_array, open_builtin, source_from_array
 from wgan.devices import pick_device
-from wgan.evaluation import ToyEvaluator
+from wgan.evaluation import Evaluator
 from wgan.trainer import Trainer
 
 
@@ -47,13 +47,22 @@ def open_data(spec: TrainSpec, device: torch.device, uploaded: np.ndarray | None
 class Run:
     spec: TrainSpec
     trainer: Trainer
-    evaluator: ToyEvaluator | None
+    evaluator: Evaluator | None
 
 
-def assemble(spec: TrainSpec, uploaded: np.ndarray | None = None, device: torch.device | None = None) -> Run:
-    """A trainer for `spec` (resolved here if it is not yet), and an evaluator when the data is 2-D."""
+def assemble(
+    spec: TrainSpec,
+    uploaded: np.ndarray | None = None,
+    device: torch.device | None = None,
+    eval_examples: int | None = None,
+) -> Run:
+    """A trainer for `spec` (resolved here if it is not yet), and its evaluator when the spec asks for one.
+
+    `eval_examples`: how many generated and real examples each evaluation compares (by default
+    wgan.evaluation's, by kind of data).
+    """
     spec = resolve_for_data(spec, dataset_info(spec, uploaded))
     device = device or pick_device(spec.device)
     data = open_data(spec, device, uploaded)
-    evaluator = ToyEvaluator(data) if spec.evaluate and data.kind == "points" else None
+    evaluator = Evaluator(data, n=eval_examples) if spec.evaluate else None
     return Run(spec=spec, trainer=Trainer(spec, data, device), evaluator=evaluator)

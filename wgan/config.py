@@ -127,7 +127,9 @@ class TrainSpec(_Strict):
         "do not support its double backward).",
     )
     evaluate: bool = Field(
-        default=True, description="At each checkpoint, measure the exact W1 and mode coverage (2-D data sets)."
+        default=True,
+        description="At each checkpoint, measure the generator against the data: the exact W1 in data space "
+        "for every data set, mode coverage on the Gaussian mixtures.",
     )
     generator_ema: Annotated[float, Field(ge=0, lt=1)] | None = Field(
         default=None,

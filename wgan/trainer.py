@@ -52,6 +52,8 @@ class MetricPoint:
     gradient_penalty: float | None
     seconds_per_step: float
     evaluation: dict[str, float] = field(default_factory=dict)
+    # Why the evaluation at this checkpoint failed, when it did: training goes on without its measures.
+    evaluation_error: str | None = None
 
 
 @dataclass
@@ -61,7 +63,8 @@ class Hooks:
     on_metrics: Callable[[MetricPoint], None] = lambda point: None
     on_checkpoint: Callable[[Checkpoint], None] = lambda checkpoint: None
     should_stop: Callable[[], bool] = lambda: False
-    # Measures the generator against the data (e.g. the exact W1) at each checkpoint.
+    # Measures the generator against the data (e.g. the exact W1) at each checkpoint. What it raises is
+    # recorded on the point (evaluation_error), never stops training.
     evaluate: Callable[[Trainer], dict[str, float]] | None = None
 
 
@@ -134,7 +137,10 @@ class Trainer:
             if checkpoint_now or step % self.spec.log_every == 0:
                 point = self._flush_metrics()
                 if hooks.evaluate and checkpoint_now:
-                    point.evaluation = hooks.evaluate(self)
+                    try:
+                        point.evaluation = hooks.evaluate(self)
+                    except Exception as exc:
+                        point.evaluation_error = f"{type(exc).__name__}: {exc}"
                     # The evaluation's time is not training time: the next interval starts after it.
                     self._interval_start = (step, time.perf_counter())
                 hooks.on_metrics(point)

@@ -1,6 +1,7 @@
 """Fault injection for the fault tests: a worker dies inside a checkpoint write, or its training diverges.
 
-Also 'nan-weights@STEP': the critic's weights turn NaN after that step, as a diverging run's do.
+Also 'nan-weights@STEP': the critic's weights turn NaN after that step, as a diverging run's do; and
+'evaluation-error@STEP': the evaluation at that checkpoint raises, as a broken measure would.
 Off unless WGAN_FAULT is set. Each fault fires once (a marker under data_dir remembers it), so the
 job resumed after the crash can pass the same step.
 """
@@ -20,6 +21,7 @@ from wgan.trainer import Trainer
 BEFORE_MANIFEST = "kill-before-manifest"
 MID_WRITE = "kill-mid-write"
 NAN_WEIGHTS = "nan-weights"
+EVALUATION_ERROR = "evaluation-error"
 
 
 def _armed(settings: Settings, point: str, step: int) -> bool:
@@ -61,3 +63,20 @@ def poison(settings: Settings, trainer: Trainer) -> None:
     if settings.fault == f"{NAN_WEIGHTS}@{trainer.step}" and _armed(settings, NAN_WEIGHTS, trainer.step):
         with torch.no_grad():
             next(trainer.critic.parameters()).fill_(float("nan"))
+
+
+Evaluate = Callable[[Trainer], dict[str, float]]
+
+
+def evaluation(settings: Settings, evaluate: Evaluate | None) -> Evaluate | None:
+    """`evaluate`, made to raise at the chosen checkpoint (unchanged when no such fault is set)."""
+    if evaluate is None or not settings.fault.startswith(f"{EVALUATION_ERROR}@"):
+        return evaluate
+    measure = evaluate
+
+    def failing(trainer: Trainer) -> dict[str, float]:
+        if _armed(settings, EVALUATION_ERROR, trainer.step):
+            raise RuntimeError(f"injected evaluation failure at step {trainer.step}")
+        return measure(trainer)
+
+    return failing

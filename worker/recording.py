@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from service import summary
 from service.db import transaction
 from service.models import Checkpoint, utcnow
 from service.repositories import jobs as job_repo
@@ -26,6 +27,7 @@ from wgan.trainer import MetricPoint
 log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
+ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
 
 
 def transient(exc: DBAPIError) -> bool:
@@ -48,6 +50,10 @@ class CheckpointRecord:
     artifact_key: str
     sha256: str
     size_bytes: int
+    # The evaluation at this step (its measures, or why it failed) and the critic's estimate there.
+    measures: dict[str, float] | None = None
+    evaluation_error: str | None = None
+    wasserstein_estimate: float | None = None
 
 
 _CLOSE = object()
@@ -62,10 +68,15 @@ def metric_row(job_id: str, point: MetricPoint) -> dict[str, Any]:
         "wasserstein_estimate": point.wasserstein_estimate,
         "gradient_penalty": point.gradient_penalty,
         "seconds_per_step": point.seconds_per_step,
-        "exact_w1": point.evaluation.get("exact_w1"),
-        "modes_covered": point.evaluation.get("modes_covered"),
+        "measures": _finite_measures(point.evaluation),
         "time": utcnow(),
     }
+
+
+def _finite_measures(measures: dict[str, float] | None) -> dict[str, float] | None:
+    # JSON has no NaN: a measure that came out undefined is left out rather than stored as garbage.
+    kept = {name: value for name, value in (measures or {}).items() if math.isfinite(value)}
+    return kept or None
 
 
 def iso(moment: datetime) -> str:
@@ -74,13 +85,24 @@ def iso(moment: datetime) -> str:
 
 
 def event_point(row: dict[str, Any]) -> dict[str, Any]:
+    """A metric point as the event stream and the REST API show it (the headline measures also at the top)."""
     point = {k: v for k, v in row.items() if k != "job_id"}
+    measures = row.get("measures") or {}
+    point["exact_w1"] = measures.get("exact_w1")
+    point["modes_covered"] = measures.get("modes_covered")
     point["time"] = iso(row["time"])
     return point
 
 
 def checkpoint_event(row: Checkpoint) -> dict[str, Any]:
-    return {"id": row.id, "step": row.step, "created_at": iso(row.created_at), "size_bytes": row.size_bytes}
+    return {
+        "id": row.id,
+        "step": row.step,
+        "created_at": iso(row.created_at),
+        "size_bytes": row.size_bytes,
+        "measures": row.measures,
+        "evaluation_error": row.evaluation_error,
+    }
 
 
 def with_retry(write: Callable[[], None], budget_seconds: float, what: str) -> None:
@@ -116,9 +138,11 @@ class Recorder(threading.Thread):
         recorded_step: int,
         retry_seconds: float,
         on_failure: Callable[[BaseException], None],
+        primary_measure: str = "exact_w1",
     ) -> None:
         super().__init__(name=f"recorder-{job_id[:8]}", daemon=True)
         self.job_id = job_id
+        self.primary_measure = primary_measure
         self.worker_id = worker_id
         self.recorded_step = recorded_step
         self.retry_seconds = retry_seconds
@@ -184,9 +208,19 @@ class Recorder(threading.Thread):
                     artifact_key=record.artifact_key,
                     sha256=record.sha256,
                     size_bytes=record.size_bytes,
+                    measures=_finite_measures(record.measures),
+                    evaluation_error=None if record.evaluation_error is None else record.evaluation_error[:ERROR_CHARS],
                 )
                 session.add(row)
                 session.flush()
+                job.summary = summary.add_checkpoint(
+                    job.summary,
+                    self.primary_measure,
+                    step=row.step,
+                    checkpoint_id=row.id,
+                    estimate=record.wasserstein_estimate,
+                    measures=row.measures,
+                )
                 append_event(session, self.job_id, "checkpoint", checkpoint_event(row))
             job.heartbeat_at = utcnow()
         if points:

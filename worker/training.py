@@ -18,13 +18,14 @@ from service.repositories import checkpoints as checkpoint_repo
 from service.repositories import jobs as job_repo
 from service.repositories import metrics as metric_repo
 from service.settings import Settings
+from service.summary import primary_measure
 from wgan.assemble import Run, assemble
 from wgan.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_manifest, save_checkpoint
 from wgan.config import SpecError, TrainSpec
 from wgan.cost import step_cost
 from wgan.data.files import DataError
 from wgan.devices import DeviceUnavailable
-from wgan.trainer import Hooks, TrainingDiverged
+from wgan.trainer import Hooks, MetricPoint, TrainingDiverged
 from worker import faults
 from worker.dispatch import dispatch_waiting
 from worker.monitor import Heartbeat, StopSignal
@@ -130,6 +131,10 @@ def training_threads(spec: TrainSpec, device: torch.device, settings: Settings) 
     return DEFAULT_THREADS
 
 
+def _eval_examples(claimed: Claimed, settings: Settings) -> int:
+    return settings.eval_points if claimed.spec.model.image_size is None else settings.eval_images
+
+
 def run_job(job_id: str, worker_id: str, settings: Settings, store: ArtifactStore) -> str:
     """Train the job if this worker can claim it. Returns what happened, for logs and tests."""
     claimed = _claim(job_id, worker_id, settings)
@@ -157,7 +162,15 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
         claimed.recorded_step,
         settings.write_retry_seconds,
         on_failure=lambda exc: signal.stop("lost_claim" if isinstance(exc, ClaimLost) else "writes"),
+        primary_measure=primary_measure(claimed.spec),
     )
+    # The trainer reports a checkpoint step's metric point (with its evaluation) just before the checkpoint.
+    last_point: list[MetricPoint] = []
+
+    def on_metrics(point: MetricPoint) -> None:
+        last_point[:] = [point]
+        recorder.add_point(point)
+
     heartbeat = Heartbeat(job_id, worker_id, settings.heartbeat_seconds, signal)
     prefix = checkpoint_prefix(job_id, claimed.attempt)
 
@@ -167,15 +180,26 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
         manifest = save_checkpoint(directory, checkpoint, faults.before_manifest(settings, checkpoint.step))
         facts = read_manifest(manifest)
         store.publish(prefix, [facts["tensors"], manifest.name])
+        point = last_point[0] if last_point and last_point[0].step == checkpoint.step else None
         recorder.add_checkpoint(
-            CheckpointRecord(checkpoint.step, f"{prefix}/{manifest.name}", facts["sha256"], facts["size"])
+            CheckpointRecord(
+                checkpoint.step,
+                f"{prefix}/{manifest.name}",
+                facts["sha256"],
+                facts["size"],
+                measures=point.evaluation if point else None,
+                evaluation_error=point.evaluation_error if point else None,
+                wasserstein_estimate=point.wasserstein_estimate if point else None,
+            )
         )
 
     recorder.start()
     heartbeat.start()
     outcome, error = "failed", None
     try:
-        run = assemble(claimed.spec, _load_uploaded(claimed.spec, store))
+        run = assemble(
+            claimed.spec, _load_uploaded(claimed.spec, store), eval_examples=_eval_examples(claimed, settings)
+        )
         threads = training_threads(run.spec, run.trainer.device, settings)
         torch.set_num_threads(threads)
         log.info("training on %s with %d torch thread(s)", run.trainer.device, threads, extra=context)
@@ -188,10 +212,10 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
                 return signal.is_set()
 
         hooks = Hooks(
-            on_metrics=recorder.add_point,
+            on_metrics=on_metrics,
             on_checkpoint=on_checkpoint,
             should_stop=should_stop,
-            evaluate=run.evaluator,
+            evaluate=faults.evaluation(settings, run.evaluator),
         )
         outcome = run.trainer.fit(hooks)
     except tuple(JOB_ERRORS) as exc:

@@ -27,6 +27,7 @@ from wgan.sampling import sample
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["samples"])
 RENDER_VERSION = "1"
+MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
 MEDIA = {"png": "image/png", "json": "application/json", "npy": "application/octet-stream"}
 
 
@@ -88,7 +89,14 @@ async def get_samples(
     credentials: BearerDep,
     n: Annotated[int, Query(ge=1, le=get_settings().max_samples)] = 64,
     seed: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)] = 0,
-    checkpoint: Annotated[str, Query(max_length=64, description="A checkpoint id, a step, or 'latest'.")] = "latest",
+    checkpoint: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="A checkpoint id, a step, 'latest', or 'best' (the checkpoint the job's primary measure "
+            "ranks first: see the job's summary).",
+        ),
+    ] = "latest",
     format: Annotated[Literal["png", "json", "npy"], Query()] = "png",
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
@@ -120,12 +128,14 @@ def _serve(
     if row is None:
         if checkpoint == "latest":
             raise Conflict("the job has no checkpoint yet; samples come from checkpoints")
+        if checkpoint == "best":
+            raise Conflict("the job has no evaluated checkpoint yet; 'best' is the one its measures rank first")
         raise NotFound(f"the job has no checkpoint {checkpoint!r}")
     etag = _etag(row, n, seed, fmt)
     headers = {
         "ETag": etag,
-        # 'latest' moves on as training goes; a named checkpoint never changes.
-        "Cache-Control": "private, no-cache" if checkpoint == "latest" else "private, max-age=31536000, immutable",
+        # 'latest' and 'best' move on as training goes; a named checkpoint never changes.
+        "Cache-Control": "private, max-age=31536000, immutable" if checkpoint not in MOVING else "private, no-cache",
         "X-Checkpoint-Step": str(row.step),
     }
     if _matches(if_none_match, etag):

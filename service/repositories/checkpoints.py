@@ -17,13 +17,16 @@ def for_job(session: Session, job_id: str) -> Sequence[Checkpoint]:
 
 
 def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> tuple[bool, Checkpoint | None]:
-    """(whether the job exists for this principal, its checkpoint `ref`: 'latest', a step number or a
-    checkpoint id) in one query, as sampling asks for both on every request."""
+    """(whether the job exists for this principal, its checkpoint `ref`: 'latest', 'best' (by the job's
+    primary measure), a step number or a checkpoint id) in one query, as sampling asks for both on every
+    request."""
     if not is_id(job_id):
         return False, None
     match: ColumnElement[bool]
     if ref == "latest":
         match = true()
+    elif ref == "best":
+        match = Checkpoint.id == Job.summary["best"]["checkpoint_id"].as_string()
     elif ref.isascii() and ref.isdigit():
         match = Checkpoint.step == int(ref)
     elif is_id(ref):

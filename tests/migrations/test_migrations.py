@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,39 @@ def test_downgrade_to_base_and_up_again(empty_database: str) -> None:
     engine.dispose()
     upgrade(empty_database)
     assert _diff(empty_database) == []
+
+
+def test_measures_recorded_before_0002_are_carried_into_it_and_back(empty_database: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    upgrade(empty_database, "0001")
+    engine = make_engine(empty_database)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO owners (id, name, created_at) VALUES ('o', 'o', '2026-01-01')"))
+        connection.execute(
+            text(
+                "INSERT INTO jobs (id, owner_id, name, status, spec, queue, progress_step, total_steps, "
+                "cancel_requested, attempts, event_seq, created_at) VALUES "
+                "('j', 'o', 'j', 'succeeded', '{}', 'cpu', 20, 20, false, 1, 0, '2026-01-01')"
+            )
+        )
+        for step, w1, modes in ((10, None, None), (20, 0.25, 7.0)):
+            connection.execute(
+                text(
+                    "INSERT INTO metrics (job_id, step, critic_loss, generator_loss, wasserstein_estimate, "
+                    "seconds_per_step, exact_w1, modes_covered, time) "
+                    "VALUES ('j', :step, 0, 0, 0, 0.1, :w1, :modes, '2026-01-01')"
+                ),
+                {"step": step, "w1": w1, "modes": modes},
+            )
+    upgrade(empty_database)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT step, measures FROM metrics ORDER BY step")).all()
+    measures = [(step, value if isinstance(value, dict | None) else json.loads(value)) for step, value in rows]
+    assert measures == [(10, None), (20, {"exact_w1": 0.25, "modes_covered": 7.0})]
+    command.downgrade(alembic_config(empty_database), "0001")
+    with engine.connect() as connection:
+        back = connection.execute(text("SELECT step, exact_w1, modes_covered FROM metrics ORDER BY step")).all()
+    engine.dispose()
+    assert [tuple(row) for row in back] == [(10, None, None), (20, 0.25, 7.0)]

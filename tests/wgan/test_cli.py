@@ -99,7 +99,14 @@ def test_evaluation_at_checkpoints(tmp_path):
     assert main([*args, "--out", str(out), *TINY]) == 0
     points = metrics(out)
     assert points[0]["evaluation"] == {}
-    assert set(points[1]["evaluation"]) == {"exact_w1", "modes_covered", "high_quality"}
+    assert set(points[1]["evaluation"]) == {
+        "exact_w1",
+        "modes_covered",
+        "modes_well_covered",
+        "modes_total",
+        "high_quality",
+    }
+    assert points[1]["evaluation_error"] is None
 
 
 def test_train_and_sample_an_uploaded_zip_of_images(tmp_path):

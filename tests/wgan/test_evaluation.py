@@ -10,7 +10,7 @@ import wgan.classifier as classifier
 from tests.wgan.helpers import run_points, tiny_trainer
 from wgan.data.sources import digits_array, open_builtin
 from wgan.data.toys import MIXTURES
-from wgan.evaluation import MODE_RADIUS_STD, ToyEvaluator, exact_w1, mode_coverage
+from wgan.evaluation import EVAL_IMAGES, EVAL_POINTS, MODE_RADIUS_STD, Evaluator, exact_w1, mode_coverage
 
 RNG = np.random.default_rng(0)
 
@@ -62,12 +62,21 @@ def test_mode_coverage_counts_modes():
     five = mode_coverage(_around(centres[:5], 160, mixture.std), mixture)
     assert five.modes_covered == 5
 
-    # A mode with a handful of samples does not count; far-off samples count for nothing.
+    # One sample near a mode covers it (VEEGAN, PacGAN), but does not cover it well (our stricter count);
+    # far-off samples count for nothing.
     sparse = np.concatenate([_around(centres[:4], 200, mixture.std), _around(centres[4:5], 3, mixture.std)])
     far = np.full((200, 2), 10.0)
     coverage = mode_coverage(np.concatenate([sparse, far]), mixture)
-    assert coverage.modes_covered == 4
+    assert (coverage.modes_covered, coverage.modes_well_covered) == (5, 4)
     assert coverage.high_quality == pytest.approx(803 / 1003, abs=0.01)
+    one = mode_coverage(np.concatenate([np.asarray(centres[6])[None], far]), mixture)
+    assert (one.modes_covered, one.modes_well_covered) == (1, 0)
+
+
+def test_all_samples_on_one_mode_cover_one():
+    mixture = MIXTURES["25gaussians"]
+    collapsed = mode_coverage(_around(mixture.centers[7:8], 500, mixture.std / 4), mixture)
+    assert (collapsed.modes_covered, collapsed.modes_well_covered, collapsed.modes_total) == (1, 1, 25)
 
 
 def test_mode_coverage_radius():
@@ -82,9 +91,9 @@ def test_mode_coverage_radius():
 # --- the evaluator used at checkpoints ------------------------------------------------------------
 
 
-def test_toy_evaluator_on_real_samples_and_on_a_collapsed_generator():
+def test_the_evaluator_on_real_samples_and_on_a_collapsed_generator():
     source = open_builtin("8gaussians", torch.device("cpu"))
-    evaluator = ToyEvaluator(source, n=500, seed=1)
+    evaluator = Evaluator(source, n=500, seed=1)
     real = source.reference(500, 2).numpy()
     good = evaluator.measure(real)
     assert good["modes_covered"] == 8
@@ -94,15 +103,50 @@ def test_toy_evaluator_on_real_samples_and_on_a_collapsed_generator():
     assert collapsed["exact_w1"] > 1.0
 
 
-def test_toy_evaluator_as_a_trainer_hook_leaves_training_unchanged():
+def test_images_are_measured_in_data_space_against_a_fixed_real_sample():
+    source = open_builtin("digits", torch.device("cpu"), image_size=16, channels=1)
+    evaluator = Evaluator(source)
+    assert (Evaluator(open_builtin("8gaussians", torch.device("cpu"))).n, evaluator.n) == (EVAL_POINTS, EVAL_IMAGES)
+    assert evaluator.reference.shape == (EVAL_IMAGES, 1, 16, 16)
+    np.testing.assert_array_equal(evaluator.reference, Evaluator(source).reference)  # the same at every call
+    assert evaluator.measure(evaluator.reference)["exact_w1"] == pytest.approx(0.0, abs=1e-6)
+    # Brightening every pixel by δ moves every image √(16·16)·δ in data space, and W1 by exactly that.
+    shifted = evaluator.measure(evaluator.reference + 0.01)
+    assert shifted["exact_w1"] == pytest.approx(16 * 0.01, rel=1e-6)
+    assert set(shifted) == {"exact_w1"}  # no modes to count on images
+
+
+def test_the_evaluator_as_a_trainer_hook_leaves_training_unchanged():
     plain = [(p.step, p.critic_loss, p.generator_loss) for p in run_points(tiny_trainer(steps=4, checkpoint_every=2))]
     trainer = tiny_trainer(steps=4, checkpoint_every=2)
-    evaluator = ToyEvaluator(trainer.data, n=200)
+    evaluator = Evaluator(trainer.data, n=200)
     points = run_points(trainer, evaluate=evaluator)
     assert [(p.step, p.critic_loss, p.generator_loss) for p in points] == plain
     assert {p.step for p in points if p.evaluation} == {2, 4}
-    assert set(points[-1].evaluation) == {"exact_w1", "modes_covered", "high_quality"}
+    assert set(points[-1].evaluation) == {
+        "exact_w1",
+        "modes_covered",
+        "modes_well_covered",
+        "modes_total",
+        "high_quality",
+    }
     assert trainer.generator.training  # put back in training mode afterwards
+
+
+def test_an_evaluation_that_raises_is_recorded_and_training_goes_on():
+    plain = [(p.step, p.critic_loss) for p in run_points(tiny_trainer(steps=4, checkpoint_every=2))]
+
+    def broken(trainer):
+        raise ValueError("the reference went missing")
+
+    checkpoints = []
+    points = run_points(tiny_trainer(steps=4, checkpoint_every=2), evaluate=broken, on_checkpoint=checkpoints.append)
+    assert [(p.step, p.critic_loss) for p in points] == plain
+    assert [(p.step, p.evaluation, p.evaluation_error) for p in points if p.evaluation_error] == [
+        (2, {}, "ValueError: the reference went missing"),
+        (4, {}, "ValueError: the reference went missing"),
+    ]
+    assert [c.step for c in checkpoints] == [2, 4]
 
 
 # --- the digit classifier ---------------------------------------------------------------------------

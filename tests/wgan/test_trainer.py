@@ -273,10 +273,11 @@ def test_spectral_norm_trains_with_each_loss_kind(kind, base):
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.critic.parameters(), strict=True))
 
 
-def test_assemble_builds_an_evaluator_for_points_only():
+def test_assemble_builds_an_evaluator_for_every_kind_of_data_unless_asked_not_to():
     run = assemble(tiny_spec(evaluate=True), device=torch.device("cpu"))
-    assert run.evaluator is not None
-    assert assemble(tiny_spec(TINY_DIGITS, evaluate=True), device=torch.device("cpu")).evaluator is None
+    assert run.evaluator is not None and run.evaluator.n == 2000
+    images = assemble(tiny_spec(TINY_DIGITS, evaluate=True), device=torch.device("cpu"), eval_examples=300)
+    assert images.evaluator is not None and images.evaluator.n == 300
     assert assemble(tiny_spec(evaluate=False), device=torch.device("cpu")).evaluator is None
 
 
