@@ -26,7 +26,7 @@ RUN pip install -c constraints.txt -e . \
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
-    WGAN_DATA_DIR=/data WGAN_HOST=0.0.0.0 WGAN_LOG_JSON=true WGAN_WORKER_ALIVE_FILE=/tmp/wgan-worker-alive
+    WGAN_DATA_DIR=/data WGAN_CACHE_DIR=/data/cache WGAN_HOST=0.0.0.0 WGAN_LOG_JSON=true WGAN_WORKER_ALIVE_FILE=/tmp/wgan-worker-alive
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin wgan \
     && mkdir -p /data && chown wgan:wgan /data
 COPY --from=build /opt/venv /opt/venv

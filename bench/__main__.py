@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from bench import api_load, defaults, digits, quality, sampling, speed, streaming, sweep, threads, tuning, worker_speed
+from bench import api_load, defaults, images, quality, sampling, speed, streaming, sweep, threads, tuning, worker_speed
 from bench.common import (
     DOCS_DIR,
     MARKDOWN,
@@ -33,7 +33,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     defaults.BENCHMARK,
     quality.BENCHMARK,
     sweep.BENCHMARK,
-    digits.BENCHMARK,
+    images.BENCHMARK,
     speed.BENCHMARK,
     tuning.BENCHMARK,
     threads.BENCHMARK,

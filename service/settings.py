@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     artifact_cache_dir: Path | None = Field(
         None, description="Local copies of s3:// artifacts (default: data_dir/artifact-cache)."
     )
+    cache_dir: Path | None = Field(
+        None, description="Derived files a worker keeps: the digit classifiers' weights (default: data_dir/cache)."
+    )
     redis_prefix: str = Field("wgan", description="Prefix of every Redis key and channel, so deployments can share.")
 
     # API
@@ -129,7 +132,7 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of API and workers.")
     log_json: bool = Field(False, description="One JSON object per log line.")
 
-    @field_validator("artifact_cache_dir", "worker_alive_file", mode="before")
+    @field_validator("artifact_cache_dir", "cache_dir", "worker_alive_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `WGAN_WORKER_ALIVE_FILE=` means "none", not the current directory.
@@ -146,6 +149,8 @@ class Settings(BaseSettings):
             self.events_url = self.broker_url
         if not self.artifact_url:
             self.artifact_url = (data / "artifacts").as_uri()
+        if self.cache_dir is None:
+            self.cache_dir = data / "cache"
         if self.environment == "production":
             if self.database_url.startswith("sqlite"):
                 raise ValueError("production needs WGAN_DATABASE_URL pointing at Postgres, not SQLite")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from wgan.classifier import judge_for
 from wgan.config import SpecError, TrainSpec, resolve
 from wgan.data.files import DataError
 from wgan.data.sources import BUILTIN, DatasetInfo, DataSource, info_for_array, open_builtin, source_from_array
 from wgan.devices import pick_device
-from wgan.evaluation import Evaluator
+from wgan.evaluation import EVAL_SEED, Evaluator, default_examples
 from wgan.trainer import Trainer
 
 
@@ -55,14 +57,20 @@ def assemble(
     uploaded: np.ndarray | None = None,
     device: torch.device | None = None,
     eval_examples: int | None = None,
+    cache_dir: Path | None = None,
 ) -> Run:
     """A trainer for `spec` (resolved here if it is not yet), and its evaluator when the spec asks for one.
 
     `eval_examples`: how many generated and real examples each evaluation compares (by default
-    wgan.evaluation's, by kind of data).
+    wgan.evaluation's, by kind of data). `cache_dir`: where the digit classifiers' trained weights are kept.
     """
     spec = resolve_for_data(spec, dataset_info(spec, uploaded))
     device = device or pick_device(spec.device)
     data = open_data(spec, device, uploaded)
-    evaluator = Evaluator(data, n=eval_examples) if spec.evaluate else None
+    evaluator = None
+    if spec.evaluate:
+        n = eval_examples or default_examples(data.kind)
+        m = spec.model
+        judge = judge_for(spec.dataset.name, m.image_size, m.channels, spec.dataset.fit, n, EVAL_SEED, cache_dir)
+        evaluator = Evaluator(data, n=n, judge=judge)
     return Run(spec=spec, trainer=Trainer(spec, data, device), evaluator=evaluator)

@@ -1,5 +1,5 @@
 """Measuring a generator against its data at checkpoints: the exact W1 for every data set, mode coverage on
-the Gaussian mixtures."""
+the Gaussian mixtures, a classifier's judgement on digits and mnist (wgan.classifier)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import ot
 import torch
 
+from wgan.classifier import Judge
 from wgan.data.sources import DataSource, ToySource
 from wgan.data.toys import Mixture
 from wgan.sampling import generate, latent
@@ -27,6 +28,10 @@ MODE_RADIUS_STD = 3.0
 # least this share of its expected samples are high-quality samples near it.
 MODE_MIN_SHARE = 0.2
 EMD_MAX_ITER = 10_000_000
+
+
+def default_examples(kind: str) -> int:
+    return EVAL_POINTS if kind == "points" else EVAL_IMAGES
 
 
 def exact_w1(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,11 +72,15 @@ class Evaluator:
     images): the distance the critic estimates, so the critic's curve can be checked against it.
     """
 
-    def __init__(self, source: DataSource, n: int | None = None, seed: int = EVAL_SEED) -> None:
+    def __init__(
+        self, source: DataSource, n: int | None = None, seed: int = EVAL_SEED, judge: Judge | None = None
+    ) -> None:
         self.source = source
-        self.n = n or (EVAL_POINTS if source.kind == "points" else EVAL_IMAGES)
+        self.n = n or default_examples(source.kind)
         self.seed = seed
         self.reference = source.reference(self.n, seed).numpy()
+        # On digits and mnist: a classifier's class coverage, KL to uniform and Fréchet distance.
+        self.judge = judge
 
     def samples(self, generator: torch.nn.Module, latent_dim: int, device: torch.device) -> np.ndarray:
         z = torch.from_numpy(latent(self.seed, self.n, latent_dim)).to(device)
@@ -93,6 +102,8 @@ class Evaluator:
             result["modes_well_covered"] = float(coverage.modes_well_covered)
             result["modes_total"] = float(coverage.modes_total)
             result["high_quality"] = coverage.high_quality
+        if self.judge is not None:
+            result.update(self.judge.measure(samples))
         return result
 
     def __call__(self, trainer: object) -> dict[str, float]:

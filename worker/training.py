@@ -198,7 +198,10 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
     outcome, error = "failed", None
     try:
         run = assemble(
-            claimed.spec, _load_uploaded(claimed.spec, store), eval_examples=_eval_examples(claimed, settings)
+            claimed.spec,
+            _load_uploaded(claimed.spec, store),
+            eval_examples=_eval_examples(claimed, settings),
+            cache_dir=settings.cache_dir,
         )
         threads = training_threads(run.spec, run.trainer.device, settings)
         torch.set_num_threads(threads)

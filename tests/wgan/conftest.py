@@ -21,4 +21,4 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing a test does may write to the real user cache.
-    monkeypatch.setenv("WGAN_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "wgan-cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))

@@ -1,13 +1,16 @@
-"""Evaluation: exact W1 on known cases, mode coverage, the toy evaluator, and the digit classifier."""
+"""Evaluation: exact W1 on known cases, mode coverage, the evaluator on points and images, the classifiers."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 import wgan.classifier as classifier
-from tests.wgan.helpers import run_points, tiny_trainer
+from tests.wgan.helpers import TINY_DIGITS, run_points, tiny_spec, tiny_trainer
+from wgan import assemble
+from wgan.classifier import LABELLED
 from wgan.data.sources import digits_array, open_builtin
 from wgan.data.toys import MIXTURES
 from wgan.evaluation import EVAL_IMAGES, EVAL_POINTS, MODE_RADIUS_STD, Evaluator, exact_w1, mode_coverage
@@ -149,72 +152,102 @@ def test_an_evaluation_that_raises_is_recorded_and_training_goes_on():
     assert [c.step for c in checkpoints] == [2, 4]
 
 
-# --- the digit classifier ---------------------------------------------------------------------------
+# --- the digit classifiers ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def digit_net(tmp_path_factory):
     # Fewer epochs than the default keep this test to a couple of seconds; the code path is the same.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(classifier, "TRAIN_EPOCHS", 10)
-        cache = tmp_path_factory.mktemp("cache")
-        net = classifier.load_classifier(cache)
-    return net, cache
+    fast = replace(LABELLED["digits"], epochs=10)
+    cache = tmp_path_factory.mktemp("cache")
+    return classifier.load_classifier(fast, cache), fast, cache
 
 
 def test_classifier_is_cached_as_safetensors_and_reloaded_without_training(digit_net, monkeypatch):
-    net, cache = digit_net
-    weights = cache / classifier.WEIGHTS_NAME
+    net, labelled, cache = digit_net
+    weights = cache / labelled.weights_name
     assert weights.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
 
-    def no_training():
+    def no_training(_labelled):
         raise AssertionError("retrained although the weights were cached")
 
     monkeypatch.setattr(classifier, "train_classifier", no_training)
-    again = classifier.load_classifier(cache)
-    x = classifier.to_native(digits_array()[:10])
+    again = classifier.load_classifier(labelled, cache)
+    x = classifier.to_native(digits_array()[:10], 8)
     with torch.no_grad():
         torch.testing.assert_close(again(x)[0], net(x)[0])
 
 
 def test_a_damaged_cache_is_retrained(digit_net, tmp_path, monkeypatch):
-    net, _ = digit_net
-    (tmp_path / classifier.WEIGHTS_NAME).write_bytes(b"garbage")
-    monkeypatch.setattr(classifier, "train_classifier", lambda: (net, 1.0))
-    assert classifier.load_classifier(tmp_path) is net
-    assert (tmp_path / classifier.WEIGHTS_NAME).read_bytes()[8:9] == b"{"
+    net, labelled, _ = digit_net
+    (tmp_path / labelled.weights_name).write_bytes(b"garbage")
+    monkeypatch.setattr(classifier, "train_classifier", lambda _labelled: (net, 1.0))
+    assert classifier.load_classifier(labelled, tmp_path) is net
+    assert (tmp_path / labelled.weights_name).read_bytes()[8:9] == b"{"
 
 
-def test_the_cache_directory_comes_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("WGAN_CACHE_DIR", str(tmp_path))
-    assert classifier.cache_dir() == tmp_path
+def _judge(digit_net, image_size, monkeypatch, n=500):
+    net, labelled, cache = digit_net
+    monkeypatch.setattr(classifier, "load_classifier", lambda _labelled, _directory=None: net)
+    return classifier.Judge(labelled, image_size, 1, "resize", n, seed=1, directory=cache)
 
 
-def test_real_digits_score_all_ten_classes_uniformly(digit_net):
-    net, _ = digit_net
-    scores = classifier.score_digits(digits_array(), net)
-    assert scores.classes_found == 10
-    assert scores.kl_to_uniform < 0.01
-    assert sum(scores.histogram) == pytest.approx(1.0)
-    assert scores.frechet_distance == pytest.approx(0.0, abs=1e-3)
+def test_real_digits_through_the_models_pipeline_score_all_classes_near_the_floor(digit_net, monkeypatch):
+    judge = _judge(digit_net, 16, monkeypatch)
+    real = open_builtin("digits", torch.device("cpu"), 16, 1).reference(500, 5).numpy()
+    scores = judge.measure(real)
+    assert scores["classes_covered"] == 10
+    assert scores["class_kl"] < 0.02
+    # Real images taken through the same 8 → 16 → 8 resizing are near the floor, and far below a
+    # reference that skipped the resizing (which is what made real digits score ~400 before).
+    assert scores["frechet"] < 3 * judge.floor + 1
+    assert judge.floor == scores["frechet_real"]
+    _, native = classifier.classify(judge.net, classifier.to_native(digits_array(), 8))
+    _, resized = classifier.classify(judge.net, classifier.to_native(real, 8))
+    assert classifier.frechet(resized, native) > 2 * scores["frechet"]
 
 
-def test_one_repeated_digit_scores_one_class_and_maximal_kl(digit_net):
-    net, _ = digit_net
-    digits = digits_array()
-    scores = classifier.score_digits(np.repeat(digits[:1], 50, axis=0), net)
-    assert scores.classes_found == 1
-    assert scores.kl_to_uniform == pytest.approx(math.log(10))
-    assert scores.frechet_distance > 10
+def test_one_repeated_digit_scores_one_class_and_the_largest_kl(digit_net, monkeypatch):
+    judge = _judge(digit_net, 8, monkeypatch)
+    scores = judge.measure(np.repeat(digits_array()[:1], 50, axis=0))
+    assert scores["classes_covered"] == 1
+    assert scores["class_kl"] == pytest.approx(math.log(10))
+    assert scores["frechet"] > 10
 
 
-def test_classifier_reads_upscaled_and_rgb_digits(digit_net):
-    net, _ = digit_net
+def test_the_frechet_distance_of_a_set_with_itself_is_zero_and_of_two_gaussians_the_closed_form():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(4000, 3))
+    assert classifier.frechet(a, a) == pytest.approx(0.0, abs=1e-6)
+    # N(μ1, σ1² I) against N(μ2, σ2² I) in d dimensions: ‖μ1 − μ2‖² + d (σ1 − σ2)².
+    g1 = classifier.Gaussian(np.zeros(3), np.eye(3) * 4.0)
+    g2 = classifier.Gaussian(np.array([1.0, 2.0, 2.0]), np.eye(3) * 1.0)
+    assert classifier.frechet(g1, g2) == pytest.approx(9.0 + 3 * (2.0 - 1.0) ** 2)
+    # A singular covariance product still gives a finite distance (the ε·I fallback, as pytorch-fid).
+    flat = classifier.Gaussian(np.zeros(3), np.diag([1.0, 0.0, 0.0]))
+    assert math.isfinite(classifier.frechet(flat, g2))
+
+
+def test_classifier_reads_upscaled_rgb_and_uint8_digits(digit_net):
+    net, _, _ = digit_net
     digits = digits_array()[:200]
     upscaled = torch.nn.functional.interpolate(torch.from_numpy(digits), size=(16, 16), mode="bilinear").numpy()
     rgb = np.repeat(upscaled, 3, axis=1)
-    assert classifier.to_native(rgb).shape == (200, 1, 8, 8)
+    assert classifier.to_native(rgb, 8).shape == (200, 1, 8, 8)
+    as_uint8 = np.round((digits + 1) * 127.5).astype(np.uint8)
+    torch.testing.assert_close(classifier.to_native(as_uint8, 8), classifier.to_native(digits, 8), atol=0.01, rtol=0)
     with torch.no_grad():
-        native = net(classifier.to_native(digits))[0].argmax(1)
-        resized = net(classifier.to_native(rgb))[0].argmax(1)
+        native = net(classifier.to_native(digits, 8))[0].argmax(1)
+        resized = net(classifier.to_native(rgb, 8))[0].argmax(1)
     assert (native == resized).float().mean() > 0.9
+
+
+def test_the_evaluator_judges_digits_jobs_with_the_classifier(digit_net, monkeypatch):
+    net, _, _ = digit_net
+    monkeypatch.setattr(classifier, "load_classifier", lambda _labelled, _directory=None: net)
+    run = assemble(tiny_spec(TINY_DIGITS, evaluate=True), device=torch.device("cpu"), eval_examples=200)
+    assert run.evaluator is not None and run.evaluator.judge is not None
+    measures = run.evaluator(run.trainer)
+    assert set(measures) == {"exact_w1", "classes_covered", "class_kl", "frechet", "frechet_real"}
+    toy = assemble(tiny_spec(evaluate=True), device=torch.device("cpu"))
+    assert toy.evaluator is not None and toy.evaluator.judge is None
