@@ -3,6 +3,8 @@ with the best checkpoint and how the critic tracks quality, and samples from the
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import pytest
 
@@ -61,7 +63,9 @@ def test_best_is_a_conflict_until_a_checkpoint_is_evaluated(client: httpx.Client
     client.post(f"/api/v1/jobs/{parked['id']}/cancel")
 
 
-def test_an_image_job_is_measured_in_data_space(client: httpx.Client, worker: object) -> None:
+def test_a_digits_job_is_measured_in_data_space_and_judged_by_a_classifier(
+    client: httpx.Client, worker: object
+) -> None:
     spec = {
         "dataset": {"name": "digits"},
         "model": {"arch": "dcgan", "hidden_dim": 4, "latent_dim": 8, "image_size": 16},
@@ -77,8 +81,15 @@ def test_an_image_job_is_measured_in_data_space(client: httpx.Client, worker: ob
     assert [c["step"] for c in checkpoints] == [2, 4]
     for checkpoint in checkpoints:
         # An untrained generator is far from the digits: each image is 256 values in [−1, 1].
-        assert 1.0 < checkpoint["measures"]["exact_w1"] < 2 * 16
-        assert "modes_covered" not in checkpoint["measures"]
+        measures = checkpoint["measures"]
+        assert 1.0 < measures["exact_w1"] < 2 * 16
+        assert "modes_covered" not in measures
+        # Untrained samples are far from real digits; real ones through the same pipeline are near the floor.
+        assert 1 <= measures["classes_covered"] <= 10 and 0 <= measures["class_kl"] <= math.log(10) + 1e-9
+        assert measures["frechet"] > 5 * measures["frechet_real"] > 0
+    summary = client.get(f"/api/v1/jobs/{job['id']}").json()["summary"]
+    assert summary["primary"] == "frechet"
+    assert summary["best"]["value"] == min(c["measures"]["frechet"] for c in checkpoints)
 
 
 @pytest.mark.slow

@@ -263,6 +263,19 @@ def test_create_a_job_from_the_form_and_watch_it_train(
     slider.press("End")
     expect(image).to_have_attribute("data-step", str(WATCHED_STEPS))
 
+    # Its quality: the best checkpoint by exact W1 and how the critic tracked it, and a way to its samples.
+    summary = http.get(f"/api/v1/jobs/{job_id}").json()["summary"]
+    quality = page.locator(".quality-summary dl")
+    expect(quality).to_have_attribute("data-best-step", str(summary["best"]["step"]))
+    expect(quality).to_contain_text(f"at step {summary['best']['step']}")
+    expect(quality).to_contain_text("Spearman")
+    page.get_by_role("button", name="Best checkpoint").click()
+    expect(page.locator(".slider-output")).to_contain_text(f"step {summary['best']['step']} (")
+    expect(page.locator(".slider-output")).to_contain_text("the best")
+    expect(image).to_have_attribute("data-step", str(summary["best"]["step"]))
+    exact_points = counts(chart(page, "Wasserstein distance"))["exact W1"]
+    expect(chart(page, "Modes covered")).to_have_attribute("data-counts", re.compile(rf'"covered":{exact_points}\b'))
+
     page.get_by_text("Spec (every default filled in)").click()
     expect(page.locator(".spec pre")).to_contain_text('"kind": "wgan-gp"')
     shoot(page, "job-page")
@@ -442,6 +455,13 @@ def test_compare_two_jobs_from_the_list(page: Page, http: httpx.Client, worker: 
     assert set(counts(exact)) == {"vanilla-25g", "wgan-gp-25g"}
     assert min(counts(exact).values()) >= 1
     assert counts(chart(page, "Critic loss")) == {"vanilla-25g": 40, "wgan-gp-25g": 40}
+
+    # Final and best measures side by side, as each job's summary has them.
+    for job in (vanilla, gp):
+        summary = http.get(f"/api/v1/jobs/{job['id']}").json()["summary"]
+        row = page.locator(f".quality-table tr[data-job-id='{job['id']}']")
+        expect(row).to_contain_text(f"(step {summary['best']['step']})")
+        expect(row.locator("td").nth(1)).to_have_text("exact_w1")
 
     # Their sample grids side by side.
     cards = page.locator(".sample-card")

@@ -3,7 +3,7 @@
 import { allMetrics, getJob, listCheckpoints, listJobs } from "./api.js";
 import { PALETTE, StepChart } from "./charts.js";
 import { h, replace } from "./dom.js";
-import { datasetLabel, isFinal } from "./format.js";
+import { datasetLabel, isFinal, number } from "./format.js";
 import { SampleImage } from "./samples.js";
 import { errorMessage, loading, statusBadge } from "./widgets.js";
 
@@ -140,6 +140,44 @@ export function mount(root, { params }) {
     entry.image.show({ seed: Number.isFinite(seed) ? seed : 0, checkpoint: entry.newestCheckpoint || "latest" });
   }
 
+  // Final and best measures per job, from each job's summary (lower is better for both measures).
+  const qualitySlot = h("div", { class: "table-wrap table-scroll" });
+  function renderQuality() {
+    const rows = entries.map((e) => {
+      const summary = e.job.summary;
+      const cell = (at) => (at ? `${number(at.value)} (step ${at.step})` : "—");
+      return h(
+        "tr",
+        { dataset: { jobId: e.job.id } },
+        h("th", { scope: "row" }, seriesLabel(e.job)),
+        h("td", {}, e.job.spec.loss.kind),
+        h("td", {}, summary ? summary.primary : "—"),
+        h("td", {}, cell(summary?.newest)),
+        h("td", {}, cell(summary?.best)),
+        h("td", {}, summary?.spearman == null ? "—" : number(summary.spearman, 3)),
+      );
+    });
+    replace(
+      qualitySlot,
+      h(
+        "table",
+        { class: "quality-table" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Job", "Loss", "Measure", "Newest", "Best", "Spearman(estimate, measure)"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    );
+  }
+
   async function poll() {
     const live = entries.filter((e) => !isFinal(e.job.status));
     await Promise.all(
@@ -165,6 +203,7 @@ export function mount(root, { params }) {
     );
     if (stopped) return;
     redraw();
+    renderQuality();
     if (entries.some((e) => !isFinal(e.job.status))) timer = window.setTimeout(poll, POLL_MS);
   }
 
@@ -207,6 +246,7 @@ export function mount(root, { params }) {
         charts.push({ chart, metric });
       }
       seedInput.addEventListener("change", () => entries.forEach(showSamples));
+      renderQuality();
       replace(
         body,
         problems,
@@ -223,6 +263,12 @@ export function mount(root, { params }) {
               e.badgeSlot,
             ),
           ),
+        ),
+        h(
+          "section",
+          { class: "compare-quality", "aria-labelledby": "compare-quality-heading" },
+          h("h2", { id: "compare-quality-heading" }, "Quality"),
+          qualitySlot,
         ),
         h(
           "section",

@@ -3,7 +3,7 @@
 import { cancelJob, deleteJob, getJob, openEvents } from "./api.js";
 import { PALETTE, StepChart } from "./charts.js";
 import { announce, h, replace } from "./dom.js";
-import { datasetLabel, dateTime, isFinal } from "./format.js";
+import { datasetLabel, dateTime, isFinal, number } from "./format.js";
 import { SampleImage } from "./samples.js";
 import { errorMessage, loading, progress, statusBadge } from "./widgets.js";
 
@@ -12,9 +12,16 @@ const PACE_WINDOW = 20; // metric points averaged for the time left
 const STATUS_REFETCH_MS = 250;
 const SAMPLE_DEBOUNCE_MS = 200;
 
-/** The charts a job gets: what its loss records, and the exact W1 where the data are 2-D points. */
+// Digits and MNIST are judged by a classifier; every evaluated job gets the exact W1 in data space.
+const JUDGED = new Set(["digits", "mnist"]);
+const MIXTURES = new Set(["8gaussians", "25gaussians"]);
+const MEASURE_LABELS = { exact_w1: "exact W1", frechet: "classifier FD" };
+// The charts drawn from a checkpoint's measures, and which measures each plots.
+const MEASURE_CHARTS = { judged: ["frechet", "frechet_real"], modes: ["modes_covered", "modes_well_covered"] };
+
+/** The charts a job gets: what its loss records, and what its evaluation measures at each checkpoint. */
 function makeCharts(job) {
-  const points = job.spec.model.image_size === null;
+  const evaluated = job.spec.evaluate;
   const charts = {
     losses: new StepChart({
       title: "Critic and generator loss",
@@ -25,20 +32,39 @@ function makeCharts(job) {
       ],
     }),
     wasserstein: new StepChart({
-      title:
-        points && job.spec.evaluate ? "Wasserstein distance: critic's estimate and exact W1" : "Wasserstein estimate",
-      description:
-        points && job.spec.evaluate
-          ? "The exact W1 to the real data is measured at each checkpoint (right axis). The WGAN paper's claim: the estimate tracks it."
-          : "",
+      title: evaluated ? "Wasserstein distance: critic's estimate and exact W1" : "Wasserstein estimate",
+      description: evaluated
+        ? "The exact W1 to a fixed real sample, in data space, is measured at each checkpoint (right axis). The WGAN paper's claim: the estimate tracks it."
+        : "",
       yLabel: "critic's estimate",
-      y2Label: points && job.spec.evaluate ? "exact W1" : null,
+      y2Label: evaluated ? "exact W1" : null,
       series: [
         { label: "W estimate", color: PALETTE[2] },
-        ...(points && job.spec.evaluate ? [{ label: "exact W1", color: PALETTE[3], scale: "y2", points: true }] : []),
+        ...(evaluated ? [{ label: "exact W1", color: PALETTE[3], scale: "y2", points: true }] : []),
       ],
     }),
   };
+  if (evaluated && JUDGED.has(job.spec.dataset.name)) {
+    charts.judged = new StepChart({
+      title: "Classifier Fréchet distance",
+      description: "A digit classifier's FD of the samples to the real set, beside real images' own (the floor).",
+      yLabel: "FD",
+      series: [
+        { label: "FD", color: PALETTE[5], points: true },
+        { label: "real images", color: PALETTE[6], points: true },
+      ],
+    });
+  } else if (evaluated && MIXTURES.has(job.spec.dataset.name)) {
+    charts.modes = new StepChart({
+      title: "Modes covered",
+      description: "A mode counts when it is the nearest centre of a sample within 3σ (VEEGAN, PacGAN); well covered with 20 % of its share.",
+      yLabel: "modes",
+      series: [
+        { label: "covered", color: PALETTE[5], points: true },
+        { label: "well covered", color: PALETTE[6], points: true },
+      ],
+    });
+  }
   if (PENALISED.has(job.spec.loss.kind)) {
     charts.penalty = new StepChart({
       title: "Gradient penalty",
@@ -58,6 +84,10 @@ function feed(charts, metricPoints) {
       values: withExact ? [p.wasserstein_estimate, p.exact_w1 ?? null] : [p.wasserstein_estimate],
     })),
   );
+  const measured = metricPoints.filter((p) => p.measures);
+  for (const [name, keys] of Object.entries(MEASURE_CHARTS)) {
+    charts[name]?.append(measured.map((p) => ({ step: p.step, values: keys.map((key) => p.measures[key] ?? null) })));
+  }
   charts.penalty?.append(metricPoints.map((p) => ({ step: p.step, values: [p.gradient_penalty] })));
 }
 
@@ -113,6 +143,35 @@ export function mount(root, { id }) {
     disabled: true,
   });
   const sliderOutput = h("output", { for: "checkpoint-slider", class: "slider-output" }, "no checkpoint yet");
+  const bestButton = h("button", { type: "button", class: "button button-quiet", hidden: true }, "Best checkpoint");
+  const summarySlot = h("div", { class: "quality-summary", role: "status" });
+
+  /** The job's quality over its checkpoints: the primary measure, newest and best, and how the critic tracks it. */
+  function renderSummary() {
+    const summary = job.summary;
+    bestButton.hidden = !summary?.best;
+    if (!summary || !summary.evaluated) {
+      replace(summarySlot, job.spec.evaluate ? h("p", { class: "hint" }, "Measured at each checkpoint.") : null);
+      return;
+    }
+    const label = MEASURE_LABELS[summary.primary] || summary.primary;
+    const items = [
+      ["Newest", `${label} ${number(summary.newest.value)} at step ${summary.newest.step}`],
+      ["Best", `${label} ${number(summary.best.value)} at step ${summary.best.step}`],
+      [
+        "Critic tracks it",
+        summary.spearman === null ? "— (needs three checkpoints)" : `Spearman ${number(summary.spearman, 3)}`,
+      ],
+    ];
+    replace(
+      summarySlot,
+      h(
+        "dl",
+        { class: "meta", dataset: { bestStep: String(summary.best.step), primary: summary.primary } },
+        items.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
+      ),
+    );
+  }
 
   function renderMeta() {
     const spec = job.spec;
@@ -126,6 +185,7 @@ export function mount(root, { id }) {
       ["Finished", dateTime(job.finished_at)],
     ];
     if (job.attempts > 1) items.push(["Attempts", String(job.attempts)]);
+    renderSummary();
     replace(
       metaList,
       items.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]),
@@ -172,6 +232,7 @@ export function mount(root, { id }) {
         const before = job.status;
         job = { ...fresh, progress: { ...fresh.progress, step: Math.max(fresh.progress.step, job.progress.step) } };
         renderStatus();
+        updateSlider();
         if (before !== job.status) announce(`The job is now ${job.status}`);
       } catch (error) {
         if (!stopped && error.status === 404) replace(actionMessage, errorMessage("This job has been deleted."));
@@ -198,8 +259,9 @@ export function mount(root, { id }) {
     slider.disabled = checkpoints.length === 0;
     if (follow) slider.value = String(Math.max(0, last));
     const chosen = checkpoints[Number(slider.value)];
+    const best = job?.summary?.best?.checkpoint_id === chosen?.id ? ", the best" : "";
     const text = chosen
-      ? `step ${chosen.step} (${Number(slider.value) + 1} of ${checkpoints.length})`
+      ? `step ${chosen.step} (${Number(slider.value) + 1} of ${checkpoints.length}${best})`
       : "no checkpoint yet";
     sliderOutput.textContent = text;
     slider.setAttribute("aria-valuetext", text);
@@ -215,6 +277,14 @@ export function mount(root, { id }) {
     if (follow) loadSamplesSoon();
   }
 
+  bestButton.addEventListener("click", () => {
+    const index = checkpoints.findIndex((c) => c.id === job.summary?.best?.checkpoint_id);
+    if (index < 0) return;
+    slider.value = String(index);
+    follow = index === checkpoints.length - 1;
+    updateSlider();
+    loadSamplesSoon();
+  });
   slider.addEventListener("input", () => {
     follow = Number(slider.value) === checkpoints.length - 1;
     updateSlider();
@@ -287,7 +357,10 @@ export function mount(root, { id }) {
       }
       showProgress();
     });
-    source.addEventListener("checkpoint", (event) => addCheckpoint(JSON.parse(event.data)));
+    source.addEventListener("checkpoint", (event) => {
+      addCheckpoint(JSON.parse(event.data));
+      refetchSoon(); // the summary (best checkpoint, Spearman) moves with each checkpoint
+    });
     source.addEventListener("status", (event) => {
       const data = JSON.parse(event.data);
       if (isFinal(data.status)) {
@@ -363,9 +436,12 @@ export function mount(root, { id }) {
                   h("label", { for: "checkpoint-slider" }, "Checkpoint"),
                   slider,
                   sliderOutput,
+                  bestButton,
                 ),
               ),
               samples.element,
+              h("h2", {}, "Quality"),
+              summarySlot,
               h("h2", {}, "Details"),
               metaList,
             ),
