@@ -34,7 +34,10 @@ def _bounded_spec(settings: Settings) -> type[TrainSpec]:
         __doc__="A training job's spec. Every field but `dataset` has a default; the job shows them all.",
         model=(bounded_model, Field(default_factory=bounded_model)),
         steps=(Annotated[int, Field(ge=1, le=settings.max_steps)], Field(2000, description="Generator updates.")),
-        batch_size=(Annotated[int, Field(ge=1, le=settings.max_batch_size)], 256),
+        batch_size=(
+            Annotated[int, Field(ge=1, le=settings.max_batch_size)] | None,
+            Field(None, description="Examples per batch. Default: 256 for points, 64 for images."),
+        ),
         checkpoint_every=(Annotated[int, Field(ge=1, le=settings.max_steps)], 500),
         log_every=(Annotated[int, Field(ge=1, le=settings.max_steps)], 10),
     )

@@ -106,7 +106,7 @@ def make_hand_loop(run: Run) -> HandLoop:
         D=critic,
         real_batch=real_batch,
         kind=spec.loss.kind,
-        batch=spec.batch_size,
+        batch=run.trainer.batch_size,
         latent=spec.model.latent_dim,
         n_critic=spec.n_critic,
         lr=spec.optimizer.lr,

@@ -70,7 +70,7 @@ class TunedTrainer(Trainer):
 
     def _critic_step(self) -> None:
         tw = self.tweaks
-        batch = self.spec.batch_size
+        batch = self.batch_size
         real = self._layout(self.data.sample(batch, self.rng))
         z = self.noise(batch)
         with torch.no_grad():
@@ -104,7 +104,7 @@ class TunedTrainer(Trainer):
         self._critic_updates += 1
 
     def _generator_step(self) -> None:
-        z = self.noise(self.spec.batch_size)
+        z = self.noise(self.batch_size)
         loss = generator_loss(self.kind, self._d(self._g(z)))
         if self.tweaks.generator_grads_only:
             grads = torch.autograd.grad(loss, self._gen_params)

@@ -83,6 +83,7 @@ def step_cost(spec: TrainSpec) -> StepCost:
     if not is_resolved(spec):
         raise ValueError("the spec has unfilled defaults: pass it through wgan.config.resolve first")
     assert spec.n_critic is not None
+    assert spec.batch_size is not None
     cost = model_cost(spec.model)
     g, d, batch = cost.generator_flops, cost.critic_flops, spec.batch_size
     train = 1 + BACKWARD_PER_FORWARD

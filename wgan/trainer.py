@@ -76,6 +76,8 @@ class Trainer:
         if not is_resolved(spec):
             raise ValueError("the spec has unfilled defaults: pass it through wgan.config.resolve first")
         self.spec = spec
+        assert spec.batch_size is not None
+        self.batch_size: int = spec.batch_size
         self.data = data
         self.device = device or pick_device(spec.device)
         self.kind = spec.loss.kind
@@ -161,7 +163,7 @@ class Trainer:
         return self.spec.n_critic
 
     def _critic_step(self) -> None:
-        batch = self.spec.batch_size
+        batch = self.batch_size
         real = self.data.sample(batch, self.rng)
         z = self.noise(batch)
         with self._autocast():
@@ -194,7 +196,7 @@ class Trainer:
         self._critic_updates += 1
 
     def _generator_step(self) -> None:
-        z = self.noise(self.spec.batch_size)
+        z = self.noise(self.batch_size)
         with self._autocast():
             loss = generator_loss(self.kind, self._criticise(self._generate(z)))
         # Gradients for the generator only: the critic's would be computed and thrown away.

@@ -70,7 +70,7 @@ def test_zip_upload_is_stored_listed_and_trains(client: httpx.Client, other_clie
     spec = {
         **TOY_SPEC,
         "dataset": {"id": uploaded["id"]},
-        "model": {"hidden_dim": 16, "depth": 1},
+        "model": {"arch": "mlp", "hidden_dim": 16, "depth": 1},
         "steps": 10,
         "checkpoint_every": 10,
     }

@@ -78,7 +78,9 @@ def test_a_job_on_an_upload_is_named_after_it_and_says_how_its_images_are_fitted
         "/api/v1/jobs", json={"dataset": {"id": uploaded["id"], "fit": "pad"}, "model": dcgan, **tiny}
     ).json()
     assert padded["spec"]["dataset"]["fit"] == "pad"
-    mlp = client.post("/api/v1/jobs", json={"dataset": {"id": uploaded["id"]}, "model": {"hidden_dim": 4}, **tiny})
+    mlp = client.post(
+        "/api/v1/jobs", json={"dataset": {"id": uploaded["id"]}, "model": {"arch": "mlp", "hidden_dim": 4}, **tiny}
+    )
     assert mlp.json()["spec"]["dataset"]["fit"] is None  # an MLP trains the images at their own 24×24
     for job in (resized, padded, mlp.json()):
         done = wait_for_status(client, job["id"], {"succeeded", "failed"})

@@ -102,14 +102,18 @@ def test_model_defaults_for_points_and_images():
     digits = TrainSpec.model_validate({"dataset": {"name": "digits"}, "model": {"arch": "dcgan"}})
     dcgan = resolve(digits, *DIGITS)
     assert (dcgan.model.image_size, dcgan.model.channels, dcgan.model.depth) == (16, 1, 2)
-    assert (dcgan.model.latent_dim, dcgan.model.hidden_dim) == (64, 64)
+    assert (dcgan.model.latent_dim, dcgan.model.hidden_dim, dcgan.batch_size) == (64, 32, 64)
     assert dcgan.model.generator_batch_norm is True
     assert dcgan.model.critic_norm == "layer"  # a per-example norm where there is a penalty
     clip = resolve(digits.model_copy(update={"loss": digits.loss.model_copy(update={"kind": "wgan-clip"})}), *DIGITS)
     assert clip.model.critic_norm == "none"
-    mlp_images = resolve(TrainSpec.model_validate({"dataset": {"name": "digits"}}), *DIGITS)
+    mlp_images = resolve(TrainSpec.model_validate({"dataset": {"name": "digits"}, "model": {"arch": "mlp"}}), *DIGITS)
     assert (mlp_images.model.image_size, mlp_images.model.channels) == (8, 1)
     assert mlp_images.model.hidden_dim == 512
+    # Left out, the family follows the data: MLPs for points (batch 256), DCGANs for images (batch 64).
+    by_data = resolve(TrainSpec.model_validate({"dataset": {"name": "mnist"}}), "images", (1, 28, 28))
+    assert (by_data.model.arch, by_data.model.image_size, by_data.batch_size) == ("dcgan", 28, 64)
+    assert (points.model.arch, points.batch_size) == ("mlp", 256)
 
 
 def test_images_of_another_side_are_resized_by_default_or_padded_when_asked():
@@ -119,7 +123,9 @@ def test_images_of_another_side_are_resized_by_default_or_padded_when_asked():
     assert (resized.dataset.fit, resized.model.image_size) == ("resize", 28)
     padded = resolve(TrainSpec.model_validate({**dcgan, "dataset": {"id": "x", "fit": "pad"}}), *upload)
     assert padded.dataset.fit == "pad"
-    native = resolve(TrainSpec.model_validate({"dataset": {"id": "x"}}), *upload)  # an MLP at 24×24
+    native = resolve(
+        TrainSpec.model_validate({"dataset": {"id": "x"}, "model": {"arch": "mlp"}}), *upload
+    )  # an MLP at 24×24
     assert (native.dataset.fit, native.model.image_size) == (None, 24)
     with pytest.raises(SpecError) as refused:
         resolve(

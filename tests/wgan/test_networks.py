@@ -71,7 +71,7 @@ def test_mlp_shapes_for_points_and_flattened_images():
     assert critic(out).shape == (5,)
     assert _count(critic, nn.Linear) == 3
 
-    images = _model(("images", (1, 8, 8)), hidden_dim=8, depth=1)
+    images = _model(("images", (1, 8, 8)), arch="mlp", hidden_dim=8, depth=1)
     generator, critic = build_generator(images, (1, 8, 8)), build_critic(images, (1, 8, 8))
     out = generator(torch.randn(4, 64))
     assert out.shape == (4, 1, 8, 8)

@@ -100,7 +100,7 @@ export function mount(root) {
     name: h("input", { type: "text", name: "name", autocomplete: "off", maxlength: "200" }),
     dataset: h("select", { name: "dataset" }, h("option", { value: "name:8gaussians" }, "8gaussians")),
     steps: numberInput("steps", { value: 2000 }),
-    batchSize: numberInput("batch_size", { value: 256 }),
+    batchSize: numberInput("batch_size", { placeholder: "default" }),
     nCritic: numberInput("n_critic"),
     checkpointEvery: numberInput("checkpoint_every", { value: 500 }),
     logEvery: numberInput("log_every", { value: 10 }),
@@ -108,10 +108,11 @@ export function mount(root) {
     arch: select(
       "arch",
       [
+        ["", "By data set: MLP for points, DCGAN for images"],
         ["mlp", "MLP"],
         ["dcgan", "DCGAN (image data sets)"],
       ],
-      "mlp",
+      "",
     ),
     hiddenDim: numberInput("hidden_dim", { placeholder: "default" }),
     depth: numberInput("depth", { placeholder: "default" }),
@@ -248,6 +249,7 @@ export function mount(root) {
     const resolved = preview.spec;
     const placeholders = [
       [c.nCritic, resolved.n_critic],
+      [c.batchSize, resolved.batch_size],
       [c.lr, resolved.optimizer.lr],
       [c.gpWeight, resolved.loss.gp_weight],
       [c.clipValue, resolved.loss.clip_value],
@@ -339,7 +341,7 @@ export function mount(root) {
       const v = numberValue(input);
       if (v !== undefined) body[key] = v;
     }
-    const model = { arch: c.arch.value };
+    const model = c.arch.value ? { arch: c.arch.value } : {};
     for (const [key, input] of [
       ["hidden_dim", c.hiddenDim],
       ["depth", c.depth],
