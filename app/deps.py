@@ -1,58 +1,100 @@
-"""Typed dependencies: the request's session, the caller, settings, the artifact store."""
+"""Typed dependencies: the process's Runtime, the request's session, the caller and its rate limits.
+
+Every route reaches the database, the store and the settings through the Runtime that create_app
+was given (request.app.state.runtime), never through a module of its own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from service import ratelimit
 from service.artifacts import ArtifactStore
 from service.auth import authenticate
-from service.db import read_session_factory, session_factory
 from service.errors import Unauthorized
 from service.principal import Principal
-from service.settings import Settings, get_settings
+from service.runtime import Runtime
+from service.settings import Settings
 
 
-def get_session() -> Iterator[Session]:
-    # The route commits once, at its end; anything left uncommitted is rolled back here.
-    with session_factory()() as session:
-        yield session
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-def get_read_session() -> Iterator[Session]:
-    with read_session_factory()() as session:
-        yield session
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+def get_settings(rt: RuntimeDep) -> Settings:
+    return rt.settings
+
+
+def get_store(rt: RuntimeDep) -> ArtifactStore:
+    return rt.store
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+
+
+def get_read_session(rt: RuntimeDep) -> Iterator[Session]:
+    # Autocommit reads (service.db.Database.reads); writes go through service.lifecycle's transactions.
+    with rt.db.reads() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `wgan-service keys create`.")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def resolve_principal(session: Session, token: str | None) -> Principal:
+@dataclass(frozen=True)
+class Limit:
+    """A per-key, per-minute budget: its name in the 429, and the setting that sizes it."""
+
+    bucket: str
+    per_minute: Callable[[Settings], int]
+
+
+JOB_SUBMISSIONS = Limit("job creation", lambda settings: settings.rate_jobs_per_minute)
+SAMPLE_REQUESTS = Limit("sample", lambda settings: settings.rate_samples_per_minute)
+
+
+def admit(rt: Runtime, session: Session, token: str | None, limit: Limit | None = None) -> Principal:
+    """The caller behind `token`, with one request of `limit` spent: every route's way in.
+
+    Routes take it as dependencies (PrincipalDep, rate_limit); the sampling route calls it directly, in
+    the one thread-pool trip it makes for the whole request.
+    """
     if not token:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     principal = authenticate(session, token)
     if principal is None:
         raise Unauthorized("the API key is not valid or has been revoked")
+    if limit is not None:
+        spend(rt, principal, limit)
     return principal
 
 
-def current_principal(session: ReadSessionDep, credentials: BearerDep) -> Principal:
+def spend(rt: Runtime, principal: Principal, limit: Limit) -> None:
+    """One request of the caller's budget `limit`; RateLimited (429) once it is spent."""
+    rt.limiter.check(limit.bucket, principal.key_id, limit.per_minute(rt.settings))
+
+
+def current_principal(rt: RuntimeDep, session: ReadSessionDep, credentials: BearerDep) -> Principal:
     # An autocommit read: routes go on to slow work (parsing an upload, sending to the broker, a
     # forward pass), and a transaction left open across it would sit idle in transaction.
-    return resolve_principal(session, credentials.credentials if credentials else None)
+    return admit(rt, session, credentials.credentials if credentials else None)
 
 
 def stream_principal(
+    rt: RuntimeDep,
     credentials: BearerDep,
     access_token: Annotated[
         str | None, Query(description="The API key, for EventSource clients that cannot send headers.")
@@ -63,26 +105,18 @@ def stream_principal(
     Its own short session: a request-scoped one would hold a pooled connection for as long as the
     stream stays open, and a hundred watchers would drain the pool.
     """
-    with read_session_factory()() as session:
-        return resolve_principal(session, credentials.credentials if credentials else access_token)
+    with rt.db.reads() as session:
+        return admit(rt, session, credentials.credentials if credentials else access_token)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 StreamPrincipalDep = Annotated[Principal, Depends(stream_principal)]
 
 
-def get_store(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.store
-    return store
+def rate_limit(limit: Limit) -> Any:
+    """A dependency that spends one request of the caller's budget `limit`."""
 
+    def dependency(rt: RuntimeDep, principal: PrincipalDep) -> None:
+        spend(rt, principal, limit)
 
-StoreDep = Annotated[ArtifactStore, Depends(get_store)]
-
-
-def rate_limit(bucket: str, per_minute_setting: str) -> Any:
-    """A dependency that spends one request of the caller's per-minute budget for `bucket`."""
-
-    def spend(principal: PrincipalDep, settings: SettingsDep) -> None:
-        ratelimit.check(bucket, principal.key_id, getattr(settings, per_minute_setting))
-
-    return Depends(spend)
+    return Depends(dependency)

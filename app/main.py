@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import torch
 from fastapi import FastAPI
@@ -11,15 +12,16 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import problems
 from app.body_limit import BodyLimit
+from app.openapi import describe_limits
 from app.routes import dashboard, datasets, events, health, jobs, metrics, operations, samples
 from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
 from app.streaming import EventHub
-from app.telemetry import RequestMetrics
-from service.artifacts import store_for
+from app.telemetry import RequestMetrics, state_registry
 from service.events import channel_prefix
 from service.logging_setup import configure_logging
-from service.settings import Settings, get_settings
+from service.runtime import Runtime
+from service.settings import Settings
 from wgan.devices import DeviceUnavailable, pick_device
 
 DESCRIPTION = """Train Wasserstein GANs as jobs, watch their losses live, and sample from their checkpoints.
@@ -35,9 +37,11 @@ def _sample_device(settings: Settings) -> torch.device:
         raise DeviceUnavailable("WGAN_SAMPLE_DEVICE is 'cuda' but this API host has no usable GPU") from exc
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    """The API on `settings`: every route reaches the database, broker, store and limits through the one
+    Runtime made here (or given, to share one with other parts of a process)."""
     configure_logging(settings)
+    rt = runtime or Runtime.start(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.event_hub.start()
         yield
         await app.state.event_hub.stop()
+        if runtime is None:
+            rt.close()
 
     app = FastAPI(
         title="wgan-service",
@@ -56,14 +62,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.store = store_for(settings)
-    app.state.samplers = SamplerCache(settings.sample_cache_size, app.state.store, _sample_device(settings))
-    app.state.event_hub = EventHub(settings.events_url, channel_prefix())
+    app.state.runtime = rt
+    app.state.samplers = SamplerCache(settings.sample_cache_size, rt.store, _sample_device(settings))
+    app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
+    app.state.state_metrics = state_registry(rt)
     problems.install(app)
     app.add_exception_handler(events.StreamFinished, events.stream_finished)
-    for module in (jobs, metrics, events, samples, datasets, health, operations, dashboard):
+    # Routes whose limits are settings are built for this app; the rest are the same for every app.
+    for router in (jobs.routes(settings), metrics.routes(settings), samples.routes(settings)):
+        app.include_router(router)
+    for module in (events, datasets, health, operations, dashboard):
         app.include_router(module.router)
+    _document_limits(app, settings)
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(
@@ -78,3 +88,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestMetrics)
     return app
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_limits(build(), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app import schemas
 from service.jobs import latest_metrics
-from service.models import Checkpoint, Dataset, Job, MetricPoint
+from service.models import CheckpointRow, Dataset, Job, MetricRow
 from service.summary import public
 from wgan.config import TrainSpec, image_fitting
 
@@ -26,7 +26,7 @@ def job(row: Job) -> schemas.Job:
     return schemas.Job(
         id=row.id,
         name=row.name,
-        status=row.status,
+        status=row.status.status,
         spec=TrainSpec.model_validate(row.spec),
         progress=schemas.Progress(step=row.progress_step, total_steps=row.total_steps),
         latest_metrics=schemas.LatestMetrics.model_validate(latest_metrics(row)),
@@ -41,30 +41,12 @@ def job(row: Job) -> schemas.Job:
     )
 
 
-def metric(row: MetricPoint) -> schemas.Metric:
-    return schemas.Metric(
-        step=row.step,
-        critic_loss=row.critic_loss,
-        generator_loss=row.generator_loss,
-        wasserstein_estimate=row.wasserstein_estimate,
-        gradient_penalty=row.gradient_penalty,
-        seconds_per_step=row.seconds_per_step,
-        exact_w1=(row.measures or {}).get("exact_w1"),
-        modes_covered=(row.measures or {}).get("modes_covered"),
-        measures=row.measures,
-        time=row.time,
-    )
+def metric(row: MetricRow) -> schemas.Metric:
+    return schemas.Metric.of(row)
 
 
-def checkpoint(row: Checkpoint) -> schemas.CheckpointOut:
-    return schemas.CheckpointOut(
-        id=row.id,
-        step=row.step,
-        created_at=row.created_at,
-        size_bytes=row.size_bytes,
-        measures=row.measures,
-        evaluation_error=row.evaluation_error,
-    )
+def checkpoint(row: CheckpointRow) -> schemas.CheckpointOut:
+    return schemas.CheckpointOut.model_validate(row)
 
 
 def dataset(row: Dataset) -> schemas.DatasetOut:

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from service.db import get_engine
-from service.queue import celery_app
+from service.runtime import Runtime
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-def database() -> str:
+def database(rt: Runtime) -> str:
     try:
-        with get_engine().connect() as connection:
+        with rt.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
     except Exception as exc:
         return f"unreachable: {type(exc).__name__}"
     return "ok"
 
 
-def broker() -> str:
+def broker(rt: Runtime) -> str:
     try:
-        with celery_app().connection_for_write() as connection:
+        with rt.tasks.celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
     except Exception as exc:
         return f"unreachable: {type(exc).__name__}"
     return "ok"
 
 
-def check_all() -> dict[str, str]:
-    return {"database": database(), "broker": broker()}
+def check_all(rt: Runtime) -> dict[str, str]:
+    return {"database": database(rt), "broker": broker(rt)}

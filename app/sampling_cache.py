@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from service.artifacts import ArtifactStore, dataset_key
-from service.models import Checkpoint
+from service.models import CheckpointRow
 from wgan.assemble import open_data
 from wgan.render import reference_layer
 from wgan.sampling import Sampler, load_sampler
@@ -38,7 +38,7 @@ class SamplerCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, checkpoint: Checkpoint) -> Loaded:
+    def get(self, checkpoint: CheckpointRow) -> Loaded:
         with self._lock:
             entry = self._entries.get(checkpoint.id)
             if entry is not None:
@@ -61,7 +61,7 @@ class SamplerCache:
             self._loading.pop(checkpoint.id, None)
         return entry
 
-    def _load(self, checkpoint: Checkpoint) -> Loaded:
+    def _load(self, checkpoint: CheckpointRow) -> Loaded:
         sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key), self.device)
         if sampler.is_images:
             return Loaded(sampler)

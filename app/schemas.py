@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from service.settings import Settings, get_settings
+# The records a job produces have one shape, service.records', on REST and in the event stream alike.
+from service.records import CheckpointOut as CheckpointOut
+from service.records import JobError as JobError
+from service.records import Metric as Metric
+from service.settings import Settings
+from service.states import JobStatus as JobStatus
 from wgan.config import ModelSpec, TrainSpec
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
-
-def _bounded_spec(settings: Settings) -> type[TrainSpec]:
-    """The job spec as the API accepts it: the engine's spec with this deployment's limits."""
+def bounded_spec(settings: Settings) -> type[TrainSpec]:
+    """The job spec as this deployment accepts it: the engine's TrainSpec, subclassed with the limits
+    the settings give (so OpenAPI shows them and a request over one is a 422 naming the field). Routes
+    that take a spec are built with it (app.routes.jobs.routes)."""
     bounded_model = create_model(
         "ModelSpec",
         __base__=ModelSpec,
@@ -43,23 +48,9 @@ def _bounded_spec(settings: Settings) -> type[TrainSpec]:
     )
 
 
-if TYPE_CHECKING:
-    JobSpec = TrainSpec
-else:
-    JobSpec = _bounded_spec(get_settings())
-
-
 class Progress(BaseModel):
     step: int
     total_steps: int
-
-
-MEASURES_DOC = (
-    "What the evaluation measured at this checkpoint step: exact_w1 (the exact Wasserstein-1 distance to a fixed "
-    "real sample, in data space); on the Gaussian mixtures modes_covered (VEEGAN's and PacGAN's count), "
-    "modes_well_covered (at least 20% of a mode's share), modes_total and high_quality (the share within 3σ of a "
-    "centre); on digits and mnist classes_covered, class_kl and frechet (a classifier's)."
-)
 
 
 class LatestMetrics(BaseModel):
@@ -91,11 +82,6 @@ class JobSummary(BaseModel):
         description="Rank correlation of the critic's Wasserstein estimate with the primary measure over the "
         "checkpoints (the WGAN paper's claim: near 1 when the estimate tracks quality); null below three."
     )
-
-
-class JobError(BaseModel):
-    type: str
-    message: str
 
 
 class JobLinks(BaseModel):
@@ -156,31 +142,9 @@ class JobPage(BaseModel):
     next_cursor: str | None
 
 
-class Metric(BaseModel):
-    step: int
-    critic_loss: float
-    generator_loss: float
-    wasserstein_estimate: float
-    gradient_penalty: float | None
-    seconds_per_step: float
-    exact_w1: float | None = Field(None, description="Exact W1 to the real data at checkpoints.")
-    modes_covered: float | None = None
-    measures: dict[str, float] | None = Field(None, description=MEASURES_DOC)
-    time: datetime
-
-
 class MetricPage(BaseModel):
     items: list[Metric]
     next_after_step: int | None
-
-
-class CheckpointOut(BaseModel):
-    id: str
-    step: int
-    created_at: datetime
-    size_bytes: int
-    measures: dict[str, float] | None = Field(None, description=MEASURES_DOC)
-    evaluation_error: str | None = Field(None, description="Why this checkpoint's evaluation failed, if it did.")
 
 
 class CheckpointList(BaseModel):
@@ -219,11 +183,6 @@ class UploadedDataset(BaseModel):
     shape: list[int]
     count: int
     kind: Literal["points", "images"]
-
-
-class StatusEvent(BaseModel):
-    status: JobStatus
-    error: JobError | None
 
 
 class Problem(BaseModel):

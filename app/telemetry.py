@@ -11,14 +11,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.db import read_session_factory
-from service.models import JOB_STATUSES
-from service.queue import queue_depths
 from service.repositories import jobs as job_repo
+from service.runtime import Runtime
+from service.states import JobState
 
 log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# Process-wide, as Prometheus metrics are: requests and sampling times of every app in the process.
 registry = CollectorRegistry()
 REQUESTS = Counter("wgan_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry)
 LATENCY = Histogram(
@@ -36,14 +36,18 @@ SAMPLE_LATENCY = Histogram(
 class StateCollector(Collector):
     """Read at scrape time from the database (the one source of truth) and the broker."""
 
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
     def collect(self) -> Iterable[Metric]:
-        jobs = GaugeMetricFamily("wgan_jobs", "Jobs by status", labels=["status"])
+        # By stored state: "waiting" (held for the owner's capacity) apart from "queued" (task sent).
+        jobs = GaugeMetricFamily("wgan_jobs", "Jobs by state", labels=["status"])
         speed = GaugeMetricFamily(
             "wgan_training_steps_per_second", "Generator steps/s of running jobs", labels=["job_id", "worker"]
         )
         try:
-            with read_session_factory()() as session:
-                counts = job_repo.count_by_status(session)
+            with self.rt.db.reads() as session:
+                counts = job_repo.count_by_state(session)
                 for job in job_repo.running(session):
                     seconds = (job.latest_metrics or {}).get("seconds_per_step")
                     if seconds:
@@ -51,17 +55,21 @@ class StateCollector(Collector):
         except Exception as exc:
             log.warning("metrics: database unavailable: %s", exc)
             counts = {}
-        for status in JOB_STATUSES:
-            jobs.add_metric([status], counts.get(status, 0))
+        for state in JobState:
+            jobs.add_metric([state.value], counts.get(state, 0))
         yield jobs
         yield speed
         depth = GaugeMetricFamily("wgan_queue_depth", "Tasks waiting in each broker queue", labels=["queue"])
-        for queue, count in queue_depths().items():
+        for queue, count in self.rt.tasks.depths().items():
             depth.add_metric([queue], count)
         yield depth
 
 
-registry.register(StateCollector())
+def state_registry(rt: Runtime) -> CollectorRegistry:
+    """An app's own registry: the state of the deployment its Runtime reaches, read at scrape time."""
+    states = CollectorRegistry(auto_describe=False)
+    states.register(StateCollector(rt))
+    return states
 
 
 def route_of(scope: Scope) -> str:

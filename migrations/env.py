@@ -9,14 +9,15 @@ from sqlalchemy import Connection
 
 from service.db import make_engine
 from service.models import Base, UTCDateTime
-from service.settings import get_settings
+from service.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.attributes.get("database_url") or get_settings().database_url
+    # From code (service.migrate) the URL is passed in; from the alembic command line, the settings give it.
+    return config.attributes.get("database_url") or Settings().database_url
 
 
 def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.settings import get_settings
+from service.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -47,48 +46,28 @@ def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> E
     return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, connect_args=connect_args)
 
 
-@functools.lru_cache(maxsize=1)
-def get_engine() -> Engine:
-    settings = get_settings()
-    return make_engine(settings.database_url, settings.db_idle_in_transaction_seconds)
+class Database:
+    """One database: its engine, the sessions that write (one transaction each) and those that only read."""
 
+    def __init__(self, url: str, idle_in_transaction_seconds: float | None = None) -> None:
+        self.engine = make_engine(url, idle_in_transaction_seconds)
+        self.sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # Sessions for requests that only read: autocommit, so a read costs its one round trip, with no
+        # BEGIN before it and no ROLLBACK after, and never leaves a transaction open while the request
+        # goes on to other work. Each statement sees its own snapshot; writes belong in `transaction()`.
+        self.reads = sessionmaker(
+            bind=self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
-def _publish_committed(session: Session) -> None:
-    from service.events import publish
-    from service.repositories.events import PENDING_EVENTS
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        return cls(settings.database_url, settings.db_idle_in_transaction_seconds)
 
-    pending = session.info.pop(PENDING_EVENTS, [])
-    by_job: dict[str, list[Any]] = {}
-    for item in pending:
-        by_job.setdefault(item.job_id, []).append(item)
-    for job_id, items in by_job.items():
-        publish(job_id, items)
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits once at the end, or rolls back on any error."""
+        with self.sessions() as session, session.begin():
+            yield session
 
-
-def _forget_rolled_back(session: Session) -> None:
-    from service.repositories.events import PENDING_EVENTS
-
-    session.info.pop(PENDING_EVENTS, None)
-
-
-@functools.lru_cache(maxsize=1)
-def session_factory() -> sessionmaker[Session]:
-    factory = sessionmaker(bind=get_engine(), expire_on_commit=False)
-    event.listen(factory, "after_commit", _publish_committed)
-    event.listen(factory, "after_rollback", _forget_rolled_back)
-    return factory
-
-
-@functools.lru_cache(maxsize=1)
-def read_session_factory() -> sessionmaker[Session]:
-    """Sessions for requests that only read: autocommit, so a read costs its one round trip, with no
-    BEGIN before it and no ROLLBACK after, and never leaves a transaction open while the request
-    goes on to other work. Each statement sees its own snapshot; writes belong in `transaction()`."""
-    return sessionmaker(bind=get_engine().execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
-
-
-@contextmanager
-def transaction() -> Iterator[Session]:
-    """A session whose work commits once at the end, or rolls back on any error."""
-    with session_factory()() as session, session.begin():
-        yield session
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,32 +1,29 @@
-"""Publishing job events to Redis pub/sub for live streaming; the database stays the record."""
+"""Announcing committed job events on Redis pub/sub for live streams; the database stays the record."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
-from service.models import FINAL_STATUSES, Event
-from service.settings import get_settings
+from service.models import Event
+from service.records import EventType, is_final_status
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_SECONDS = 1.0
 
 
-def channel_prefix() -> str:
-    return f"{get_settings().redis_prefix}:events:"
-
-
-def channel(job_id: str) -> str:
-    return f"{channel_prefix()}{job_id}"
+def channel_prefix(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:events:"
 
 
 def message(seq: int, kind: str, data: Any) -> dict[str, Any]:
     """An event as streams handle it: its data already JSON-encoded once, for every client to reuse."""
-    final = kind == "status" and isinstance(data, dict) and data.get("status") in FINAL_STATUSES
+    final = kind == EventType.STATUS and is_final_status(data)
     return {"seq": seq, "type": kind, "final": final, "raw": json.dumps(data, separators=(",", ":"))}
 
 
@@ -46,25 +43,39 @@ def decode(payload: str) -> dict[str, Any]:
     return item
 
 
-@functools.lru_cache(maxsize=1)
-def _client() -> redis.Redis | None:
-    url = get_settings().events_url
-    if not url:
-        return None
-    return redis.Redis.from_url(
-        url, socket_timeout=PUBLISH_TIMEOUT_SECONDS, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS
-    )
+class EventPublisher:
+    """Announces events once their transaction has committed (service.lifecycle calls it after each
+    commit, never before: a stream must not see what may still roll back). Best effort: a stream that
+    misses an announcement reads the event from the database."""
 
+    def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = prefix
+        self._client = (
+            redis.Redis.from_url(
+                url, socket_timeout=PUBLISH_TIMEOUT_SECONDS, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS
+            )
+            if url
+            else None
+        )
 
-def publish(job_id: str, events: list[Event]) -> None:
-    """Announce committed events. Best effort: a stream that misses one reads it from the database."""
-    client = _client()
-    if client is None or not events:
-        return
-    try:
-        pipe = client.pipeline(transaction=False)
-        for event in events:
-            pipe.publish(channel(job_id), encode(event))
-        pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("could not publish %d events for job %s: %s", len(events), job_id, exc)
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventPublisher:
+        return cls(settings.events_url, channel_prefix(settings))
+
+    def channel(self, job_id: str) -> str:
+        return f"{self.prefix}{job_id}"
+
+    def publish(self, events: Sequence[Event]) -> None:
+        if self._client is None or not events:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for event in events:
+                pipe.publish(self.channel(event.job_id), encode(event))
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not publish %d events: %s", len(events), exc)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from service.db import transaction
+from service.db import Database
 from service.errors import Conflict, InvalidInput
 from service.models import IdempotencyRecord, Job, utcnow
 from service.repositories import idempotency as repo
@@ -22,7 +22,9 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def run_once(owner_id: str, key: str, body: Any, ttl_seconds: int, create: Callable[[], Job]) -> tuple[Job, bool]:
+def run_once(
+    db: Database, owner_id: str, key: str, body: Any, ttl_seconds: int, create: Callable[[], Job]
+) -> tuple[Job, bool]:
     """Create through `create` once per (owner, key). Returns (job, replayed).
 
     The record is committed before the work starts, so a second request that arrives while the
@@ -34,11 +36,11 @@ def run_once(owner_id: str, key: str, body: Any, ttl_seconds: int, create: Calla
         )
     digest = fingerprint(body)
     try:
-        with transaction() as session:
+        with db.transaction() as session:
             repo.drop_expired(session, owner_id, key, utcnow() - timedelta(seconds=ttl_seconds))
             session.add(IdempotencyRecord(owner_id=owner_id, key=key, request_hash=digest))
     except IntegrityError:
-        with transaction() as session:
+        with db.transaction() as session:
             record = repo.find(session, owner_id, key)
             if record is None:  # the other request failed and dropped its record meanwhile
                 raise Conflict("a request with this Idempotency-Key was just being handled; retry") from None
@@ -55,7 +57,7 @@ def run_once(owner_id: str, key: str, body: Any, ttl_seconds: int, create: Calla
     try:
         job = create()
     except BaseException:
-        with transaction() as session:
+        with db.transaction() as session:
             repo.drop(session, owner_id, key)
         raise
     return job, False

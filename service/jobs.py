@@ -1,4 +1,4 @@
-"""Job flows shared by the API: create (resolving the spec against its data), cancel, delete."""
+"""A job spec resolved against its data set: every default filled in, or the field that is wrong named."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service.errors import Conflict, InvalidInput
-from service.models import FINAL_STATUSES, Job
+from service.errors import InvalidInput
+from service.models import Job
 from service.principal import Principal
-from service.queue import queue_for
 from service.repositories import datasets as dataset_repo
-from service.repositories import jobs as job_repo
 from service.settings import Settings
 from wgan.config import SpecError, TrainSpec, resolve
 from wgan.data.sources import BUILTIN
@@ -54,37 +52,6 @@ def resolve_spec(session: Session, principal: Principal, spec: TrainSpec, settin
             ],
         )
     return resolved
-
-
-def create_job(session: Session, principal: Principal, spec: TrainSpec, settings: Settings) -> Job:
-    resolved = resolve_spec(session, principal, spec, settings)
-    assert resolved.name is not None
-    return job_repo.create(
-        session,
-        owner_id=principal.owner_id,
-        name=resolved.name,
-        spec=resolved.model_dump(mode="json"),
-        queue=queue_for(resolved.device),
-        dataset_id=resolved.dataset.id,
-        total_steps=resolved.steps,
-    )
-
-
-def request_cancel(session: Session, job: Job) -> None:
-    """A queued job is cancelled at once; a running one is asked to stop and checkpoint."""
-    if job.status in FINAL_STATUSES:
-        raise Conflict(f"the job has already {job.status}")
-    if job.status == "queued":
-        job_repo.set_status(session, job, "cancelled")
-    else:
-        job.cancel_requested = True
-
-
-def delete_job(session: Session, job: Job) -> None:
-    """Delete the job's rows; the caller removes its artifacts once that has committed."""
-    if job.status == "running":
-        raise Conflict("the job is running: cancel it first, then delete it")
-    job_repo.delete_job(session, job)
 
 
 def latest_metrics(job: Job) -> dict[str, Any]:

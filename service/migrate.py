@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def alembic_config(database_url: str | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    # The migrations are package data: found where the package is installed, editable or not.
+    directory = Path(str(files("migrations")))
+    config = Config(str(directory / "alembic.ini"))
+    config.set_main_option("script_location", str(directory))
     if database_url:
         config.attributes["database_url"] = database_url
     return config

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -23,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from service.states import JobState
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -30,9 +33,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def new_id() -> str:
@@ -127,7 +127,11 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # Stored as the value's text (a VARCHAR, no database enum type), so a new state needs no DDL.
+    status: Mapped[JobState] = mapped_column(
+        Enum(JobState, native_enum=False, length=16, values_callable=lambda states: [s.value for s in states]),
+        default=JobState.QUEUED,
+    )
     spec: Mapped[dict[str, Any]] = mapped_column()
     queue: Mapped[str] = mapped_column(String(32))
     dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id", ondelete="RESTRICT"), default=None)
@@ -140,6 +144,7 @@ class Job(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(200), default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When its training task was last sent (queued jobs): the reaper re-sends one that waited too long.
     enqueued_at: Mapped[datetime | None] = mapped_column(default=None)
     # The last event number handed out; events are numbered 1, 2, 3… per job.
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
@@ -150,7 +155,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class MetricPoint(Base):
+class MetricRow(Base):
     __tablename__ = "metrics"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
@@ -165,7 +170,7 @@ class MetricPoint(Base):
     time: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Checkpoint(Base):
+class CheckpointRow(Base):
     __tablename__ = "checkpoints"
     __table_args__ = (UniqueConstraint("job_id", "step"),)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
 
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 TRAIN_TASK = "worker.train"
@@ -48,36 +47,38 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=1)
-def celery_app() -> Celery:
-    app = Celery("wgan")
-    app.conf.update(celery_config(get_settings()))
-    return app
+class TaskQueue:
+    """The broker as the service uses it: the Celery app that sends training tasks (and that workers run)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.celery = Celery("wgan")
+        self.celery.conf.update(celery_config(settings))
 
-def enqueue_training(job_id: str, queue: str) -> bool:
-    """Send the training task. False if the broker is unreachable: the job stays queued and the
-    reaper sends it again later, so nothing is lost."""
-    try:
-        celery_app().send_task(TRAIN_TASK, args=[job_id], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
-    except Exception as exc:
-        log.warning("could not enqueue job %s on %s: %s", job_id, queue, exc)
-        return False
-    return True
+    def enqueue_training(self, job_id: str, queue: str) -> bool:
+        """Send the training task. False if the broker is unreachable: the job stays queued and the
+        reaper sends it again later, so nothing is lost."""
+        try:
+            self.celery.send_task(TRAIN_TASK, args=[job_id], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+        except Exception as exc:
+            log.warning("could not enqueue job %s on %s: %s", job_id, queue, exc)
+            return False
+        return True
 
+    def depths(self) -> dict[str, int]:
+        """Tasks waiting per queue, as the broker reports them; empty when it cannot be reached."""
+        depths: dict[str, int] = {}
+        try:
+            with self.celery.connection_for_read() as connection:
+                connection.ensure_connection(max_retries=1, timeout=1.0)
+                channel = connection.default_channel
+                for queue in (CPU_QUEUE, GPU_QUEUE):
+                    try:
+                        depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+                    except Exception:
+                        depths[queue] = 0
+        except Exception as exc:
+            log.warning("queue depth unavailable: %s", exc)
+        return depths
 
-def queue_depths() -> dict[str, int]:
-    """Tasks waiting per queue, as the broker reports them; empty when it cannot be reached."""
-    depths: dict[str, int] = {}
-    try:
-        with celery_app().connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1, timeout=1.0)
-            channel = connection.default_channel
-            for queue in (CPU_QUEUE, GPU_QUEUE):
-                try:
-                    depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
-                except Exception:
-                    depths[queue] = 0
-    except Exception as exc:
-        log.warning("queue depth unavailable: %s", exc)
-    return depths
+    def close(self) -> None:
+        self.celery.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -10,7 +9,7 @@ import time
 import redis
 
 from service.errors import RateLimited
-from service.settings import get_settings
+from service.settings import Settings
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
@@ -44,25 +43,29 @@ class RedisCounter:
         return int(count)
 
 
-@functools.lru_cache(maxsize=1)
-def _counter() -> MemoryCounter | RedisCounter:
-    settings = get_settings()
-    return RedisCounter(settings.events_url) if settings.events_url else MemoryCounter()
+class RateLimiter:
+    """Per-key budgets in fixed one-minute windows: in Redis when the deployment has one (shared by every
+    API process), else in this process's memory (the embedded default runs one)."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.prefix = f"{settings.redis_prefix}:rate"
+        self._counter: MemoryCounter | RedisCounter = (
+            RedisCounter(settings.events_url) if settings.events_url else MemoryCounter()
+        )
 
-def check(bucket: str, key_id: str, per_minute: int) -> None:
-    """Count one request; raise RateLimited (429) once `per_minute` is spent in this window."""
-    if per_minute <= 0:
-        return
-    now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    name = f"{get_settings().redis_prefix}:rate:{bucket}:{key_id}:{window}"
-    try:
-        count = _counter().hit(name, WINDOW_SECONDS * 2)
-    except redis.RedisError as exc:
-        # Without Redis the limit cannot be shared; serving beats refusing everyone.
-        log.warning("rate limit unavailable (%s); letting the request through", exc)
-        return
-    if count > per_minute:
-        retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
-        raise RateLimited(f"more than {per_minute} {bucket} requests a minute for this key", retry_after)
+    def check(self, bucket: str, key_id: str, per_minute: int) -> None:
+        """Count one request; raise RateLimited (429) once `per_minute` is spent in this window."""
+        if per_minute <= 0:
+            return
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        name = f"{self.prefix}:{bucket}:{key_id}:{window}"
+        try:
+            count = self._counter.hit(name, WINDOW_SECONDS * 2)
+        except redis.RedisError as exc:
+            # Without Redis the limit cannot be shared; serving beats refusing everyone.
+            log.warning("rate limit unavailable (%s); letting the request through", exc)
+            return
+        if count > per_minute:
+            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
+            raise RateLimited(f"more than {per_minute} {bucket} requests a minute for this key", retry_after)

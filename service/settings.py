@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Literal
 
@@ -122,11 +121,10 @@ class Settings(BaseSettings):
         "`wgan-service healthcheck worker` calls it healthy while younger than claim_stale_seconds.",
     )
 
-    fault: str = Field(
+    worker_extension: str = Field(
         "",
-        description="Fault injection, for tests only: 'kill-before-manifest@STEP' or 'kill-mid-write@STEP' "
-        "makes a worker SIGKILL itself while writing that step's checkpoint, 'nan-weights@STEP' makes its "
-        "training diverge, 'evaluation-error@STEP' makes that checkpoint's evaluation raise; each fires once.",
+        description="'module:factory' of a worker.extensions.WorkerExtension to load into workers (the fault "
+        "tests' injected crashes, tracing); empty: none.",
     )
 
     log_level: str = Field("INFO", description="Log level of API and workers.")
@@ -165,8 +163,3 @@ class Settings(BaseSettings):
     @property
     def queues(self) -> list[str]:
         return [q.strip() for q in self.worker_queues.split(",") if q.strip()]
-
-
-@functools.lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

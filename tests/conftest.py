@@ -49,9 +49,9 @@ def database() -> Iterator[str]:
     assert url == ENV["WGAN_DATABASE_URL"]
     upgrade(url)
     yield url
-    from service.db import get_engine
+    from tests.support.service import runtime
 
-    get_engine().dispose()
+    runtime().db.dispose()
     stack.drop_database(DATABASE)
     stack.clear_redis_prefix(ENV["WGAN_REDIS_PREFIX"])
     shutil.rmtree(ROOT, ignore_errors=True)
@@ -80,10 +80,10 @@ def api(database: str, log_dir: Path) -> Iterator[str]:
 
 def make_key(name: str | None = None, admin: bool = False) -> str:
     from service.auth import create_key
-    from service.db import transaction
+    from tests.support.service import runtime
 
     owner = name or f"owner-{stack.new_tag()}"
-    with transaction() as session:
+    with runtime().db.transaction() as session:
         return create_key(session, name=owner, owner=owner, is_admin=admin).key
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.main import create_app
+from tests.support.service import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = (ROOT / "docs" / "API.md").read_text()
@@ -18,7 +19,7 @@ ENDPOINT = re.compile(r"`(GET|POST|DELETE|PUT|PATCH) (/[^\s`?]*)")
 
 @pytest.fixture(scope="module")
 def openapi() -> dict[str, Any]:
-    return create_app().openapi()
+    return create_app(settings()).openapi()
 
 
 def _normalised(path: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import build_parser
+from wgan_service.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

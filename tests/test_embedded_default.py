@@ -20,11 +20,16 @@ def test_embedded_default_trains_and_samples_across_processes(tmp_path: Path) ->
     env = embedded_env(tmp_path / "var")
     logs = ARTIFACTS / "logs" / "embedded"
     migrate = subprocess.run(
-        [sys.executable, "-m", "service.cli", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "wgan_service", "migrate"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert migrate.returncode == 0, migrate.stderr
     made = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "create", "--name", "alice"],
+        [sys.executable, "-m", "wgan_service", "keys", "create", "--name", "alice"],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [
-    p for folder in ("wgan", "app", "service", "worker", "bench", "migrations") for p in (ROOT / folder).rglob("*.py")
+    p
+    for folder in ("wgan", "app", "service", "worker", "wgan_service", "bench", "migrations")
+    for p in (ROOT / folder).rglob("*.py")
 ]
 FORBIDDEN = {
     r"\bimport pickle\b|\bfrom pickle\b|\bcPickle\b|\bdill\b|\bjoblib\.load\b": "pickle",

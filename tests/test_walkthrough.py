@@ -43,7 +43,7 @@ def test_the_readme_walkthrough_succeeds_as_written(tmp_path: Path) -> None:
     env = {**embedded_env(tmp_path / "var"), "WGAN_PORT": str(port)}
     env.pop("WGAN_DATA_DIR")  # as make run: the default, var/ under the working directory
     dev = ServiceProcess(
-        "walkthrough-dev", [sys.executable, "-m", "service.cli", "dev"], env, tmp_path / "logs", cwd=tmp_path
+        "walkthrough-dev", [sys.executable, "-m", "wgan_service", "dev"], env, tmp_path / "logs", cwd=tmp_path
     ).start()
     try:
         dev.wait_for_log("wgan-service is ready", timeout=120)

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,34 +79,48 @@ def write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def save_checkpoint(
-    directory: Path, checkpoint: Checkpoint, before_manifest: Callable[[Path], None] | None = None
-) -> Path:
-    """Write the tensors, then the manifest that vouches for them; returns the manifest's path.
+@dataclass(frozen=True)
+class TensorFile:
+    """A checkpoint's tensors as written, before a manifest vouches for them."""
 
-    The manifest is the commit point: a crash before it leaves no manifest, so nothing
-    ever reads a half-written checkpoint. `before_manifest` (given the tensor file) runs between
-    the two writes: fault-injection tests crash there.
-    """
+    path: Path
+    size: int
+    sha256: str
+
+
+def write_tensors(directory: Path, checkpoint: Checkpoint) -> TensorFile:
+    """The first half of save_checkpoint: the tensors alone, which nothing reads until their manifest exists."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in checkpoint.tensors.items()}
     blob = safetensors.torch.save(tensors, metadata={"format": FORMAT, "version": str(VERSION)})
-    tensor_path = directory / f"{stem(checkpoint.step)}.safetensors"
-    write_atomic(tensor_path, blob)
-    if before_manifest is not None:
-        before_manifest(tensor_path)
+    path = directory / f"{stem(checkpoint.step)}.safetensors"
+    write_atomic(path, blob)
+    return TensorFile(path, len(blob), hashlib.sha256(blob).hexdigest())
+
+
+def write_manifest(directory: Path, checkpoint: Checkpoint, tensors: TensorFile) -> Path:
+    """The second half: the manifest that commits the checkpoint; returns its path."""
     manifest = {
         "format": FORMAT,
         "version": VERSION,
         "step": checkpoint.step,
-        "tensors": tensor_path.name,
-        "size": len(blob),
-        "sha256": hashlib.sha256(blob).hexdigest(),
+        "tensors": tensors.path.name,
+        "size": tensors.size,
+        "sha256": tensors.sha256,
         "spec": checkpoint.spec.model_dump(mode="json"),
         "extra": checkpoint.extra,
     }
     path = manifest_path(directory, checkpoint.step)
     write_atomic(path, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return path
+
+
+def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
+    """Write the tensors, then the manifest that vouches for them; returns the manifest's path.
+
+    The manifest is the commit point: a crash before it leaves no manifest, so nothing
+    ever reads a half-written checkpoint.
+    """
+    return write_manifest(directory, checkpoint, write_tensors(directory, checkpoint))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.db import transaction
-from service.repositories import jobs as job_repo
+from service import lifecycle
+from service.runtime import Runtime
+from service.states import StopReason
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,10 @@ class StopSignal:
 
     def __init__(self) -> None:
         self._event = threading.Event()
-        self.reason: str | None = None
+        self.reason: StopReason | None = None
         self._lock = threading.Lock()
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: StopReason) -> None:
         with self._lock:
             if self.reason is None:
                 self.reason = reason
@@ -35,15 +36,16 @@ class StopSignal:
         return self._event.is_set() or SHUTDOWN.is_set()
 
     @property
-    def why(self) -> str | None:
-        return self.reason or ("shutdown" if SHUTDOWN.is_set() else None)
+    def why(self) -> StopReason | None:
+        return self.reason or (StopReason.SHUTDOWN if SHUTDOWN.is_set() else None)
 
 
 class Heartbeat(threading.Thread):
     """Refreshes the claim every interval; learns of cancels and of a claim taken over."""
 
-    def __init__(self, job_id: str, worker_id: str, interval: float, signal: StopSignal) -> None:
+    def __init__(self, rt: Runtime, job_id: str, worker_id: str, interval: float, signal: StopSignal) -> None:
         super().__init__(name=f"heartbeat-{job_id[:8]}", daemon=True)
+        self.rt = rt
         self.job_id = job_id
         self.worker_id = worker_id
         self.interval = interval
@@ -53,19 +55,18 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self._done.wait(self.interval):
             if SHUTDOWN.is_set():
-                self.signal.stop("shutdown")
+                self.signal.stop(StopReason.SHUTDOWN)
             try:
-                with transaction() as session:
-                    held, cancel = job_repo.heartbeat(session, self.job_id, self.worker_id)
+                held, cancel = lifecycle.heartbeat(self.rt, self.job_id, self.worker_id)
             except SQLAlchemyError as exc:
                 # Keep training: the recorder retries writes, and a claim lost meanwhile is noticed
                 # on the next heartbeat that gets through.
                 log.warning("heartbeat failed: %s", type(exc).__name__, extra={"job_id": self.job_id})
                 continue
             if not held:
-                self.signal.stop("lost_claim")
+                self.signal.stop(StopReason.LOST_CLAIM)
             elif cancel:
-                self.signal.stop("cancel")
+                self.signal.stop(StopReason.CANCEL)
 
     def finish(self) -> None:
         self._done.set()

@@ -1,33 +1,26 @@
-"""A background writer: metric batches and checkpoint rows go to the database off the training thread."""
+"""A background writer: metric batches and checkpoints are recorded off the training thread, with retries."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from service import summary
-from service.db import transaction
-from service.models import Checkpoint, utcnow
-from service.repositories import jobs as job_repo
-from service.repositories import metrics as metric_repo
-from service.repositories.events import append_event
+from service import lifecycle
+from service.lifecycle import NewCheckpoint
+from service.models import utcnow
+from service.records import Metric
+from service.runtime import Runtime
 from wgan.trainer import MetricPoint
 
 log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.2
 RETRY_MAX_SECONDS = 5.0
-ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
 
 
 def transient(exc: DBAPIError) -> bool:
@@ -36,73 +29,11 @@ def transient(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
 
 
-class ClaimLost(RuntimeError):
-    """Another worker has taken the job over: this one must stop writing and training."""
-
-
 class WritesFailed(RuntimeError):
     """The database stayed unreachable for longer than the retry budget."""
 
 
-@dataclass(frozen=True)
-class CheckpointRecord:
-    step: int
-    artifact_key: str
-    sha256: str
-    size_bytes: int
-    # The evaluation at this step (its measures, or why it failed) and the critic's estimate there.
-    measures: dict[str, float] | None = None
-    evaluation_error: str | None = None
-    wasserstein_estimate: float | None = None
-
-
 _CLOSE = object()
-
-
-def metric_row(job_id: str, point: MetricPoint) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "step": point.step,
-        "critic_loss": point.critic_loss,
-        "generator_loss": point.generator_loss,
-        "wasserstein_estimate": point.wasserstein_estimate,
-        "gradient_penalty": point.gradient_penalty,
-        "seconds_per_step": point.seconds_per_step,
-        "measures": _finite_measures(point.evaluation),
-        "time": utcnow(),
-    }
-
-
-def _finite_measures(measures: dict[str, float] | None) -> dict[str, float] | None:
-    # JSON has no NaN: a measure that came out undefined is left out rather than stored as garbage.
-    kept = {name: value for name, value in (measures or {}).items() if math.isfinite(value)}
-    return kept or None
-
-
-def iso(moment: datetime) -> str:
-    """RFC 3339 UTC with a Z, as the API's responses write times."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def event_point(row: dict[str, Any]) -> dict[str, Any]:
-    """A metric point as the event stream and the REST API show it (the headline measures also at the top)."""
-    point = {k: v for k, v in row.items() if k != "job_id"}
-    measures = row.get("measures") or {}
-    point["exact_w1"] = measures.get("exact_w1")
-    point["modes_covered"] = measures.get("modes_covered")
-    point["time"] = iso(row["time"])
-    return point
-
-
-def checkpoint_event(row: Checkpoint) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "step": row.step,
-        "created_at": iso(row.created_at),
-        "size_bytes": row.size_bytes,
-        "measures": row.measures,
-        "evaluation_error": row.evaluation_error,
-    }
 
 
 def with_retry(write: Callable[[], None], budget_seconds: float, what: str) -> None:
@@ -126,13 +57,14 @@ def with_retry(write: Callable[[], None], budget_seconds: float, what: str) -> N
 class Recorder(threading.Thread):
     """Writes what the trainer reports, in order, one transaction per batch.
 
-    Each batch stores its metric rows, the job's progress and the matching events together, or
-    none of them. Points at steps already recorded (before a restart) are skipped, so every step
-    is stored once.
+    Each batch is one lifecycle.record: its metric points, checkpoints, the job's progress and the
+    matching events together, or none of them. Points at steps already recorded (before a restart)
+    are skipped, so every step is stored once.
     """
 
     def __init__(
         self,
+        rt: Runtime,
         job_id: str,
         worker_id: str,
         recorded_step: int,
@@ -141,6 +73,7 @@ class Recorder(threading.Thread):
         primary_measure: str = "exact_w1",
     ) -> None:
         super().__init__(name=f"recorder-{job_id[:8]}", daemon=True)
+        self.rt = rt
         self.job_id = job_id
         self.primary_measure = primary_measure
         self.worker_id = worker_id
@@ -153,7 +86,7 @@ class Recorder(threading.Thread):
     def add_point(self, point: MetricPoint) -> None:
         self._queue.put(point)
 
-    def add_checkpoint(self, record: CheckpointRecord) -> None:
+    def add_checkpoint(self, record: NewCheckpoint) -> None:
         self._queue.put(record)
 
     def close(self) -> None:
@@ -183,49 +116,13 @@ class Recorder(threading.Thread):
                 self.on_failure(exc)
 
     def _write(self, items: list[object]) -> None:
-        points = [item for item in items if isinstance(item, MetricPoint) and item.step > self.recorded_step]
-        checkpoints = [item for item in items if isinstance(item, CheckpointRecord)]
-        with transaction() as session:
-            job = job_repo.holds_claim(session, self.job_id, self.worker_id)
-            if job is None:
-                raise ClaimLost(f"job {self.job_id} is no longer claimed by {self.worker_id}")
-            rows = [metric_row(self.job_id, point) for point in points]
-            metric_repo.insert_ignoring_duplicates(session, rows)
-            if rows:
-                append_event(session, self.job_id, "metrics", [event_point(row) for row in rows])
-                last = rows[-1]
-                job.progress_step = last["step"]
-                job.latest_metrics = {k: v for k, v in event_point(last).items() if _finite(v)}
-            for record in checkpoints:
-                # A step can be checkpointed again after a resume from an earlier, intact checkpoint
-                # (the later one was damaged): the new file replaces the old index entry.
-                session.execute(
-                    delete(Checkpoint).where(Checkpoint.job_id == self.job_id, Checkpoint.step == record.step)
-                )
-                row = Checkpoint(
-                    job_id=self.job_id,
-                    step=record.step,
-                    artifact_key=record.artifact_key,
-                    sha256=record.sha256,
-                    size_bytes=record.size_bytes,
-                    measures=_finite_measures(record.measures),
-                    evaluation_error=None if record.evaluation_error is None else record.evaluation_error[:ERROR_CHARS],
-                )
-                session.add(row)
-                session.flush()
-                job.summary = summary.add_checkpoint(
-                    job.summary,
-                    self.primary_measure,
-                    step=row.step,
-                    checkpoint_id=row.id,
-                    estimate=record.wasserstein_estimate,
-                    measures=row.measures,
-                )
-                append_event(session, self.job_id, "checkpoint", checkpoint_event(row))
-            job.heartbeat_at = utcnow()
-        if points:
-            self.recorded_step = max(point.step for point in points)
-
-
-def _finite(value: Any) -> bool:
-    return not isinstance(value, float) or math.isfinite(value)
+        now = utcnow()
+        metrics = [
+            Metric.from_point(item, now)
+            for item in items
+            if isinstance(item, MetricPoint) and item.step > self.recorded_step
+        ]
+        checkpoints = [item for item in items if isinstance(item, NewCheckpoint)]
+        lifecycle.record(self.rt, self.job_id, self.worker_id, metrics, checkpoints, self.primary_measure)
+        if metrics:
+            self.recorded_step = metrics[-1].step

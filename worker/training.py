@@ -3,67 +3,38 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
 import numpy as np
 import torch
 
+from service import lifecycle
 from service.artifacts import ArtifactStore, checkpoint_prefix, dataset_key
-from service.db import transaction
-from service.models import utcnow
-from service.queue import enqueue_training
-from service.repositories import checkpoints as checkpoint_repo
-from service.repositories import jobs as job_repo
-from service.repositories import metrics as metric_repo
+from service.lifecycle import Claimed, ClaimLost, NewCheckpoint, NotClaimable, OwnerAtCapacity
+from service.records import JobError
+from service.runtime import Runtime
 from service.settings import Settings
+from service.states import ErrorType, JobState, RunOutcome, StopReason
 from service.summary import primary_measure
 from wgan.assemble import Run, assemble
-from wgan.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_manifest, save_checkpoint
+from wgan.checkpoint import Checkpoint, CheckpointError, load_checkpoint, read_manifest, write_manifest, write_tensors
 from wgan.config import SpecError, TrainSpec
 from wgan.cost import step_cost
 from wgan.data.files import DataError
 from wgan.devices import DeviceUnavailable
 from wgan.trainer import Hooks, MetricPoint, TrainingDiverged
-from worker import faults
-from worker.dispatch import dispatch_waiting
+from worker.extensions import WorkerExtension
 from worker.monitor import Heartbeat, StopSignal
-from worker.recording import CheckpointRecord, ClaimLost, Recorder, WritesFailed, with_retry
+from worker.recording import Recorder, WritesFailed, with_retry
 
 log = logging.getLogger(__name__)
 
 # Failures that are the job's own (its spec or data), reported to its owner by type.
-JOB_ERRORS: dict[type[BaseException], str] = {
-    TrainingDiverged: "diverged",
-    DataError: "bad_data",
-    SpecError: "bad_spec",
-    DeviceUnavailable: "device_unavailable",
+JOB_ERRORS: dict[type[BaseException], ErrorType] = {
+    TrainingDiverged: ErrorType.DIVERGED,
+    DataError: ErrorType.BAD_DATA,
+    SpecError: ErrorType.BAD_SPEC,
+    DeviceUnavailable: ErrorType.DEVICE_UNAVAILABLE,
 }
-
-
-@dataclass
-class Claimed:
-    job_id: str
-    spec: TrainSpec
-    attempt: int
-    recorded_step: int
-    checkpoint_keys: list[str]
-
-
-def _claim(job_id: str, worker_id: str, settings: Settings) -> Claimed | job_repo.ClaimRefused:
-    with transaction() as session:
-        stale_before = utcnow() - timedelta(seconds=settings.claim_stale_seconds)
-        job = job_repo.claim(session, job_id, worker_id, stale_before, settings.max_running_per_owner)
-        if isinstance(job, job_repo.ClaimRefused):
-            return job
-        return Claimed(
-            job_id=job.id,
-            spec=TrainSpec.model_validate(job.spec),
-            attempt=job.attempts,
-            recorded_step=metric_repo.max_step(session, job.id),
-            checkpoint_keys=[row.artifact_key for row in checkpoint_repo.newest_first(session, job.id)],
-        )
 
 
 def _load_uploaded(spec: TrainSpec, store: ArtifactStore) -> np.ndarray | None:
@@ -88,34 +59,10 @@ def _resume(run: Run, claimed: Claimed, store: ArtifactStore) -> None:
         return
 
 
-def _finish(job_id: str, worker_id: str, status: str, error: dict[str, Any] | None, budget: float) -> None:
-    def write() -> None:
-        with transaction() as session:
-            job = job_repo.holds_claim(session, job_id, worker_id)
-            if job is None:
-                raise ClaimLost(f"job {job_id} was taken over before it could finish")
-            if status == "succeeded":
-                job.progress_step = job.total_steps
-            job_repo.set_status(session, job, status, error)
-
-    with_retry(write, budget, f"the final status {status}")
-
-
-def _requeue(job_id: str, worker_id: str, budget: float) -> None:
-    """Hand the job back (worker shutting down): it waits queued and resumes from its checkpoint."""
-    queue_name: list[str] = []
-
-    def write() -> None:
-        with transaction() as session:
-            job = job_repo.holds_claim(session, job_id, worker_id)
-            if job is None:
-                return
-            job_repo.release(session, job)
-            queue_name.append(job.queue)
-
-    with_retry(write, budget, "the hand-back")
-    if queue_name:
-        enqueue_training(job_id, queue_name[0])
+def _finish(rt: Runtime, job_id: str, worker_id: str, state: JobState, error: JobError | None = None) -> None:
+    with_retry(
+        lambda: lifecycle.finish(rt, job_id, worker_id, state, error), rt.settings.write_retry_seconds, f"the {state}"
+    )
 
 
 # Torch's own thread count when the worker started, before any job changed it.
@@ -135,33 +82,36 @@ def _eval_examples(claimed: Claimed, settings: Settings) -> int:
     return settings.eval_points if claimed.spec.model.image_size is None else settings.eval_images
 
 
-def run_job(job_id: str, worker_id: str, settings: Settings, store: ArtifactStore) -> str:
+def run_job(rt: Runtime, job_id: str, worker_id: str, extension: WorkerExtension | None = None) -> RunOutcome:
     """Train the job if this worker can claim it. Returns what happened, for logs and tests."""
-    claimed = _claim(job_id, worker_id, settings)
-    if claimed is job_repo.ClaimRefused.OWNER_AT_CAPACITY:
-        log.info("owner at capacity: the job waits queued until one of theirs ends", extra={"job_id": job_id})
-        return "waiting_for_capacity"
-    if not isinstance(claimed, Claimed):
-        log.info("not claimed: finished, cancelled, gone, or trained by a live worker", extra={"job_id": job_id})
-        return "not_claimed"
     try:
-        return _train(claimed, worker_id, settings, store)
+        claimed = lifecycle.claim(rt, job_id, worker_id)
+    except OwnerAtCapacity:
+        log.info("owner at capacity: the job waits until one of theirs ends", extra={"job_id": job_id})
+        return RunOutcome.WAITING_FOR_CAPACITY
+    except NotClaimable:
+        log.info("not claimed: finished, cancelled, gone, or trained by a live worker", extra={"job_id": job_id})
+        return RunOutcome.NOT_CLAIMED
+    try:
+        return _train(rt, claimed, worker_id, extension or WorkerExtension())
     finally:
         # The job's end may free its owner's capacity for a waiting one.
-        dispatch_waiting(settings)
+        lifecycle.dispatch_waiting(rt)
 
 
-def _train(claimed: Claimed, worker_id: str, settings: Settings, store: ArtifactStore) -> str:
+def _train(rt: Runtime, claimed: Claimed, worker_id: str, extension: WorkerExtension) -> RunOutcome:
+    settings, store = rt.settings, rt.store
     job_id = claimed.job_id
     context = {"job_id": job_id, "worker": worker_id, "attempt": claimed.attempt}
     log.info("claimed", extra=context)
     signal = StopSignal()
     recorder = Recorder(
+        rt,
         job_id,
         worker_id,
         claimed.recorded_step,
         settings.write_retry_seconds,
-        on_failure=lambda exc: signal.stop("lost_claim" if isinstance(exc, ClaimLost) else "writes"),
+        on_failure=lambda exc: signal.stop(StopReason.LOST_CLAIM if isinstance(exc, ClaimLost) else StopReason.WRITES),
         primary_measure=primary_measure(claimed.spec),
     )
     # The trainer reports a checkpoint step's metric point (with its evaluation) just before the checkpoint.
@@ -171,18 +121,20 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
         last_point[:] = [point]
         recorder.add_point(point)
 
-    heartbeat = Heartbeat(job_id, worker_id, settings.heartbeat_seconds, signal)
+    heartbeat = Heartbeat(rt, job_id, worker_id, settings.heartbeat_seconds, signal)
     prefix = checkpoint_prefix(job_id, claimed.attempt)
 
     def on_checkpoint(checkpoint: Checkpoint) -> None:
         directory = store.local_dir(prefix)
-        faults.mid_write(settings, checkpoint.step, directory)
-        manifest = save_checkpoint(directory, checkpoint, faults.before_manifest(settings, checkpoint.step))
+        extension.before_checkpoint(checkpoint.step, directory)
+        tensors = write_tensors(directory, checkpoint)
+        extension.after_tensors(checkpoint.step, tensors.path)
+        manifest = write_manifest(directory, checkpoint, tensors)
         facts = read_manifest(manifest)
         store.publish(prefix, [facts["tensors"], manifest.name])
         point = last_point[0] if last_point and last_point[0].step == checkpoint.step else None
         recorder.add_checkpoint(
-            CheckpointRecord(
+            NewCheckpoint(
                 checkpoint.step,
                 f"{prefix}/{manifest.name}",
                 facts["sha256"],
@@ -195,7 +147,7 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
 
     recorder.start()
     heartbeat.start()
-    outcome, error = "failed", None
+    completed, error = False, None
     try:
         run = assemble(
             claimed.spec,
@@ -207,26 +159,19 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
         torch.set_num_threads(threads)
         log.info("training on %s with %d torch thread(s)", run.trainer.device, threads, extra=context)
         _resume(run, claimed, store)
-        should_stop = signal.is_set
-        if settings.fault:
-
-            def should_stop() -> bool:
-                faults.poison(settings, run.trainer)
-                return signal.is_set()
-
         hooks = Hooks(
             on_metrics=on_metrics,
             on_checkpoint=on_checkpoint,
-            should_stop=should_stop,
-            evaluate=faults.evaluation(settings, run.evaluator),
+            should_stop=extension.should_stop(run.trainer, signal.is_set),
+            evaluate=extension.evaluate(run.evaluator),
         )
-        outcome = run.trainer.fit(hooks)
+        completed = run.trainer.fit(hooks) == "completed"
     except tuple(JOB_ERRORS) as exc:
         kind = next(name for cls, name in JOB_ERRORS.items() if isinstance(exc, cls))
-        error = {"type": kind, "message": str(exc)}
+        error = JobError(type=kind, message=str(exc))
         log.warning("job failed: %s", exc, extra=context)
     except Exception as exc:
-        error = {"type": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+        error = JobError(type=ErrorType.INTERNAL_ERROR, message=f"{type(exc).__name__}: {exc}")
         log.exception("job crashed", extra=context)
     finally:
         heartbeat.finish()
@@ -234,30 +179,29 @@ def _train(claimed: Claimed, worker_id: str, settings: Settings, store: Artifact
         recorder.close()
     except ClaimLost:
         log.warning("claim lost: another worker has the job", extra=context)
-        return "lost_claim"
+        return RunOutcome.LOST_CLAIM
     except WritesFailed as exc:
-        error = {"type": "database_unavailable", "message": str(exc)}
-        outcome = "failed"
+        error = JobError(type=ErrorType.DATABASE_UNAVAILABLE, message=str(exc))
     reason = signal.why
-    budget = settings.write_retry_seconds
     try:
         if error is not None:
-            _finish(job_id, worker_id, "failed", error, budget)
-            return "failed"
-        if outcome == "completed":
-            _finish(job_id, worker_id, "succeeded", None, budget)
-            return "succeeded"
-        if reason == "cancel":
-            _finish(job_id, worker_id, "cancelled", None, budget)
-            return "cancelled"
-        if reason == "shutdown":
-            _requeue(job_id, worker_id, budget)
-            return "requeued"
-        return reason or "stopped"
+            _finish(rt, job_id, worker_id, JobState.FAILED, error)
+            return RunOutcome.FAILED
+        if completed:
+            _finish(rt, job_id, worker_id, JobState.SUCCEEDED)
+            return RunOutcome.SUCCEEDED
+        if reason is StopReason.CANCEL:
+            _finish(rt, job_id, worker_id, JobState.CANCELLED)
+            return RunOutcome.CANCELLED
+        if reason is StopReason.SHUTDOWN:
+            # Handed back: it waits queued and resumes from its checkpoint.
+            with_retry(lambda: lifecycle.hand_back(rt, job_id, worker_id), settings.write_retry_seconds, "hand-back")
+            return RunOutcome.REQUEUED
+        return RunOutcome.LOST_CLAIM if reason is StopReason.LOST_CLAIM else RunOutcome.STOPPED
     except ClaimLost:
-        return "lost_claim"
+        return RunOutcome.LOST_CLAIM
     except WritesFailed:
         # Not even the outcome could be written: the claim goes stale and the reaper hands the
         # job to a worker that resumes it from its last checkpoint.
         log.error("could not record the outcome; leaving the job to the reaper", extra=context)
-        return "abandoned"
+        return RunOutcome.ABANDONED

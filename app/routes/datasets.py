@@ -11,16 +11,15 @@ import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from app import presenters, schemas
-from app.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep, StoreDep
+from app.deps import PrincipalDep, ReadSessionDep, RuntimeDep
 from app.openapi import PROBLEMS
-from service.artifacts import dataset_key
-from service.errors import Conflict, InvalidInput, NotFound
-from service.models import Dataset, new_id
+from service import datasets as dataset_service
+from service.errors import InvalidInput, NotFound
 from service.repositories import datasets as dataset_repo
 from service.settings import Settings
 from wgan.config import MAX_NAME, NO_CONTROL_CHARACTERS, image_fitting
 from wgan.data.files import DataError, ReadLimits, read_npz, read_zip
-from wgan.data.sources import BUILTIN, info_for_array
+from wgan.data.sources import BUILTIN
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 READERS = {".npz": read_npz, ".zip": read_zip}
@@ -85,39 +84,16 @@ def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
     summary="Upload a data set: a .zip of PNG/JPEG images or an .npz with an array x",
 )
 def upload_dataset(
-    session: SessionDep,
+    rt: RuntimeDep,
     principal: PrincipalDep,
-    settings: SettingsDep,
-    store: StoreDep,
     response: Response,
     file: Annotated[UploadFile, File(description=".zip of PNG/JPEG images, or .npz with an array 'x'")],
     name: Annotated[str | None, Form(max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)] = None,
 ) -> schemas.UploadedDataset:
-    array = _read_upload(file, settings)
-    dataset_id = new_id()
-    info = info_for_array(dataset_id, array)
-    buffer = io.BytesIO()
-    np.savez(buffer, x=array)
-    key = dataset_key(dataset_id)
-    store.put_bytes(key, buffer.getvalue())
-    row = Dataset(
-        id=dataset_id,
-        owner_id=principal.owner_id,
-        name=name or _name_from_filename(file.filename),
-        kind=info.kind,
-        shape=list(info.shape),
-        count=info.count or 0,
-        artifact_key=key,
-        size_bytes=buffer.getbuffer().nbytes,
-    )
-    try:
-        session.add(row)
-        session.commit()
-    except BaseException:
-        store.delete_prefix(key)  # nothing stored when the row is not
-        raise
-    response.headers["Location"] = f"/api/v1/datasets/{dataset_id}"
-    return schemas.UploadedDataset(id=row.id, name=row.name, shape=row.shape, count=row.count, kind=info.kind)
+    array = _read_upload(file, rt.settings)
+    row = dataset_service.store_upload(rt, principal, array, name or _name_from_filename(file.filename))
+    response.headers["Location"] = f"/api/v1/datasets/{row.id}"
+    return schemas.UploadedDataset(id=row.id, name=row.name, shape=row.shape, count=row.count, kind=row.kind)
 
 
 @router.get("/{dataset_id}", response_model=schemas.DatasetOut, responses=PROBLEMS(401, 404), summary="An upload")
@@ -131,13 +107,6 @@ def get_dataset(session: ReadSessionDep, principal: PrincipalDep, dataset_id: st
 @router.delete(
     "/{dataset_id}", status_code=204, responses=PROBLEMS(401, 404, 409), summary="Delete an upload no job uses"
 )
-def delete_dataset(session: SessionDep, principal: PrincipalDep, store: StoreDep, dataset_id: str) -> Response:
-    row = dataset_repo.get(session, dataset_id, principal)
-    if row is None:
-        raise NotFound(f"no data set {dataset_id}")
-    if dataset_repo.in_use(session, dataset_id):
-        raise Conflict("jobs use this data set; delete them first")
-    session.delete(row)
-    session.commit()
-    store.delete_prefix(row.artifact_key)
+def delete_dataset(rt: RuntimeDep, principal: PrincipalDep, dataset_id: str) -> Response:
+    dataset_service.delete_upload(rt, principal, dataset_id)
     return Response(status_code=204)

@@ -9,26 +9,25 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import StreamPrincipalDep
+from app.deps import RuntimeDep, StreamPrincipalDep
 from app.openapi import PROBLEMS
 from app.streaming import EventHub
-from service.db import read_session_factory
 from service.errors import InvalidInput, NotFound
 from service.events import message
-from service.models import FINAL_STATUSES
 from service.principal import Principal
 from service.repositories import events as event_repo
 from service.repositories import jobs as job_repo
-from service.settings import get_settings
+from service.runtime import Runtime
+from service.states import JobState
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["events"])
 REPLAY_BATCH = 500
 RECONNECT_MS = 1000
 
 
-def _read(job_id: str, principal: Principal, after: int) -> tuple[str | None, list[dict[str, Any]]]:
-    """(the job's status, or None if it is gone; its events after `after`) in one short session."""
-    with read_session_factory()() as session:
+def _read(rt: Runtime, job_id: str, principal: Principal, after: int) -> tuple[JobState | None, list[dict[str, Any]]]:
+    """(the job's state, or None if it is gone; its events after `after`) in one short session."""
+    with rt.db.reads() as session:
         job = job_repo.get(session, job_id, principal)
         if job is None:
             return None, []
@@ -64,18 +63,20 @@ class StreamStart:
 
     def __init__(
         self,
+        rt: RuntimeDep,
         job_id: str,
         principal: StreamPrincipalDep,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     ) -> None:
         self.last = _last_id(last_event_id)
-        status, self.backlog = _read(job_id, principal, self.last)
-        if status is None:
+        state, self.backlog = _read(rt, job_id, principal, self.last)
+        if state is None:
             raise NotFound(f"no job {job_id}")
-        if status in FINAL_STATUSES and not self.backlog:
+        if state.final and not self.backlog:
             # A client that already has the final event: 204 tells EventSource not to reconnect.
             raise StreamFinished
         self.principal = principal
+        self.rt = rt
 
 
 @router.get(
@@ -91,9 +92,9 @@ class StreamStart:
 async def job_events(
     request: Request, job_id: str, start: Annotated[StreamStart, Depends()]
 ) -> AsyncIterator[ServerSentEvent]:
-    last, backlog, principal = start.last, start.backlog, start.principal
+    last, backlog, principal, rt = start.last, start.backlog, start.principal, start.rt
     hub: EventHub = request.app.state.event_hub
-    poll = get_settings().sse_poll_seconds
+    poll = rt.settings.sse_poll_seconds
     # Subscribe before the next database read, so nothing published in between is missed.
     subscription = hub.subscribe(job_id)
     first = True
@@ -117,8 +118,8 @@ async def job_events(
                     last = live["seq"]
                     if live["final"]:
                         return
-            status, backlog = await run_in_threadpool(_read, job_id, principal, last)
-            if status is None:
+            state, backlog = await run_in_threadpool(_read, rt, job_id, principal, last)
+            if state is None:
                 return
     finally:
         hub.unsubscribe(subscription)

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
+from app.deps import get_runtime
 from app.readiness import check_all
 
 router = APIRouter(tags=["operations"])
@@ -24,7 +25,7 @@ def healthz() -> schemas.Health:
     summary="The database and the broker are reachable",
 )
 async def readyz(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(check_all)
+    checks = await run_in_threadpool(check_all, get_runtime(request))
     ready = all(value == "ok" for value in checks.values())
     body = schemas.Readiness(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

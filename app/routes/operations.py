@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.telemetry import registry
@@ -16,5 +16,7 @@ router = APIRouter(tags=["operations"])
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text exposition."}},
     summary="Prometheus metrics: requests, jobs by status, queue depth, training speed",
 )
-def metrics() -> Response:
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request) -> Response:
+    # The process's request metrics, then the deployment's state as this app's Runtime sees it.
+    body = generate_latest(registry) + generate_latest(request.app.state.state_metrics)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

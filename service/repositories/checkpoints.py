@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, false, select, true
+from sqlalchemy import ColumnElement, and_, delete, false, select, true
 from sqlalchemy.orm import Session
 
-from service.models import Checkpoint, Job, is_id
+from service.models import CheckpointRow, Job, is_id
 from service.principal import Principal
 from service.repositories.jobs import scoped
 
 
-def for_job(session: Session, job_id: str) -> Sequence[Checkpoint]:
-    return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step)).all()
+def for_job(session: Session, job_id: str) -> Sequence[CheckpointRow]:
+    return session.scalars(
+        select(CheckpointRow).where(CheckpointRow.job_id == job_id).order_by(CheckpointRow.step)
+    ).all()
 
 
-def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> tuple[bool, Checkpoint | None]:
+def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> tuple[bool, CheckpointRow | None]:
     """(whether the job exists for this principal, its checkpoint `ref`: 'latest', 'best' (by the job's
     primary measure), a step number or a checkpoint id) in one query, as sampling asks for both on every
     request."""
@@ -26,18 +28,18 @@ def find_visible(session: Session, job_id: str, principal: Principal, ref: str) 
     if ref == "latest":
         match = true()
     elif ref == "best":
-        match = Checkpoint.id == Job.summary["best"]["checkpoint_id"].as_string()
+        match = CheckpointRow.id == Job.summary["best"]["checkpoint_id"].as_string()
     elif ref.isascii() and ref.isdigit():
-        match = Checkpoint.step == int(ref)
+        match = CheckpointRow.step == int(ref)
     elif is_id(ref):
-        match = Checkpoint.id == ref
+        match = CheckpointRow.id == ref
     else:
         match = false()
     query = scoped(
-        select(Job.id, Checkpoint)
-        .outerjoin(Checkpoint, and_(Checkpoint.job_id == Job.id, match))
+        select(Job.id, CheckpointRow)
+        .outerjoin(CheckpointRow, and_(CheckpointRow.job_id == Job.id, match))
         .where(Job.id == job_id)
-        .order_by(Checkpoint.step.desc())
+        .order_by(CheckpointRow.step.desc())
         .limit(1),
         principal,
     )
@@ -45,5 +47,11 @@ def find_visible(session: Session, job_id: str, principal: Principal, ref: str) 
     return (False, None) if row is None else (True, row[1])
 
 
-def newest_first(session: Session, job_id: str) -> Sequence[Checkpoint]:
-    return session.scalars(select(Checkpoint).where(Checkpoint.job_id == job_id).order_by(Checkpoint.step.desc())).all()
+def newest_first(session: Session, job_id: str) -> Sequence[CheckpointRow]:
+    return session.scalars(
+        select(CheckpointRow).where(CheckpointRow.job_id == job_id).order_by(CheckpointRow.step.desc())
+    ).all()
+
+
+def drop_step(session: Session, job_id: str, step: int) -> None:
+    session.execute(delete(CheckpointRow).where(CheckpointRow.job_id == job_id, CheckpointRow.step == step))

@@ -9,11 +9,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.models import Event, Job
+from service.records import EventType
 
-PENDING_EVENTS = "pending_events"
 
-
-def append_event(session: Session, job_id: str, kind: str, data: Any) -> Event:
+def append(session: Session, job_id: str, kind: EventType, data: Any) -> Event:
     """Add an event numbered one past the job's last.
 
     The UPDATE … RETURNING takes the job row's write lock until commit, so concurrent writers
@@ -22,15 +21,13 @@ def append_event(session: Session, job_id: str, kind: str, data: Any) -> Event:
     seq = session.execute(
         update(Job).where(Job.id == job_id).values(event_seq=Job.event_seq + 1).returning(Job.event_seq)
     ).scalar_one()
-    return record(session, job_id, seq, kind, data)
+    return add(session, job_id, seq, kind, data)
 
 
-def record(session: Session, job_id: str, seq: int, kind: str, data: Any) -> Event:
-    """Add event number `seq`, to be announced once the session commits."""
-    event = Event(job_id=job_id, seq=seq, type=kind, data=data)
+def add(session: Session, job_id: str, seq: int, kind: EventType, data: Any) -> Event:
+    """Add event number `seq`."""
+    event = Event(job_id=job_id, seq=seq, type=kind.value, data=data)
     session.add(event)
-    # Announced on commit (service.db), never before: a stream must not see what may roll back.
-    session.info.setdefault(PENDING_EVENTS, []).append(event)
     return event
 
 

@@ -1,4 +1,6 @@
-"""Queries on jobs: creation, owner-scoped reads, pagination, and the worker's claim protocol."""
+"""Queries on jobs: owner-scoped reads, pagination, and the statements of the claim protocol.
+
+They change no state on their own: service.lifecycle decides and records each transition."""
 
 from __future__ import annotations
 
@@ -6,25 +8,14 @@ import base64
 import binascii
 from collections.abc import Sequence
 from datetime import datetime
-from enum import Enum
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.models import (
-    FINAL_STATUSES,
-    Checkpoint,
-    Event,
-    IdempotencyRecord,
-    Job,
-    MetricPoint,
-    Owner,
-    is_id,
-    utcnow,
-)
+from service.models import CheckpointRow, Event, IdempotencyRecord, Job, MetricRow, Owner, is_id, utcnow
 from service.principal import Principal
-from service.repositories.events import append_event, record
+from service.states import JobState, JobStatus
 
 SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
@@ -48,34 +39,6 @@ def get_any(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
-def create(
-    session: Session,
-    *,
-    owner_id: str,
-    name: str,
-    spec: dict[str, Any],
-    queue: str,
-    dataset_id: str | None,
-    total_steps: int,
-) -> Job:
-    job = Job(
-        owner_id=owner_id,
-        name=name,
-        spec=spec,
-        queue=queue,
-        dataset_id=dataset_id,
-        total_steps=total_steps,
-        status="queued",
-        enqueued_at=utcnow(),
-        # A new job's first event is numbered here, sparing the row lock append_event takes.
-        event_seq=1,
-    )
-    session.add(job)
-    session.flush()
-    record(session, job.id, 1, "status", {"status": "queued", "error": None})
-    return job
-
-
 def encode_cursor(job: Job) -> str:
     raw = f"{job.created_at.isoformat()}|{job.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -94,12 +57,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def page(
-    session: Session, principal: Principal, *, status: str | None, limit: int, cursor: str | None
+    session: Session, principal: Principal, *, status: JobStatus | None, limit: int, cursor: str | None
 ) -> tuple[Sequence[Job], str | None]:
     """Newest first; the cursor names the last job of the previous page."""
     query = scoped(select(Job), principal)
     if status is not None:
-        query = query.where(Job.status == status)
+        query = query.where(Job.status.in_(JobState.showing(status)))
     if cursor is not None:
         created, job_id = decode_cursor(cursor)
         query = query.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id)))
@@ -109,23 +72,14 @@ def page(
     return jobs, None
 
 
-def count_by_status(session: Session) -> dict[str, int]:
+def count_by_state(session: Session) -> dict[JobState, int]:
     rows = session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-    return {status: count for status, count in rows}
+    return {state: count for state, count in rows}
 
 
-def set_status(session: Session, job: Job, status: str, error: dict[str, Any] | None = None) -> None:
-    job.status = status
-    job.error = error
-    if status in FINAL_STATUSES:
-        job.finished_at = utcnow()
-        job.claimed_by = None
-    append_event(session, job.id, "status", {"status": status, "error": error})
-
-
-def delete_job(session: Session, job: Job) -> None:
+def delete_rows(session: Session, job: Job) -> None:
     # Explicit deletes, children first, so the outcome does not hang on the database's cascade support.
-    for table in (MetricPoint, Event, Checkpoint, IdempotencyRecord):
+    for table in (MetricRow, Event, CheckpointRow, IdempotencyRecord):
         session.execute(delete(table).where(table.job_id == job.id))
     session.delete(job)
 
@@ -133,41 +87,37 @@ def delete_job(session: Session, job: Job) -> None:
 # --- the claim protocol ----------------------------------------------------------------------
 
 
-class ClaimRefused(Enum):
-    """Why a claim failed: the job is not ours to train, or its owner is at their running limit."""
-
-    NOT_CLAIMABLE = "not_claimable"
-    OWNER_AT_CAPACITY = "owner_at_capacity"
-
-
-def _running_for_owner(owner_id: str) -> Select[Any]:
+def running_for_owner(owner_id: str) -> Select[Any]:
     other = aliased(Job)
-    return select(func.count()).select_from(other).where(other.owner_id == owner_id, other.status == "running")
+    return select(func.count()).select_from(other).where(other.owner_id == owner_id, other.status == JobState.RUNNING)
 
 
-def claim(
-    session: Session, job_id: str, worker_id: str, stale_before: datetime, max_running_per_owner: int
-) -> Job | ClaimRefused:
-    """Take the job for `worker_id` if it is queued, or running under a claim gone stale.
+def owner_of(session: Session, job_id: str) -> str | None:
+    return session.scalar(select(Job.owner_id).where(Job.id == job_id))
 
-    One conditional UPDATE: two workers racing for one job cannot both win. A queued job is only
-    started while its owner has fewer than `max_running_per_owner` running; else it stays queued,
-    marked as waiting for capacity (no task in flight), and is sent again when capacity frees.
-    """
-    owner_id = session.scalar(select(Job.owner_id).where(Job.id == job_id))
-    if owner_id is None:
-        return ClaimRefused.NOT_CLAIMABLE
+
+def lock_owner(session: Session, owner_id: str) -> None:
+    """Serialise claims of one owner's jobs (Postgres), so two at once cannot both pass the capacity
+    check; SQLite runs one writer at a time anyway."""
     if session.get_bind().dialect.name == "postgresql":
-        # Serialise claims of one owner's jobs, so two at once cannot both pass the capacity check.
         session.execute(select(Owner.id).where(Owner.id == owner_id).with_for_update())
+
+
+def take_claim(
+    session: Session, job_id: str, owner_id: str, worker_id: str, stale_before: datetime, max_running_per_owner: int
+) -> bool:
+    """Claim the job for `worker_id` if it is queued while its owner has room, or running under a claim
+    gone stale. One conditional UPDATE: two workers racing for one job cannot both win."""
     now = utcnow()
-    stale = and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
-    startable = and_(Job.status == "queued", _running_for_owner(owner_id).scalar_subquery() < max_running_per_owner)
+    stale = and_(Job.status == JobState.RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
+    startable = and_(
+        Job.status == JobState.QUEUED, running_for_owner(owner_id).scalar_subquery() < max_running_per_owner
+    )
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, or_(startable, stale), Job.cancel_requested.is_(False))
         .values(
-            status="running",
+            status=JobState.RUNNING,
             claimed_by=worker_id,
             heartbeat_at=now,
             attempts=Job.attempts + 1,
@@ -175,28 +125,17 @@ def claim(
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        job = session.get(Job, job_id, populate_existing=True)
-        if job is not None and job.status == "queued" and not job.cancel_requested:
-            job.enqueued_at = None
-            return ClaimRefused.OWNER_AT_CAPACITY
-        return ClaimRefused.NOT_CLAIMABLE
-    job = session.get(Job, job_id, populate_existing=True)
-    assert job is not None
-    append_event(session, job.id, "status", {"status": "running", "error": None})
-    return job
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def dispatchable(session: Session, max_running_per_owner: int) -> Sequence[Job]:
     """Queued jobs waiting for capacity whose owner now has room, oldest first, up to that room."""
-    waiting = session.scalars(
-        select(Job).where(Job.status == "queued", Job.enqueued_at.is_(None)).order_by(Job.created_at)
-    ).all()
+    waiting = session.scalars(select(Job).where(Job.status == JobState.WAITING).order_by(Job.created_at)).all()
     room: dict[str, int] = {}
     chosen = []
     for job in waiting:
         if job.owner_id not in room:
-            running = session.scalar(_running_for_owner(job.owner_id)) or 0
+            running = session.scalar(running_for_owner(job.owner_id)) or 0
             room[job.owner_id] = max_running_per_owner - running
         if room[job.owner_id] > 0:
             room[job.owner_id] -= 1
@@ -206,7 +145,7 @@ def dispatchable(session: Session, max_running_per_owner: int) -> Sequence[Job]:
 
 def holds_claim(session: Session, job_id: str, worker_id: str, *, lock: bool = True) -> Job | None:
     """The job, locked, if `worker_id` still holds its claim; None if the claim was lost."""
-    query = select(Job).where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == "running")
+    query = select(Job).where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == JobState.RUNNING)
     if lock:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
@@ -216,7 +155,7 @@ def heartbeat(session: Session, job_id: str, worker_id: str) -> tuple[bool, bool
     """Refresh the claim's heartbeat. Returns (still held, cancel requested)."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == "running")
+        .where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == JobState.RUNNING)
         .values(heartbeat_at=utcnow())
         .returning(Job.cancel_requested)
     ).one_or_none()
@@ -226,27 +165,20 @@ def heartbeat(session: Session, job_id: str, worker_id: str) -> tuple[bool, bool
 
 
 def stale_running(session: Session, stale_before: datetime) -> Sequence[Job]:
-    query = select(Job).where(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
+    query = select(Job).where(
+        Job.status == JobState.RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before)
+    )
     return session.scalars(query).all()
 
 
 def waiting_too_long(session: Session, enqueued_before: datetime) -> Sequence[Job]:
-    """Queued jobs whose task was sent long ago (not those waiting for their owner's capacity)."""
-    query = select(Job).where(Job.status == "queued", Job.enqueued_at < enqueued_before)
+    """Queued jobs whose task was sent long ago."""
+    query = select(Job).where(Job.status == JobState.QUEUED, Job.enqueued_at < enqueued_before)
     return session.scalars(query).all()
 
 
 def running(session: Session) -> Sequence[Job]:
-    return session.scalars(select(Job).where(Job.status == "running")).all()
-
-
-def release(session: Session, job: Job) -> None:
-    """Back to the queue, unclaimed: a later worker resumes it from its last checkpoint."""
-    job.status = "queued"
-    job.claimed_by = None
-    job.heartbeat_at = None
-    job.enqueued_at = utcnow()
-    append_event(session, job.id, "status", {"status": "queued", "error": None})
+    return session.scalars(select(Job).where(Job.status == JobState.RUNNING)).all()
 
 
 def recent_speeds(session: Session, queue: str, limit: int) -> list[tuple[dict[str, Any], float]]:

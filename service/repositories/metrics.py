@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service.models import MetricPoint
+from service.models import MetricRow
 
 
 def insert_ignoring_duplicates(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -18,18 +18,18 @@ def insert_ignoring_duplicates(session: Session, rows: Sequence[dict[str, Any]])
         return
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(MetricPoint).values(list(rows)).on_conflict_do_nothing(index_elements=["job_id", "step"]))
+    session.execute(insert(MetricRow).values(list(rows)).on_conflict_do_nothing(index_elements=["job_id", "step"]))
 
 
 def max_step(session: Session, job_id: str) -> int:
-    return session.scalar(select(func.coalesce(func.max(MetricPoint.step), 0)).where(MetricPoint.job_id == job_id)) or 0
+    return session.scalar(select(func.coalesce(func.max(MetricRow.step), 0)).where(MetricRow.job_id == job_id)) or 0
 
 
-def after(session: Session, job_id: str, after_step: int, limit: int) -> Sequence[MetricPoint]:
+def after(session: Session, job_id: str, after_step: int, limit: int) -> Sequence[MetricRow]:
     query = (
-        select(MetricPoint)
-        .where(MetricPoint.job_id == job_id, MetricPoint.step > after_step)
-        .order_by(MetricPoint.step)
+        select(MetricRow)
+        .where(MetricRow.job_id == job_id, MetricRow.step > after_step)
+        .order_by(MetricRow.step)
         .limit(limit)
     )
     return session.scalars(query).all()

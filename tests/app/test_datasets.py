@@ -121,9 +121,9 @@ def test_bad_uploads_are_4xx_and_store_nothing(
 
 
 def test_oversized_upload_is_413(client: httpx.Client) -> None:
-    from service.settings import get_settings
+    from tests.support.service import settings
 
-    too_big = b"\0" * (get_settings().max_upload_bytes + 1)
+    too_big = b"\0" * (settings().max_upload_bytes + 1)
     response = client.post("/api/v1/datasets", files={"file": ("big.npz", too_big)})
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
@@ -166,9 +166,9 @@ def test_hostile_uploads_are_refused_with_a_reason_and_store_nothing(
 
 
 def test_too_many_examples_is_refused(client: httpx.Client) -> None:
-    from service.settings import get_settings
+    from tests.support.service import settings
 
-    limit = get_settings().max_upload_examples
+    limit = settings().max_upload_examples
     array = np.zeros((limit + 1, 2), dtype=np.float32)
     response = client.post("/api/v1/datasets", files={"file": ("many.npz", npz_bytes(x=array))})
     assert response.status_code == 422

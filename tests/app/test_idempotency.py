@@ -42,12 +42,12 @@ def test_key_still_being_handled_is_409(client: httpx.Client) -> None:
     from sqlalchemy import select
 
     from service.auth import hash_key
-    from service.db import transaction
     from service.idempotency import fingerprint
     from service.models import ApiKey, IdempotencyRecord
+    from tests.support.service import runtime
 
     token = client.headers["authorization"].removeprefix("Bearer ")
-    with transaction() as session:
+    with runtime().db.transaction() as session:
         owner_id = session.scalars(select(ApiKey.owner_id).where(ApiKey.key_hash == hash_key(token))).one()
         # What the first request leaves while it is still creating its job.
         session.add(IdempotencyRecord(owner_id=owner_id, key="k-3", request_hash=fingerprint(PARKED)))

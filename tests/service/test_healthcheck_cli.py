@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from service.settings import get_settings
 from tests.conftest import ENV, wait_for
 from tests.support.processes import ROOT, free_port
+from tests.support.service import runtime
 from worker.reaper import Reaper
 
 
 def healthcheck(role: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", "healthcheck", role],
+        [sys.executable, "-m", "wgan_service", "healthcheck", role],
         env={**ENV, **env},
         cwd=ROOT,
         capture_output=True,
@@ -39,7 +40,7 @@ def test_the_worker_check_reads_the_age_of_the_alive_file(tmp_path: Path) -> Non
     assert missing.returncode == 1 and "has not started" in missing.stderr
     alive.touch()
     assert healthcheck("worker", WGAN_WORKER_ALIVE_FILE=str(alive)).returncode == 0
-    stale = time.time() - get_settings().claim_stale_seconds - 5
+    stale = time.time() - runtime().settings.claim_stale_seconds - 5
     os.utime(alive, (stale, stale))
     old = healthcheck("worker", WGAN_WORKER_ALIVE_FILE=str(alive))
     assert old.returncode == 1 and "s ago" in old.stderr
@@ -49,8 +50,8 @@ def test_the_worker_check_reads_the_age_of_the_alive_file(tmp_path: Path) -> Non
 
 def test_the_reaper_touches_the_alive_file_on_start_and_after_each_pass(database: str, tmp_path: Path) -> None:
     alive = tmp_path / "worker-alive"
-    settings = get_settings().model_copy(update={"worker_alive_file": alive, "reaper_seconds": 0.2})
-    reaper = Reaper(settings)
+    settings = runtime().settings.model_copy(update={"worker_alive_file": alive, "reaper_seconds": 0.2})
+    reaper = Reaper(dataclasses.replace(runtime(), settings=settings))
     reaper.start()
     try:
         first = wait_for(lambda: alive.exists() and alive.stat().st_mtime_ns, 10, "the alive file")

@@ -9,15 +9,15 @@ import httpx
 from sqlalchemy import select
 
 from service.auth import hash_key
-from service.db import transaction
 from service.models import ApiKey
 from tests.conftest import ENV
 from tests.support.processes import ROOT
+from tests.support.service import runtime
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", *args],
+        [sys.executable, "-m", "wgan_service", "keys", *args],
         env=ENV,
         cwd=ROOT,
         capture_output=True,
@@ -31,7 +31,7 @@ def test_create_list_revoke(api: str) -> None:
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert key.startswith("wgan_")
-    with transaction() as session:
+    with runtime().db.transaction() as session:
         row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).one()
         assert key not in (row.key_hash, row.prefix, row.name)
         key_id, prefix = row.id, row.prefix

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, text
 
 from service.db import make_engine
 from service.migrate import upgrade
-from tests.support import stack
+from tests.support import faults, stack
 from tests.support.processes import ROOT, ServiceProcess, free_port, start_api, start_worker
 
 
@@ -35,6 +36,9 @@ class Stack:
         self.env["WGAN_DATABASE_URL"] = database_url
         if broker_url is not None:
             self.env["WGAN_BROKER_URL"] = broker_url
+        fault = settings.pop("fault", None)
+        if fault is not None:
+            self.env.update(faults.stack_env(fault))
         self.env.update({f"WGAN_{key.upper()}": value for key, value in settings.items()})
         self.engine: Engine = make_engine(database_url)
         self.processes: list[ServiceProcess] = []
@@ -54,7 +58,7 @@ class Stack:
     def key(self) -> str:
         """A key for a new owner."""
         made = subprocess.run(
-            [sys.executable, "-m", "service.cli", "keys", "create", "--name", f"o-{stack.new_tag()}"],
+            [sys.executable, "-m", "wgan_service", "keys", "create", "--name", f"o-{stack.new_tag()}"],
             env=self.env,
             cwd=ROOT,
             capture_output=True,
@@ -73,6 +77,10 @@ class Stack:
     def rows(self, sql: str, **params: Any) -> list[Any]:
         with self.engine.connect() as connection:
             return list(connection.execute(text(sql), params).all())
+
+    def rows_json(self, sql: str, **params: Any) -> list[Any]:
+        """The first column of each row, a JSON value (decoded on Postgres and SQLite alike)."""
+        return [value if not isinstance(value, str) else json.loads(value) for value, *_ in self.rows(sql, **params)]
 
     def job(self, job_id: str) -> dict[str, Any]:
         with self.engine.connect() as connection:

@@ -86,7 +86,7 @@ def python(*args: str) -> list[str]:
 
 
 def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", queues: str = "cpu") -> ServiceProcess:
-    worker = ServiceProcess(name, python("-m", "service.cli", "worker", "--queues", queues), env, log_dir).start()
+    worker = ServiceProcess(name, python("-m", "wgan_service", "worker", "--queues", queues), env, log_dir).start()
     try:
         worker.wait_for_log("ready on queues", timeout=90)
     except BaseException:
@@ -99,7 +99,7 @@ def start_api(
     env: dict[str, str], log_dir: Path, port: int | None = None, name: str = "api"
 ) -> tuple[ServiceProcess, str]:
     port = port or free_port()
-    api = ServiceProcess(name, python("-m", "service.cli", "serve", "--port", str(port)), env, log_dir).start()
+    api = ServiceProcess(name, python("-m", "wgan_service", "serve", "--port", str(port)), env, log_dir).start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

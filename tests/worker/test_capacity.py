@@ -22,8 +22,17 @@ def test_an_owner_over_the_cap_waits_while_others_train(make_stack) -> None:
     theirs = bob.post("/api/v1/jobs", json=LONG).json()["id"]
     stack.wait_job(theirs, lambda j: j["status"] == "running", 60, "bob's job to run")
     time.sleep(2)
-    assert stack.job(second)["status"] == "queued"
+    # Held back with no task in the broker: its own state in the database, "queued" to its owner.
+    assert (stack.job(second)["status"], stack.job(second)["enqueued_at"]) == ("waiting", None)
     assert alice.get(f"/api/v1/jobs/{second}").json()["status"] == "queued"
+    assert [job["id"] for job in alice.get("/api/v1/jobs", params={"status": "queued"}).json()["items"]] == [second]
+    statuses = [
+        event["status"]
+        for event in stack.rows_json(
+            "SELECT data FROM events WHERE job_id = :id AND type = 'status' ORDER BY seq", id=second
+        )
+    ]
+    assert statuses == ["queued"], "waiting is no change a client sees"
     # When Alice's first job ends, her second one starts on the freed worker.
     assert bob.post(f"/api/v1/jobs/{theirs}/cancel").status_code == 202
     assert alice.post(f"/api/v1/jobs/{first}/cancel").status_code == 202

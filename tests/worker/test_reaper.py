@@ -10,12 +10,16 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from service.db import session_factory, transaction
+from service.lifecycle import reap
 from service.models import Event, Job, utcnow
-from service.settings import get_settings
+from service.states import JobState
 from tests.conftest import make_key
-from worker.reaper import reap
+from tests.support.service import runtime
 from worker.recording import transient
+
+
+def transaction():  # type: ignore[no-untyped-def]
+    return runtime().db.transaction()
 
 
 def _stale_job(attempts: int) -> str:
@@ -30,10 +34,10 @@ def _stale_job(attempts: int) -> str:
             spec={"dataset": {"name": "8gaussians"}},
             queue="gpu",
             total_steps=10,
-            status="running",
+            status=JobState.RUNNING,
             claimed_by="gone:1:x",
             attempts=attempts,
-            heartbeat_at=utcnow() - timedelta(seconds=get_settings().claim_stale_seconds * 3),
+            heartbeat_at=utcnow() - timedelta(seconds=runtime().settings.claim_stale_seconds * 3),
         )
         session.add(job)
         session.flush()
@@ -47,10 +51,10 @@ def _status_events(job_id: str) -> list[str]:
 
 
 def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(database: str) -> None:
-    settings = get_settings()
+    settings = runtime().settings
     retried = _stale_job(attempts=1)
     given_up = _stale_job(attempts=settings.max_attempts)
-    reap(settings)
+    reap(runtime())
     with transaction() as session:
         retried_row = session.get(Job, retried)
         failed_row = session.get(Job, given_up)
@@ -62,19 +66,19 @@ def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(databa
         assert failed_row.error["type"] == "worker_lost"
         assert str(settings.max_attempts) in failed_row.error["message"]
         # Parked on the gpu queue so no test worker takes it.
-        retried_row.status = "cancelled"
+        retried_row.status = JobState.CANCELLED
     assert _status_events(retried) == ["queued"]
     assert _status_events(given_up) == ["failed"]
 
 
 def test_a_worker_frozen_inside_a_transaction_does_not_block_the_takeover(database: str) -> None:
-    settings = get_settings()
+    settings = runtime().settings
     job_id = _stale_job(attempts=1)
     # What a SIGSTOPped trainer leaves behind: its metric write updated the job row and never
     # committed, so the row stays locked until the server ends that session.
-    frozen = session_factory()()
+    frozen = runtime().db.sessions()
     frozen.execute(update(Job).where(Job.id == job_id).values(progress_step=5))
-    reaper = threading.Thread(target=reap, args=(settings,))
+    reaper = threading.Thread(target=reap, args=(runtime(),))
     reaper.start()
     reaper.join(timeout=settings.db_idle_in_transaction_seconds + 30)
     assert not reaper.is_alive(), "the reaper is still waiting for the frozen transaction's lock"
@@ -82,7 +86,7 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_takeover(databa
         row = session.get(Job, job_id)
         assert row is not None
         assert (row.status, row.claimed_by, row.progress_step) == ("queued", None, 0)
-        row.status = "cancelled"
+        row.status = JobState.CANCELLED
     # The frozen process wakes to a closed connection: its uncommitted write is gone, not applied
     # late, and the error is one its writer retries (and then finds its claim lost).
     with pytest.raises(DBAPIError) as woke:

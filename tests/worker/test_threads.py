@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from service.settings import get_settings
+from tests.support.service import settings
 from wgan.config import TrainSpec, resolve
 from worker.training import DEFAULT_THREADS, training_threads
 
@@ -16,7 +16,7 @@ def _spec(width: int) -> TrainSpec:
 
 
 def test_small_cpu_jobs_train_on_one_thread_and_large_ones_on_torchs_default() -> None:
-    auto = get_settings().model_copy(update={"worker_torch_threads": 0, "worker_single_thread_flops": 1e10})
+    auto = settings().model_copy(update={"worker_torch_threads": 0, "worker_single_thread_flops": 1e10})
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert training_threads(_spec(128), cpu, auto) == 1  # ~1.5 GFLOP per step
     assert training_threads(_spec(512), cpu, auto) == DEFAULT_THREADS  # ~23 GFLOP per step
@@ -24,6 +24,6 @@ def test_small_cpu_jobs_train_on_one_thread_and_large_ones_on_torchs_default() -
 
 
 def test_a_thread_count_in_the_settings_always_wins() -> None:
-    fixed = get_settings().model_copy(update={"worker_torch_threads": 3})
+    fixed = settings().model_copy(update={"worker_torch_threads": 3})
     assert training_threads(_spec(128), torch.device("cpu"), fixed) == 3
     assert training_threads(_spec(512), torch.device("cpu"), fixed) == 3

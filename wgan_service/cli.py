@@ -17,7 +17,7 @@ from pathlib import Path
 # or a busy neighbour always does on a small host. Passive waiting costs little when idle.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from service.settings import Settings, get_settings
+from service.settings import Settings
 
 DEV_KEY_FILE = "dev-api-key"
 WORKER_ALIVE_FILE = "worker-alive"
@@ -29,9 +29,10 @@ HEALTH_TIMEOUT_SECONDS = 2
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
+    from app.main import create_app
+
     uvicorn.run(
-        "app.main:create_app",
-        factory=True,
+        create_app(settings),
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
@@ -42,9 +43,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
 def _worker(settings: Settings, queues: str | None, quiet: bool = False) -> int:
     from service.logging_setup import configure_logging
-    from worker.tasks import app
+    from service.runtime import Runtime
+    from worker.app import worker_app
 
     configure_logging(settings)
+    app = worker_app(Runtime.start(settings))
     names = queues or settings.worker_queues
     # Solo pool: the task runs in the worker's main process, which is never forked, so a
     # process that has initialised CUDA stays safe. One process trains one job; run more
@@ -81,13 +84,15 @@ def _migrate(settings: Settings) -> int:
 def _dev_key(settings: Settings) -> str:
     """The embedded default's key, made on first start and kept under data_dir for the next."""
     from service.auth import create_key
-    from service.db import transaction
+    from service.db import Database
 
     path = settings.data_dir / DEV_KEY_FILE
     if path.exists():
         return path.read_text().strip()
-    with transaction() as session:
+    db = Database.from_settings(settings)
+    with db.transaction() as session:
         key = create_key(session, name="dev", owner="dev").key
+    db.dispose()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Created owner-only: a secret is never readable by others, not even between a write and a chmod.
     with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
@@ -130,7 +135,7 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
     alive = settings.worker_alive_file or settings.data_dir / WORKER_ALIVE_FILE
     alive.unlink(missing_ok=True)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "worker", "--quiet"],
+        [sys.executable, "-m", "wgan_service", "worker", "--quiet"],
         env={**os.environ, "WGAN_WORKER_ALIVE_FILE": str(alive)},
     )
     url = f"http://{host or settings.host}:{port or settings.port}"
@@ -172,10 +177,10 @@ def _healthcheck(settings: Settings, role: str) -> int:
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
     from service.auth import create_key
-    from service.db import transaction
+    from service.db import Database
     from service.repositories import keys as key_repo
 
-    with transaction() as session:
+    with Database.from_settings(settings).transaction() as session:
         if args.keys_command == "create":
             made = create_key(session, name=args.name, owner=args.owner, is_admin=args.admin)
             print(
@@ -233,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    # The one place a process reads its settings (WGAN_* variables, .env); everything below is passed them.
+    settings = Settings()
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "worker":

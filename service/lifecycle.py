@@ -1,0 +1,387 @@
+"""Every transition of a job, each one function and one transaction that records its events and then
+announces them.
+
+    submit ──► QUEUED ──claim──► RUNNING ──finish──► SUCCEEDED | FAILED | CANCELLED
+                 ▲  │ owner at capacity      │  │
+    dispatch ────┘  └──────► WAITING         │  └─hand back (shutdown) / reap (worker lost)──► QUEUED
+                                             └─reap after max_attempts──► FAILED
+    request_cancel: QUEUED or WAITING ──► CANCELLED at once; RUNNING is asked to stop (the worker finishes it).
+
+docs/architecture.md draws the same. Repositories hold the queries; this module decides which state
+follows which, appends the status event that says so, and publishes what it appended only once the
+transaction has committed. API routes, workers and the reaper change a job only through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service import idempotency, summary
+from service.artifacts import job_prefix
+from service.errors import Conflict, NotFound
+from service.jobs import resolve_spec
+from service.models import CheckpointRow, Event, Job, utcnow
+from service.principal import Principal
+from service.queue import queue_for
+from service.records import CheckpointOut, EventType, JobError, Metric, StatusEvent, finite_measures
+from service.repositories import checkpoints as checkpoint_repo
+from service.repositories import events as event_repo
+from service.repositories import jobs as job_repo
+from service.repositories import metrics as metric_repo
+from service.runtime import Runtime
+from service.states import ErrorType, JobState
+from wgan.config import TrainSpec
+
+log = logging.getLogger(__name__)
+ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
+
+
+class Transition:
+    """One transaction of the lifecycle: the events it appends are published after it commits, never
+    before (a stream must not see what may still roll back) and never when it rolls back."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.events: list[Event] = []
+
+    def event(self, job_id: str, kind: EventType, data: Any) -> None:
+        self.events.append(event_repo.append(self.session, job_id, kind, data))
+
+    def move(self, job: Job, state: JobState, error: JobError | None = None) -> None:
+        """Put the job in `state` and say so in its stream."""
+        job.status = state
+        job.error = None if error is None else error.model_dump(mode="json")
+        if state.final:
+            job.finished_at = utcnow()
+            job.claimed_by = None
+        self.event(job.id, EventType.STATUS, StatusEvent.of(state, error).model_dump(mode="json"))
+
+
+@contextmanager
+def _transition(rt: Runtime) -> Iterator[Transition]:
+    with rt.db.transaction() as session:
+        step = Transition(session)
+        yield step
+    rt.events.publish(step.events)
+
+
+# --- from the API ------------------------------------------------------------------------------
+
+
+def submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None = None) -> Job:
+    """A new job, QUEUED with its training task sent. With an Idempotency-Key, the same key and body
+    return the job the first request made (service.idempotency)."""
+    if idempotency_key is None:
+        return _submit(rt, principal, spec, None)
+    body = spec.model_dump(mode="json", exclude_unset=True)
+    job, _ = idempotency.run_once(
+        rt.db,
+        principal.owner_id,
+        idempotency_key,
+        body,
+        rt.settings.idempotency_ttl_seconds,
+        lambda: _submit(rt, principal, spec, idempotency_key),
+    )
+    return job
+
+
+def _submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None) -> Job:
+    with _transition(rt) as step:
+        resolved = resolve_spec(step.session, principal, spec, rt.settings)
+        assert resolved.name is not None
+        job = Job(
+            owner_id=principal.owner_id,
+            name=resolved.name,
+            spec=resolved.model_dump(mode="json"),
+            queue=queue_for(resolved.device),
+            dataset_id=resolved.dataset.id,
+            total_steps=resolved.steps,
+            status=JobState.QUEUED,
+            enqueued_at=utcnow(),
+            # A new job's first event is numbered here, sparing the row lock event_repo.append takes.
+            event_seq=1,
+        )
+        step.session.add(job)
+        step.session.flush()
+        data = StatusEvent.of(JobState.QUEUED).model_dump(mode="json")
+        step.events.append(event_repo.add(step.session, job.id, 1, EventType.STATUS, data))
+        if idempotency_key is not None:
+            idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
+    rt.tasks.enqueue_training(job.id, job.queue)
+    return job
+
+
+def request_cancel(rt: Runtime, principal: Principal, job_id: str) -> Job:
+    """A job not yet training is CANCELLED at once; a RUNNING one is asked to stop, and its worker
+    checkpoints and finishes it within seconds."""
+    with _transition(rt) as step:
+        job = job_repo.get(step.session, job_id, principal, for_update=True)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.status.final:
+            raise Conflict(f"the job has already {job.status}")
+        if job.status is JobState.RUNNING:
+            job.cancel_requested = True
+        else:
+            step.move(job, JobState.CANCELLED)
+    return job
+
+
+def delete(rt: Runtime, principal: Principal, job_id: str) -> None:
+    """Delete a job that is not training, its rows first and its artifacts once that has committed (a
+    failed commit must not leave a job without its files)."""
+    with rt.db.transaction() as session:
+        job = job_repo.get(session, job_id, principal, for_update=True)
+        if job is None:
+            raise NotFound(f"no job {job_id}")
+        if job.status is JobState.RUNNING:
+            raise Conflict("the job is running: cancel it first, then delete it")
+        job_repo.delete_rows(session, job)
+    rt.store.delete_prefix(job_prefix(job_id))
+
+
+# --- from the worker training it -----------------------------------------------------------------
+
+
+class ClaimRefused(Exception):
+    """The worker may not train this job now."""
+
+
+class NotClaimable(ClaimRefused):
+    """Finished, cancelled, gone, or trained by a live worker."""
+
+
+class OwnerAtCapacity(ClaimRefused):
+    """Its owner has max_running_per_owner jobs running: the job now waits (WAITING) for one to end."""
+
+
+class ClaimLost(RuntimeError):
+    """Another worker has taken the job over: this one must stop writing and training."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of a job it has claimed."""
+
+    job_id: str
+    spec: TrainSpec
+    attempt: int
+    # The last step with a stored metric point: points up to it are not recorded again after a resume.
+    recorded_step: int
+    checkpoint_keys: list[str]  # newest first
+
+
+def claim(rt: Runtime, job_id: str, worker_id: str) -> Claimed:
+    """QUEUED (or RUNNING under a stale claim) → RUNNING for `worker_id`. Raises ClaimRefused, after
+    committing what the refusal changed (a job whose owner is at capacity is then WAITING)."""
+    settings = rt.settings
+    refused: ClaimRefused | None = None
+    with _transition(rt) as step:
+        owner_id = job_repo.owner_of(step.session, job_id)
+        if owner_id is None:
+            raise NotClaimable(job_id)
+        job_repo.lock_owner(step.session, owner_id)
+        stale_before = utcnow() - timedelta(seconds=settings.claim_stale_seconds)
+        if job_repo.take_claim(step.session, job_id, owner_id, worker_id, stale_before, settings.max_running_per_owner):
+            job = step.session.get(Job, job_id, populate_existing=True)
+            assert job is not None
+            step.event(job.id, EventType.STATUS, StatusEvent.of(JobState.RUNNING).model_dump(mode="json"))
+            claimed = Claimed(
+                job_id=job.id,
+                spec=TrainSpec.model_validate(job.spec),
+                attempt=job.attempts,
+                recorded_step=metric_repo.max_step(step.session, job.id),
+                checkpoint_keys=[row.artifact_key for row in checkpoint_repo.newest_first(step.session, job.id)],
+            )
+        else:
+            job = step.session.get(Job, job_id, populate_existing=True)
+            if job is not None and job.status is JobState.QUEUED and not job.cancel_requested:
+                # Not a visible change (the API shows both as queued), so no event: dispatch sends it later.
+                job.status = JobState.WAITING
+                job.enqueued_at = None
+                refused = OwnerAtCapacity(job_id)
+            else:
+                refused = NotClaimable(job_id)
+    if refused is not None:
+        raise refused
+    return claimed
+
+
+def heartbeat(rt: Runtime, job_id: str, worker_id: str) -> tuple[bool, bool]:
+    """Refresh the claim. Returns (still held, cancel requested)."""
+    with rt.db.transaction() as session:
+        return job_repo.heartbeat(session, job_id, worker_id)
+
+
+@dataclass(frozen=True)
+class NewCheckpoint:
+    """A checkpoint a worker has written, with the evaluation at its step and the critic's estimate there."""
+
+    step: int
+    artifact_key: str
+    sha256: str
+    size_bytes: int
+    measures: dict[str, float] | None = None
+    evaluation_error: str | None = None
+    wasserstein_estimate: float | None = None
+
+
+def record(
+    rt: Runtime,
+    job_id: str,
+    worker_id: str,
+    metrics: Sequence[Metric],
+    checkpoints: Sequence[NewCheckpoint],
+    primary_measure: str,
+) -> None:
+    """Store metric points and checkpoints of a RUNNING job, its progress and summary, and their events,
+    all or none. A step already stored (before a resume) is kept as it was. Raises ClaimLost."""
+    with _transition(rt) as step:
+        job = job_repo.holds_claim(step.session, job_id, worker_id)
+        if job is None:
+            raise ClaimLost(f"job {job_id} is no longer claimed by {worker_id}")
+        metric_repo.insert_ignoring_duplicates(step.session, [{"job_id": job_id, **m.stored()} for m in metrics])
+        if metrics:
+            step.event(job_id, EventType.METRICS, [m.model_dump(mode="json") for m in metrics])
+            job.progress_step = metrics[-1].step
+            job.latest_metrics = {k: v for k, v in metrics[-1].model_dump(mode="json").items() if _finite(v)}
+        for new in checkpoints:
+            row = _store_checkpoint(step.session, job_id, new)
+            job.summary = summary.add_checkpoint(
+                job.summary,
+                primary_measure,
+                step=row.step,
+                checkpoint_id=row.id,
+                estimate=new.wasserstein_estimate,
+                measures=row.measures,
+            )
+            step.event(job_id, EventType.CHECKPOINT, CheckpointOut.model_validate(row).model_dump(mode="json"))
+        job.heartbeat_at = utcnow()
+
+
+def _finite(value: Any) -> bool:
+    # JSON has no NaN (Postgres refuses it); a loss that came out undefined is left out of the summary row.
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _store_checkpoint(session: Session, job_id: str, new: NewCheckpoint) -> CheckpointRow:
+    # A step can be checkpointed again after a resume from an earlier, intact checkpoint (the later one
+    # was damaged): the new file replaces the old index entry.
+    checkpoint_repo.drop_step(session, job_id, new.step)
+    row = CheckpointRow(
+        job_id=job_id,
+        step=new.step,
+        artifact_key=new.artifact_key,
+        sha256=new.sha256,
+        size_bytes=new.size_bytes,
+        measures=finite_measures(new.measures),
+        evaluation_error=None if new.evaluation_error is None else new.evaluation_error[:ERROR_CHARS],
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def finish(rt: Runtime, job_id: str, worker_id: str, state: JobState, error: JobError | None = None) -> None:
+    """RUNNING → SUCCEEDED, FAILED or CANCELLED, by the worker holding the claim. Raises ClaimLost."""
+    assert state.final, state
+    with _transition(rt) as step:
+        job = job_repo.holds_claim(step.session, job_id, worker_id)
+        if job is None:
+            raise ClaimLost(f"job {job_id} was taken over before it could finish")
+        if state is JobState.SUCCEEDED:
+            job.progress_step = job.total_steps
+        step.move(job, state, error)
+
+
+def hand_back(rt: Runtime, job_id: str, worker_id: str) -> None:
+    """RUNNING → QUEUED, unclaimed and sent again (the worker is shutting down): a later worker resumes
+    it from its last checkpoint. Nothing happens if the claim was already lost."""
+    with _transition(rt) as step:
+        job = job_repo.holds_claim(step.session, job_id, worker_id)
+        if job is None:
+            return
+        _release(step, job)
+        queue = job.queue
+    rt.tasks.enqueue_training(job_id, queue)
+
+
+def _release(step: Transition, job: Job) -> None:
+    job.claimed_by = None
+    job.heartbeat_at = None
+    job.enqueued_at = utcnow()
+    step.move(job, JobState.QUEUED)
+
+
+# --- from every worker, now and then ------------------------------------------------------------
+
+
+@dataclass
+class Reaped:
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
+
+
+def reap(rt: Runtime) -> Reaped:
+    """Jobs whose worker vanished go back to QUEUED (or FAILED after max_attempts); QUEUED jobs whose
+    task message was lost are sent again; WAITING jobs whose owner has room are dispatched. Safe to run
+    in many workers at once: each change re-checks its condition."""
+    settings = rt.settings
+    now = utcnow()
+    result = Reaped()
+    to_send: list[tuple[str, str]] = []
+    with _transition(rt) as step:
+        for job in job_repo.stale_running(step.session, now - timedelta(seconds=settings.claim_stale_seconds)):
+            if job.attempts >= settings.max_attempts:
+                message = f"the worker training this job stopped responding; {job.attempts} attempts made"
+                step.move(job, JobState.FAILED, JobError(type=ErrorType.WORKER_LOST, message=message))
+                result.failed.append(job.id)
+            else:
+                _release(step, job)
+                to_send.append((job.id, job.queue))
+                result.requeued.append(job.id)
+    # A queued job that waited long while its queue is empty lost its message (a broker restart
+    # without persistence, say): send it again. A duplicate would only be refused by the claim.
+    depths = rt.tasks.depths()
+    with rt.db.transaction() as session:
+        for job in job_repo.waiting_too_long(session, now - timedelta(seconds=settings.requeue_queued_seconds)):
+            if depths.get(job.queue, 1) == 0:
+                job.enqueued_at = now
+                to_send.append((job.id, job.queue))
+                result.resent.append(job.id)
+    for job_id, queue in to_send:
+        rt.tasks.enqueue_training(job_id, queue)
+    result.dispatched = dispatch_waiting(rt)
+    if result.requeued or result.failed or result.resent:
+        log.info("reaper: requeued %s, failed %s, resent %s", result.requeued, result.failed, result.resent)
+    return result
+
+
+def dispatch_waiting(rt: Runtime) -> list[str]:
+    """WAITING → QUEUED, task sent, for the oldest waiting jobs whose owners now have room. Returns their
+    ids. Never raises: it is a nudge, and the reaper calls it again on its next pass."""
+    try:
+        with rt.db.transaction() as session:
+            jobs = job_repo.dispatchable(session, rt.settings.max_running_per_owner)
+            now = utcnow()
+            for job in jobs:
+                # Not a visible change either: the API showed it as queued all along.
+                job.status = JobState.QUEUED
+                job.enqueued_at = now
+            chosen = [(job.id, job.queue) for job in jobs]
+    except Exception:
+        log.exception("dispatching waiting jobs failed")
+        return []
+    for job_id, queue in chosen:
+        rt.tasks.enqueue_training(job_id, queue)
+    return [job_id for job_id, _ in chosen]

@@ -1,0 +1,40 @@
+"""What a process of the service runs on, made once from its Settings and passed down: the database,
+the broker, the event channel, the artifact store and the rate limits. No module makes its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.artifacts import ArtifactStore, store_for
+from service.db import Database
+from service.events import EventPublisher
+from service.queue import TaskQueue
+from service.ratelimit import RateLimiter
+from service.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    events: EventPublisher
+    tasks: TaskQueue
+    store: ArtifactStore
+    limiter: RateLimiter
+
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        """Connections are opened lazily, on first use: starting one costs no round trip."""
+        return cls(
+            settings=settings,
+            db=Database.from_settings(settings),
+            events=EventPublisher.from_settings(settings),
+            tasks=TaskQueue(settings),
+            store=store_for(settings),
+            limiter=RateLimiter(settings),
+        )
+
+    def close(self) -> None:
+        self.db.dispose()
+        self.events.close()
+        self.tasks.close()

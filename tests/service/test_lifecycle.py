@@ -1,0 +1,166 @@
+"""The job lifecycle against the real Postgres and Redis: each transition moves the state it names,
+appends the one status event a client sees, and announces its events only once they have committed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from service import lifecycle
+from service.auth import authenticate
+from service.errors import Conflict
+from service.models import Event, Job, MetricRow
+from service.principal import Principal
+from service.records import CheckpointOut, Metric, StatusEvent
+from service.runtime import Runtime
+from service.states import JobState
+from tests.conftest import make_key
+from tests.support.service import runtime
+from wgan.config import TrainSpec
+from wgan.trainer import MetricPoint
+
+# Parked on the gpu queue, which no test worker serves: these tests make every transition themselves.
+PARKED = TrainSpec.model_validate({"dataset": {"name": "8gaussians"}, "device": "cuda", "steps": 40})
+
+
+@pytest.fixture
+def rt(database: str) -> Runtime:
+    return runtime()
+
+
+@pytest.fixture
+def owner(rt: Runtime) -> Principal:
+    with rt.db.reads() as session:
+        principal = authenticate(session, make_key())
+    assert principal is not None
+    return principal
+
+
+class Announced:
+    """Every event announced on the test deployment's channels, decoded, as a stream client sees it."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.client = redis.Redis.from_url(rt.settings.events_url)
+        self.pubsub = self.client.pubsub()
+        self.pubsub.psubscribe(f"{rt.events.prefix}*")
+        self.pubsub.get_message(timeout=1)  # the subscription's own confirmation
+        self.seen: list[dict[str, Any]] = []
+
+    def drain(self, job_id: str) -> list[dict[str, Any]]:
+        """What was announced for `job_id` so far."""
+        return [event for event in self._drain() if event["job_id"] == job_id]
+
+    def _drain(self) -> list[dict[str, Any]]:
+        while (message := self.pubsub.get_message(timeout=0.5)) is not None:
+            if message["type"] == "pmessage":
+                header, _, raw = message["data"].decode().partition("\n")
+                job_id = message["channel"].decode().rsplit(":", 1)[-1]
+                self.seen.append({**json.loads(header), "job_id": job_id, "data": json.loads(raw)})
+        return self.seen
+
+    def close(self) -> None:
+        self.pubsub.close()
+        self.client.close()
+
+
+@pytest.fixture
+def announced(rt: Runtime) -> Iterator[Announced]:
+    listener = Announced(rt)
+    yield listener
+    listener.close()
+
+
+def _state(rt: Runtime, job_id: str) -> Job:
+    with rt.db.reads() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def _statuses(rt: Runtime, job_id: str) -> list[str]:
+    with rt.db.reads() as session:
+        rows = session.scalars(select(Event).where(Event.job_id == job_id, Event.type == "status").order_by(Event.seq))
+        return [StatusEvent.model_validate(row.data).status.value for row in rows]
+
+
+def test_submit_then_cancel_a_queued_job(rt: Runtime, owner: Principal, announced: Announced) -> None:
+    job = lifecycle.submit(rt, owner, PARKED)
+    assert (job.status, job.queue) == (JobState.QUEUED, "gpu")
+    assert job.enqueued_at is not None
+    lifecycle.request_cancel(rt, owner, job.id)
+    assert _state(rt, job.id).status is JobState.CANCELLED
+    assert _statuses(rt, job.id) == ["queued", "cancelled"]
+    with pytest.raises(Conflict, match="already cancelled"):
+        lifecycle.request_cancel(rt, owner, job.id)
+    assert [(event["seq"], event["data"]["status"], event["final"]) for event in announced.drain(job.id)] == [
+        (1, "queued", False),
+        (2, "cancelled", True),
+    ]
+
+
+def test_an_owner_at_capacity_waits_unseen_and_is_dispatched_when_room_frees(rt: Runtime, owner: Principal) -> None:
+    one = dataclasses.replace(rt, settings=rt.settings.model_copy(update={"max_running_per_owner": 1}))
+    first = lifecycle.submit(one, owner, PARKED)
+    second = lifecycle.submit(one, owner, PARKED)
+    claimed = lifecycle.claim(one, first.id, "test-worker")
+    assert (claimed.job_id, claimed.attempt, claimed.recorded_step) == (first.id, 1, 0)
+    with pytest.raises(lifecycle.OwnerAtCapacity):
+        lifecycle.claim(one, second.id, "test-worker")
+    waiting = _state(rt, second.id)
+    assert (waiting.status, waiting.enqueued_at) == (JobState.WAITING, None)
+    assert waiting.status.status.value == "queued"
+    assert _statuses(rt, second.id) == ["queued"], "waiting is not a change a client sees"
+    assert lifecycle.dispatch_waiting(one) == [], "no room while the first one runs"
+    lifecycle.finish(one, first.id, "test-worker", JobState.SUCCEEDED)
+    assert lifecycle.dispatch_waiting(one) == [second.id]
+    sent = _state(rt, second.id)
+    assert sent.status is JobState.QUEUED and sent.enqueued_at is not None
+    assert _statuses(rt, first.id) == ["queued", "running", "succeeded"]
+    lifecycle.request_cancel(rt, owner, second.id)
+    with pytest.raises(lifecycle.NotClaimable):
+        lifecycle.claim(one, second.id, "test-worker")
+
+
+def _point(step: int, measures: dict[str, float] | None = None) -> MetricPoint:
+    return MetricPoint(step, 0.5, -0.25, 1.0 / step, 0.01, 0.002, measures or {})
+
+
+def test_record_stores_and_announces_one_shape_and_a_lost_claim_writes_nothing(
+    rt: Runtime, owner: Principal, announced: Announced
+) -> None:
+    job = lifecycle.submit(rt, owner, PARKED)
+    lifecycle.claim(rt, job.id, "holder")
+    from service.models import utcnow
+
+    now = utcnow()
+    metrics = [
+        Metric.from_point(_point(10), now),
+        Metric.from_point(_point(20, {"exact_w1": 0.3, "modes_covered": 8.0, "oops": float("nan")}), now),
+    ]
+    checkpoint = lifecycle.NewCheckpoint(20, "k", "0" * 64, 123, {"exact_w1": 0.3}, None, 0.05)
+    lifecycle.record(rt, job.id, "holder", metrics, [checkpoint], "exact_w1")
+    with rt.db.reads() as session:
+        rows = session.scalars(select(MetricRow).where(MetricRow.job_id == job.id).order_by(MetricRow.step)).all()
+        stored = [Metric.of(row).model_dump(mode="json") for row in rows]
+    events = [e for e in announced.drain(job.id) if e["type"] in {"metrics", "checkpoint"}]
+    # What the stream sent is what REST reads back from the rows; the undefined measure is left out.
+    assert events[0]["data"] == stored
+    assert stored[1]["measures"] == {"exact_w1": 0.3, "modes_covered": 8.0}
+    assert (stored[1]["exact_w1"], stored[1]["modes_covered"]) == (0.3, 8.0)
+    assert CheckpointOut.model_validate(events[1]["data"]).step == 20
+    after = _state(rt, job.id)
+    assert after.progress_step == 20
+    assert after.summary is not None and after.summary["best"]["step"] == 20
+
+    count = len(announced.drain(job.id))
+    with pytest.raises(lifecycle.ClaimLost):
+        lifecycle.record(rt, job.id, "usurper", [Metric.from_point(_point(30), now)], [], "exact_w1")
+    assert len(announced.drain(job.id)) == count, "a rolled-back transition announces nothing"
+    assert _state(rt, job.id).progress_step == 20
+    lifecycle.finish(rt, job.id, "holder", JobState.CANCELLED)

@@ -1,0 +1,57 @@
+"""A worker process's Celery app: the training task, and the worker's lifecycle hooks (start the
+reaper, stop trainers on SIGTERM), all on the Runtime its composition root made."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutting_down
+
+from service.logging_setup import job_logging
+from service.queue import TRAIN_TASK
+from service.runtime import Runtime
+from worker.extensions import load_extension
+from worker.monitor import SHUTDOWN
+from worker.reaper import Reaper
+from worker.training import run_job
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def worker_app(rt: Runtime) -> Celery:
+    """The broker's Celery app with the training task bound to `rt`, ready for `worker_main`."""
+    worker_id = new_worker_id()
+    extension = load_extension(rt.settings)
+    reaper = Reaper(rt)
+    app = rt.tasks.celery
+
+    @app.task(name=TRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def train(job_id: str) -> str:
+        with job_logging(job_id):
+            return run_job(rt, job_id, worker_id, extension).value
+
+    def on_ready(**_: Any) -> None:
+        # Torch threads are set per job (worker.training.training_threads).
+        # Training yields to the API on a shared machine.
+        os.nice(rt.settings.worker_nice)
+        reaper.start()
+        log.info("worker %s ready on queues %s", worker_id, rt.settings.queues)
+
+    def on_shutdown(**_: Any) -> None:
+        # Celery's warm shutdown waits for the running task; this makes that task checkpoint and
+        # hand its job back within seconds instead of training on for hours.
+        SHUTDOWN.set()
+        reaper.stop()
+
+    worker_ready.connect(on_ready, weak=False)
+    worker_shutting_down.connect(on_shutdown, weak=False)
+    return app
