@@ -12,16 +12,18 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --index-url "${TORCH_INDEX}" torch==2.13.0
-WORKDIR /app
+WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY wgan ./wgan
 COPY service ./service
 COPY app ./app
 COPY worker ./worker
+COPY wgan_service ./wgan_service
 COPY migrations ./migrations
-COPY alembic.ini ./
-# Every other dependency at the version the tests ran with; torch==2.13.0 there accepts the build above.
-RUN pip install -c constraints.txt -e . \
+# A plain install into the venv (not -e): the image needs no source tree, the migrations and the
+# dashboard's files travel as package data. Every other dependency at the version the tests ran
+# with; torch==2.13.0 there accepts the build above.
+RUN pip install -c constraints.txt . \
     && python -c "import sklearn.datasets; sklearn.datasets.load_digits()"
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
@@ -30,8 +32,7 @@ ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin wgan \
     && mkdir -p /data && chown wgan:wgan /data
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build --chown=root:root /app /app
-WORKDIR /app
+WORKDIR /data
 USER wgan
 VOLUME ["/data"]
 EXPOSE 8000
