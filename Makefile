@@ -39,7 +39,8 @@ test: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy wgan app worker service bench
+	$(BIN)/mypy wgan app worker service wgan_service bench
+	$(BIN)/lint-imports
 
 format: $(DEV)
 	$(BIN)/ruff format .
