@@ -74,6 +74,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     for module in (events, datasets, health, operations, dashboard):
         app.include_router(module.router)
     _document_limits(app, settings)
+    # The last added runs first: the body limit's 413 still gets the security and CORS headers.
+    app.add_middleware(
+        BodyLimit, default=settings.max_body_bytes, larger={"/api/v1/datasets": settings.max_upload_bytes}
+    )
     app.add_middleware(SecurityHeaders)
     if settings.cors_origins:
         app.add_middleware(
@@ -83,9 +87,6 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
             expose_headers=["Location", "ETag", "Retry-After"],
         )
-    app.add_middleware(
-        BodyLimit, default=settings.max_body_bytes, larger={"/api/v1/datasets": settings.max_upload_bytes}
-    )
     app.add_middleware(RequestMetrics)
     return app
 

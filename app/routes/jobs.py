@@ -98,7 +98,9 @@ def routes(settings: Settings) -> APIRouter:
         principal: PrincipalDep,
         status: schemas.JobStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_list_limit)] = 50,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        cursor: Annotated[
+            str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page.")
+        ] = None,
     ) -> schemas.JobPage:
         try:
             jobs, next_cursor = job_repo.page(session, principal, status=status, limit=limit, cursor=cursor)

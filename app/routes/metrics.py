@@ -11,6 +11,7 @@ from app.openapi import PROBLEMS
 from app.routes.jobs import JobDep
 from service.repositories import checkpoints as checkpoint_repo
 from service.repositories import metrics as metric_repo
+from service.repositories.checkpoints import MAX_STEP
 from service.settings import Settings
 
 
@@ -26,7 +27,7 @@ def routes(settings: Settings) -> APIRouter:
     def list_metrics(
         session: ReadSessionDep,
         job: JobDep,
-        after_step: Annotated[int, Query(ge=0)] = 0,
+        after_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
         limit: Annotated[int, Query(ge=1, le=settings.metrics_page_limit)] = 1000,
     ) -> schemas.MetricPage:
         rows = metric_repo.after(session, job.id, after_step, limit + 1)

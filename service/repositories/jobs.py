@@ -49,9 +49,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
-        if not is_id(job_id):
+        moment = datetime.fromisoformat(created)
+        if not is_id(job_id) or moment.tzinfo is None:
             raise ValueError(job_id)
-        return datetime.fromisoformat(created), job_id
+        return moment, job_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise ValueError("not a cursor from this service") from exc
 

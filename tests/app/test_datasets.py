@@ -139,6 +139,38 @@ def _bomb() -> bytes:
     return buffer.getvalue()
 
 
+def _npz_declaring(shape: tuple[int, ...]) -> bytes:
+    # An .npy header that promises a huge array, with a few bytes behind it: refused from the header alone.
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    return zip_bytes({"x.npy": header.getvalue() + bytes(64)})
+
+
+def _with_flags(archive: bytes, flags: int) -> bytes:
+    # Set general-purpose flag bits in every local and central header (zipfile cannot write encrypted files).
+    data = bytearray(archive)
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.find(signature)
+        while start != -1:
+            data[start + offset] |= flags
+            start = data.find(signature, start + 4)
+    return bytes(data)
+
+
+def _bad_crc() -> bytes:
+    data = bytearray(npz_bytes(x=np.ones((16, 2), dtype=np.float32)))
+    one = data.find(np.float32(1.0).tobytes())
+    data[one] ^= 0xFF  # the stored CRC no longer matches
+    return bytes(data)
+
+
+def _bzip2() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("a.png", png_bytes((8, 8)))
+    return buffer.getvalue()
+
+
 def _many_members(count: int) -> bytes:
     return zip_bytes({f"{i}.png": png_bytes((8, 8)) for i in range(count)})
 
@@ -153,6 +185,11 @@ def _many_members(count: int) -> bytes:
         ("int16.npz", lambda: npz_bytes(x=np.zeros((4, 8, 8), dtype=np.int16)), "uint8"),
         ("range.npz", lambda: npz_bytes(x=np.full((4, 8, 8), 7.0, dtype=np.float32)), "[0, 1]"),
         ("absolute.zip", lambda: zip_bytes({"/etc/evil.png": png_bytes((8, 8))}), "outside"),
+        ("raw-member.npz", lambda: zip_bytes({"x": b"\x93NUMPY garbage"}), "no array named 'x'"),
+        ("promises.npz", lambda: _npz_declaring((100_000, 1, 512, 512)), "bytes unpacked"),
+        ("bad-crc.npz", _bad_crc, "Bad CRC"),
+        ("encrypted.zip", lambda: _with_flags(zip_bytes({"a.png": png_bytes((8, 8))}), 0x1), "encrypted"),
+        ("bzip2.zip", _bzip2, "zip method 12"),
     ],
 )
 def test_hostile_uploads_are_refused_with_a_reason_and_store_nothing(

@@ -77,8 +77,32 @@ def test_wrong_media_type_is_415(client: httpx.Client) -> None:
 
 
 def test_oversized_body_is_413(client: httpx.Client) -> None:
+    from app.security_headers import HEADERS
+
     response = client.post("/api/v1/jobs", json={**TOY_SPEC, "name": "x" * 200, "padding": "y" * 200_000})
     assert_problem(response, 413)
+    # Refused before the app reads the body, and still with every security header.
+    assert {name: response.headers.get(name) for name in HEADERS} == HEADERS
+
+
+def test_numbers_past_what_the_database_holds_are_4xx(client: httpx.Client) -> None:
+    parked = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()
+    url = f"/api/v1/jobs/{parked['id']}"
+    assert_problem(client.get(f"{url}/metrics", params={"after_step": 2**63}), 422)
+    assert_problem(client.get(f"{url}/metrics", params={"after_step": 2**31}), 422)
+    assert client.get(f"{url}/metrics", params={"after_step": 2**31 - 1}).status_code == 200
+    assert_problem(client.get(f"{url}/samples", params={"checkpoint": "9" * 30}), 404)
+    for last in ("²", "9" * 5000, "null", "-1"):
+        assert_problem(client.get(f"{url}/events", headers={"Last-Event-ID": last.encode("latin-1")}), 422)
+    client.post(f"{url}/cancel")
+
+
+def test_a_cursor_this_service_did_not_make_is_422(client: httpx.Client) -> None:
+    import base64
+
+    naive = base64.urlsafe_b64encode(b"2026-01-01T00:00:00|00000000-0000-0000-0000-000000000000").decode()
+    for cursor in (naive.rstrip("="), "not-a-cursor", "x" * 512):
+        assert_problem(client.get("/api/v1/jobs", params={"cursor": cursor}), 422)
 
 
 def test_missing_and_bad_keys_are_401_with_bearer_challenge(api: str) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -53,49 +56,80 @@ def read_data(path: Path, limits: ReadLimits = ReadLimits()) -> np.ndarray:
 
 
 def read_npz(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.ndarray:
-    # np.load would read a bare .npy as an array and try anything else as a pickle: accept zips only.
+    """The array `x` of an .npz, its size checked from the .npy header before a byte of it is read."""
+    # np.load would read a bare .npy as an array and try anything else as a pickle: open the zip ourselves.
     try:
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as exc:
-        raise DataError(f"not a readable .npz file: {exc}") from exc
-    if not is_zip:
-        raise DataError("not a readable .npz file: it is not a zip archive (save it with numpy.savez)")
-    if isinstance(path, io.BytesIO):
-        path.seek(0)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive.files:
-                raise DataError(f"the .npz holds no array named 'x' (it has: {', '.join(archive.files) or 'nothing'})")
-            header = _npz_member_header(archive, "x")
-            if header is not None:
-                shape, dtype = header
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError("not a readable .npz file: it is not a zip archive (save it with numpy.savez)") from exc
+    with archive:
+        members = _checked_members(archive, limits, ".npz")
+        names = [m.filename for m in members]
+        if NPZ_MEMBER not in names:
+            held = [
+                name.removesuffix(".npy") if name.endswith(".npy") else f"{name} (not an .npy array)" for name in names
+            ]
+            raise DataError(f"the .npz holds no array named 'x' (it has: {', '.join(held) or 'nothing'})")
+        try:
+            with archive.open(NPZ_MEMBER) as member:
+                shape, dtype = _npy_header(member)
                 if dtype.hasobject:
                     raise DataError("'x' is an object array, which cannot be read without unpickling (refused)")
                 if shape[:1] and shape[0] > limits.max_examples:
                     raise DataError(f"'x' holds {shape[0]} examples; the limit is {limits.max_examples}")
-            x = archive["x"]
-    except DataError:
-        raise
-    except ValueError as exc:
-        # numpy raises ValueError for object arrays when pickling is refused, and for damaged data.
-        raise DataError(f"'x' cannot be read (damaged, or it needs unpickling, which is refused): {exc}") from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"not a readable .npz file: {exc}") from exc
+                size = math.prod(shape) * dtype.itemsize
+                if size > limits.max_expanded_bytes:
+                    raise DataError(f"'x' is {size} bytes unpacked; the limit is {limits.max_expanded_bytes}")
+            with archive.open(NPZ_MEMBER) as member:
+                x = np.lib.format.read_array(member, allow_pickle=False)
+        except DataError:
+            raise
+        except ValueError as exc:
+            raise DataError(f"'x' cannot be read (damaged, or it needs unpickling, which is refused): {exc}") from exc
+        except ZIP_READ_ERRORS as exc:
+            raise DataError(f"'x' cannot be read from the .npz: {exc}") from exc
     return canonical_array(x, limits)
 
 
-def _npz_member_header(archive: np.lib.npyio.NpzFile, name: str) -> tuple[tuple[int, ...], np.dtype] | None:
-    """Shape and dtype from an .npy header, read without loading the data (a guard against huge arrays)."""
-    if archive.zip is None:
-        return None
+NPZ_MEMBER = "x.npy"
+# What reading a damaged or unusual member raises: a bad CRC (BadZipFile), a password (RuntimeError), a
+# compression method zipfile lacks (NotImplementedError), a truncated stream (EOFError, zlib.error).
+ZIP_READ_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, OSError, zlib.error)
+READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+ENCRYPTED = 0x1  # bit 0 of a zip member's general-purpose flags
+
+
+def _npy_header(member: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
     try:
-        with archive.zip.open(f"{name}.npy") as member:
-            version = np.lib.format.read_magic(member)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = reader(member)
-            return tuple(shape), dtype
-    except (KeyError, ValueError, OSError):
-        return None
+        version = np.lib.format.read_magic(member)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(member)
+    except ValueError as exc:
+        raise DataError(f"'x' is not an .npy array: {exc}") from exc
+    return tuple(int(n) for n in shape), dtype
+
+
+def _checked_members(archive: zipfile.ZipFile, limits: ReadLimits, kind: str) -> list[zipfile.ZipInfo]:
+    """The archive's files, refused before any is read when there are too many, they would expand past
+    the limit, one is encrypted or packed in a way zipfile cannot read, or one points outside it."""
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) > limits.max_members:
+        raise DataError(f"the {kind} holds {len(members)} files; the limit is {limits.max_members}")
+    expanded = sum(m.file_size for m in members)
+    if expanded > limits.max_expanded_bytes:
+        raise DataError(
+            f"the {kind} expands to {expanded} bytes; the limit is {limits.max_expanded_bytes} (a zip bomb?)"
+        )
+    for member in members:
+        _check_member_name(member.filename)
+        if member.flag_bits & ENCRYPTED:
+            raise DataError(f"{member.filename!r} in the {kind} is encrypted; send it without a password")
+        if member.compress_type not in READABLE_METHODS:
+            raise DataError(
+                f"{member.filename!r} in the {kind} is packed with zip method {member.compress_type}; "
+                "use stored or deflate (what numpy.savez and every zip tool write by default)"
+            )
+    return members
 
 
 def canonical_array(x: np.ndarray, limits: ReadLimits = ReadLimits()) -> np.ndarray:
@@ -157,16 +191,7 @@ def read_zip(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.n
     except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"not a readable .zip file: {exc}") from exc
     with archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) > limits.max_members:
-            raise DataError(f"the .zip holds {len(members)} files; the limit is {limits.max_members}")
-        expanded = sum(m.file_size for m in members)
-        if expanded > limits.max_expanded_bytes:
-            raise DataError(
-                f"the .zip expands to {expanded} bytes; the limit is {limits.max_expanded_bytes} (a zip bomb?)"
-            )
-        for member in members:
-            _check_member_name(member.filename)
+        members = _checked_members(archive, limits, ".zip")
         images = [m for m in members if not _is_metadata(m.filename)]
         return _stack_images(_zip_images(archive, images, limits), limits)
 
@@ -189,7 +214,10 @@ def _zip_images(
     for member in members:
         if not member.filename.lower().endswith(IMAGE_SUFFIXES):
             raise DataError(f"{member.filename!r} is not a PNG or JPEG image")
-        data = archive.read(member)
+        try:
+            data = archive.read(member)
+        except ZIP_READ_ERRORS as exc:
+            raise DataError(f"{member.filename!r} cannot be read from the .zip: {exc}") from exc
         yield member.filename, _decode_image(member.filename, data, limits)
 
 
