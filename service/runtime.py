@@ -11,6 +11,7 @@ from service.events import EventPublisher
 from service.queue import TaskQueue
 from service.ratelimit import RateLimiter
 from service.settings import Settings
+from service.slots import Slots
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Runtime:
     tasks: TaskQueue
     store: ArtifactStore
     limiter: RateLimiter
+    slots: Slots
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -32,9 +34,11 @@ class Runtime:
             tasks=TaskQueue(settings),
             store=store_for(settings),
             limiter=RateLimiter(settings),
+            slots=Slots(settings),
         )
 
     def close(self) -> None:
         self.db.dispose()
         self.events.close()
         self.tasks.close()
+        self.slots.close()

@@ -31,6 +31,11 @@ def active_by_hash(session: Session, key_hash: str) -> ApiKey | None:
     return session.scalars(query).one_or_none()
 
 
+def is_active(session: Session, key_id: str) -> bool:
+    query = select(ApiKey.id).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    return session.scalars(query).first() is not None
+
+
 def all_with_owners(session: Session) -> Sequence[tuple[ApiKey, Owner]]:
     rows = session.execute(select(ApiKey, Owner).join(Owner, ApiKey.owner_id == Owner.id).order_by(ApiKey.created_at))
     return [(key, owner) for key, owner in rows.tuples()]

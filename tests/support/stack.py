@@ -20,6 +20,8 @@ FAST_TIMINGS = {
     "WGAN_DB_IDLE_IN_TRANSACTION_SECONDS": "3",
     "WGAN_REQUEUE_QUEUED_SECONDS": "5",
     "WGAN_SSE_POLL_SECONDS": "0.5",
+    # Above the database pool's 30 connections, so a test can show streams do not hold them.
+    "WGAN_MAX_STREAMS_PER_OWNER": "40",
     "WGAN_WRITE_RETRY_SECONDS": "30",
     "WGAN_WORKER_NICE": "0",
     "WGAN_WORKER_TORCH_THREADS": "1",
