@@ -350,15 +350,19 @@ def reap(rt: Runtime) -> Reaped:
                 _release(step, job)
                 to_send.append((job.id, job.queue))
                 result.requeued.append(job.id)
-    # A queued job that waited long while its queue is empty lost its message (a broker restart
-    # without persistence, say): send it again. A duplicate would only be refused by the claim.
-    depths = rt.tasks.depths()
-    with rt.db.transaction() as session:
-        for job in job_repo.waiting_too_long(session, now - timedelta(seconds=settings.requeue_queued_seconds)):
-            if depths.get(job.queue, 1) == 0:
-                job.enqueued_at = now
-                to_send.append((job.id, job.queue))
-                result.resent.append(job.id)
+    # A queued job that waited long may have lost its task (a broker restart without persistence): send
+    # again what the broker no longer holds (TaskQueue.lost), and nothing that still waits in it.
+    before = now - timedelta(seconds=settings.requeue_queued_seconds)
+    with rt.db.reads() as session:
+        candidates = [(job.id, job.queue) for job in job_repo.waiting_too_long(session, before)]
+    lost = set(rt.tasks.lost(candidates))
+    if lost:
+        with rt.db.transaction() as session:
+            for job in job_repo.waiting_too_long(session, before):
+                if job.id in lost:
+                    job.enqueued_at = now
+                    to_send.append((job.id, job.queue))
+                    result.resent.append(job.id)
     for job_id, queue in to_send:
         rt.tasks.enqueue_training(job_id, queue)
     result.dispatched = dispatch_waiting(rt)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 
 from service.settings import Settings
@@ -14,6 +16,7 @@ log = logging.getLogger(__name__)
 TRAIN_TASK = "worker.train"
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
+MARKER_TIMEOUT = 1.0
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
 
@@ -53,16 +56,62 @@ class TaskQueue:
     def __init__(self, settings: Settings) -> None:
         self.celery = Celery("wgan")
         self.celery.conf.update(celery_config(settings))
+        # A marker per sent task, in the broker's own Redis: it vanishes exactly when the broker loses its
+        # queue (a restart without persistence), so the reaper re-sends what was lost and nothing else.
+        self._markers = (
+            redis.Redis.from_url(
+                settings.broker_url, socket_timeout=MARKER_TIMEOUT, socket_connect_timeout=MARKER_TIMEOUT
+            )
+            if settings.broker_url.startswith(("redis://", "rediss://"))
+            else None
+        )
+        self._marker_prefix = f"{settings.redis_prefix}:sent:"
+        # After the visibility timeout Redis redelivers an unacknowledged task anyway.
+        self._marker_seconds = settings.visibility_timeout_seconds
 
     def enqueue_training(self, job_id: str, queue: str) -> bool:
         """Send the training task. False if the broker is unreachable: the job stays queued and the
         reaper sends it again later, so nothing is lost."""
         try:
+            # Marked before it is sent: a worker that takes the task at once finds the marker to clear.
+            if self._markers is not None:
+                self._markers.set(self._marker_prefix + job_id, queue, ex=self._marker_seconds)
             self.celery.send_task(TRAIN_TASK, args=[job_id], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
         except Exception as exc:
             log.warning("could not enqueue job %s on %s: %s", job_id, queue, exc)
+            self.taken(job_id)
             return False
         return True
+
+    def taken(self, job_id: str) -> None:
+        """A worker has the job's task (or it was never sent): no task of it waits in the broker."""
+        if self._markers is None:
+            return
+        try:
+            self._markers.delete(self._marker_prefix + job_id)
+        except redis.RedisError as exc:
+            log.warning("could not clear the sent marker of job %s: %s", job_id, exc)
+
+    def lost(self, jobs: Sequence[tuple[str, str]]) -> list[str]:
+        """Of these queued (job id, queue) pairs, the jobs whose task the broker no longer holds.
+
+        With a Redis broker: those whose marker is gone. Without one (the embedded default), the jobs on
+        queues that are empty: a duplicate is harmless there, as the claim refuses it.
+        """
+        if not jobs:
+            return []
+        if self._markers is None:
+            depths = self.depths()
+            return [job_id for job_id, queue in jobs if depths.get(queue, 1) == 0]
+        try:
+            pipe = self._markers.pipeline(transaction=False)
+            for job_id, _ in jobs:
+                pipe.exists(self._marker_prefix + job_id)
+            present = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("cannot tell which tasks the broker holds (%s); re-sending none this time", exc)
+            return []
+        return [job_id for (job_id, _), held in zip(jobs, present, strict=True) if not held]
 
     def depths(self) -> dict[str, int]:
         """Tasks waiting per queue, as the broker reports them; empty when it cannot be reached."""
@@ -82,3 +131,5 @@ class TaskQueue:
 
     def close(self) -> None:
         self.celery.close()
+        if self._markers is not None:
+            self._markers.close()

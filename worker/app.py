@@ -36,6 +36,7 @@ def worker_app(rt: Runtime) -> Celery:
 
     @app.task(name=TRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
     def train(job_id: str) -> str:
+        rt.tasks.taken(job_id)
         with job_logging(job_id):
             return run_job(rt, job_id, worker_id, extension).value
 

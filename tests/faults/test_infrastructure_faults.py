@@ -188,6 +188,34 @@ def test_redis_restart_mid_job_loses_nothing_and_the_stream_goes_on(make_stack, 
         assert events[-1].data["status"] == "succeeded"
 
 
+def test_the_reaper_resends_exactly_what_the_broker_lost(make_stack, private_redis: LocalRedis) -> None:
+    import redis
+
+    # Reaper passes every half second and a queued job "waits too long" after one: the old rule (re-send
+    # whenever a queue is not empty... or is) would have flooded the queue within seconds.
+    stack: Stack = make_stack(broker_url=private_redis.url, requeue_queued_seconds="1", reaper_seconds="0.5")
+    stack.api()
+    stack.worker(queues="gpu")  # the reaper runs, and nothing takes the cpu queue: a backlog that stays
+    broker = redis.Redis.from_url(private_redis.url)
+    queue = f"{stack.env['WGAN_REDIS_PREFIX']}:cpu"
+    with stack.client() as client:
+        jobs = [client.post("/api/v1/jobs", json=FAULT_SPEC).json()["id"] for _ in range(3)]
+        time.sleep(4)
+        assert broker.llen(queue) == 3, "a backlog in the broker is not sent again"
+        resent_before = {job: stack.job(job)["enqueued_at"] for job in jobs}
+        private_redis.kill()
+        private_redis.start()  # no persistence: the queue and the markers are gone together
+        broker = redis.Redis.from_url(private_redis.url)
+        deadline = time.monotonic() + 30
+        while broker.llen(queue) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # more passes: each lost task was sent once, not once per pass
+        assert broker.llen(queue) == 3
+        assert all(stack.job(job)["enqueued_at"] > resent_before[job] for job in jobs)
+        for job in jobs:
+            client.post(f"/api/v1/jobs/{job}/cancel")
+
+
 def test_postgres_restart_mid_job_keeps_every_batch_whole(make_stack, private_postgres: LocalPostgres) -> None:
     stack: Stack = make_stack(database_url=private_postgres.url, claim_stale_seconds="10")
     stack.api()

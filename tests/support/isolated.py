@@ -45,8 +45,8 @@ class Stack:
         self.api_port = free_port()
         self.api_url = ""
 
-    def worker(self, name: str = "worker") -> ServiceProcess:
-        process = start_worker(self.env, self.log_dir, name=f"{self.tag}-{name}")
+    def worker(self, name: str = "worker", queues: str = "cpu") -> ServiceProcess:
+        process = start_worker(self.env, self.log_dir, name=f"{self.tag}-{name}", queues=queues)
         self.processes.append(process)
         return process
 
