@@ -27,7 +27,7 @@ _DESCRIPTIONS = {
     415: "Unsupported media type.",
     422: "The request does not validate.",
     429: "Too many requests; see Retry-After.",
-    503: "A dependency is unavailable.",
+    503: "A dependency is unavailable, or the work took longer than the service gives it; see Retry-After.",
 }
 
 

@@ -20,6 +20,7 @@ from service.errors import (
     RateLimited,
     ServiceError,
     Unauthorized,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     PayloadTooLarge: 413,
     Unauthorized: 401,
     RateLimited: 429,
+    Unavailable: 503,
 }
 
 
@@ -91,7 +93,7 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
         extra["errors"] = exc.errors
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return problem(request, status, exc.detail, headers=headers or None, **extra)
 

@@ -12,6 +12,7 @@ import torch
 from service.artifacts import ArtifactStore, dataset_key
 from service.models import CheckpointRow
 from wgan.assemble import open_data
+from wgan.checkpoint import VerifiedFiles
 from wgan.render import reference_layer
 from wgan.sampling import Sampler, load_sampler
 
@@ -37,6 +38,8 @@ class SamplerCache:
         self._loading: dict[str, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
+        # A generator evicted and loaded again is not re-hashed when its file has not changed.
+        self.verified = VerifiedFiles()
 
     def get(self, checkpoint: CheckpointRow) -> Loaded:
         with self._lock:
@@ -62,7 +65,7 @@ class SamplerCache:
         return entry
 
     def _load(self, checkpoint: CheckpointRow) -> Loaded:
-        sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key), self.device)
+        sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key), self.device, self.verified)
         if sampler.is_images:
             return Loaded(sampler)
         uploaded = None

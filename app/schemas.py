@@ -36,7 +36,9 @@ def bounded_spec(settings: Settings) -> type[TrainSpec]:
     return create_model(
         "JobSpec",
         __base__=TrainSpec,
-        __doc__="A training job's spec. Every field but `dataset` has a default; the job shows them all.",
+        __doc__="A training job's spec. Every field but `dataset` has a default; the job shows them all. "
+        f"Its networks may have at most {settings.max_parameters:,} parameters together and a training step may "
+        f"cost at most {settings.max_step_flops:.3g} FLOPs (POST /api/v1/jobs/preview counts both).",
         model=(bounded_model, Field(default_factory=bounded_model)),
         steps=(Annotated[int, Field(ge=1, le=settings.max_steps)], Field(2000, description="Generator updates.")),
         batch_size=(

@@ -33,6 +33,14 @@ class PayloadTooLarge(ServiceError):
     pass
 
 
+class Unavailable(ServiceError):
+    """The work could not be done in the time the service gives it; the client may retry, or ask for less."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unauthorized(ServiceError):
     pass
 

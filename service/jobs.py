@@ -12,6 +12,7 @@ from service.principal import Principal
 from service.repositories import datasets as dataset_repo
 from service.settings import Settings
 from wgan.config import SpecError, TrainSpec, resolve
+from wgan.cost import step_cost
 from wgan.data.sources import BUILTIN
 
 BODY = "body"
@@ -51,7 +52,33 @@ def resolve_spec(session: Session, principal: Principal, spec: TrainSpec, settin
                 )
             ],
         )
+    _check_cost(resolved, settings)
     return resolved
+
+
+def _check_cost(spec: TrainSpec, settings: Settings) -> None:
+    """Refuse a spec whose networks or steps exceed the deployment's bounds, before anything is queued:
+    counted on the meta device (wgan.cost), so even a spec far too large to build costs nothing here."""
+    cost = step_cost(spec)
+    errors: list[tuple[tuple[str, ...], str]] = []
+    if cost.params > settings.max_parameters:
+        errors.append(
+            (
+                (BODY, "model", "hidden_dim"),
+                f"the generator and critic would have {cost.params:,} parameters together; at most "
+                f"{settings.max_parameters:,}: lower model.hidden_dim (or depth, or image_size)",
+            )
+        )
+    if cost.flops_per_step > settings.max_step_flops:
+        errors.append(
+            (
+                (BODY, "batch_size"),
+                f"a training step would cost {cost.flops_per_step:.3g} FLOPs; at most {settings.max_step_flops:.3g}: "
+                "lower batch_size or n_critic, or the model's size",
+            )
+        )
+    if errors:
+        raise InvalidInput("the job is larger than this service trains", errors)
 
 
 def latest_metrics(job: Job) -> dict[str, Any]:

@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="Port the API listens on.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; none by default.")
     sample_cache_size: int = Field(8, ge=1, description="Generators kept loaded for sampling (LRU).")
+    max_streams_per_owner: int = Field(
+        20, ge=1, description="Event streams one owner may hold open at once (all keys, all API processes); more: 429."
+    )
+    stream_max_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="An event stream ends after this long; EventSource reconnects with Last-Event-ID, losing nothing.",
+    )
+    stream_recheck_seconds: float = Field(
+        10.0, gt=0, description="How often an open stream re-checks its key: a revoked key's streams end."
+    )
     sse_poll_seconds: float = Field(
         1.0, gt=0, description="Database poll interval of the event stream when no Redis notification arrives."
     )
@@ -66,7 +77,34 @@ class Settings(BaseSettings):
     max_image_size: int = Field(64, ge=16, description="Largest `model.image_size`.")
     max_hidden_dim: int = Field(2048, ge=8, description="Largest `model.hidden_dim`.")
     max_latent_dim: int = Field(512, ge=1, description="Largest `model.latent_dim`.")
+    max_parameters: int = Field(
+        100_000_000,
+        ge=1000,
+        description="Most parameters of a job's generator and critic together (their Adam state takes three "
+        "times as much again): a DCGAN's widths double with each layer, so hidden_dim alone does not bound it.",
+    )
+    max_step_flops: float = Field(
+        2.5e13,
+        gt=0,
+        description="Most floating-point operations of one training step (a generator update and its n_critic "
+        "critic updates at the job's batch size), as POST /api/v1/jobs/preview counts them.",
+    )
+    max_sample_flops: float = Field(
+        1e12,
+        gt=0,
+        description="Most generator FLOPs one sample request may cost (n times one example's forward pass); "
+        "the API samples on its own CPU threads, so this bounds a request's time (here ~20 s at 5e10 FLOP/s).",
+    )
     max_samples: int = Field(1024, ge=1, description="Largest `n` of a sample request.")
+    max_concurrent_samples_per_owner: int = Field(
+        4, ge=1, description="Sample requests of one owner in progress at once (all API processes); more: 429."
+    )
+    sample_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A sample request still generating after this long stops (503); one whose client "
+        "disconnected stops at once. Checked between chunks of 64 samples.",
+    )
     max_list_limit: int = Field(200, ge=1, description="Largest page of the job list.")
     metrics_page_limit: int = Field(5000, ge=1, description="Largest page of metric points.")
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,24 +148,54 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _verified_tensor_file(path: Path, manifest: dict[str, Any]) -> Path:
+class VerifiedFiles:
+    """Tensor files already checked against their manifest's SHA-256, known by path, size, modification
+    time and digest: one unchanged since is not read and hashed again (a sampler reloading a generator it
+    evicted). Bounded, oldest forgotten first; safe to share between threads."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._seen: OrderedDict[tuple[str, int, int, str], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple[str, int, int, str]) -> bool:
+        with self._lock:
+            return key in self._seen
+
+    def add(self, key: tuple[str, int, int, str]) -> None:
+        with self._lock:
+            self._seen[key] = None
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+
+
+def _verified_tensor_file(path: Path, manifest: dict[str, Any], verified: VerifiedFiles | None = None) -> Path:
     name = manifest["tensors"]
     if not isinstance(name, str) or "/" in name or name.startswith("."):
         raise CheckpointError(f"{path.name} names an unexpected tensor file {name!r}")
     tensor_path = path.parent / name
     try:
+        stat = tensor_path.stat()
+        known = (str(tensor_path.resolve()), stat.st_size, stat.st_mtime_ns, manifest["sha256"])
+        if verified is not None and known in verified:
+            return tensor_path
         blob = tensor_path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"the tensors of {path.name} cannot be read: {exc}") from exc
     if len(blob) != manifest["size"] or hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
         raise CheckpointError(f"{tensor_path.name} does not match its manifest's checksum: damaged or incomplete")
+    if verified is not None:
+        verified.add(known)
     return tensor_path
 
 
-def load_checkpoint(path: Path, prefixes: Iterable[str] | None = None) -> Checkpoint:
-    """Load and verify a checkpoint from its manifest `path`; only tensors under `prefixes` if given."""
+def load_checkpoint(
+    path: Path, prefixes: Iterable[str] | None = None, verified: VerifiedFiles | None = None
+) -> Checkpoint:
+    """Load and verify a checkpoint from its manifest `path`; only tensors under `prefixes` if given.
+    With `verified`, a tensor file it vouches for unchanged is not hashed again."""
     manifest = read_manifest(path)
-    tensor_path = _verified_tensor_file(path, manifest)
+    tensor_path = _verified_tensor_file(path, manifest, verified)
     wanted = tuple(prefixes) if prefixes is not None else None
     tensors: dict[str, Tensor] = {}
     try:

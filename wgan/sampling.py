@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from wgan.checkpoint import GENERATOR, GENERATOR_EMA, CheckpointError, load_checkpoint, read_manifest
+from wgan.checkpoint import (
+    GENERATOR,
+    GENERATOR_EMA,
+    CheckpointError,
+    VerifiedFiles,
+    load_checkpoint,
+    read_manifest,
+)
 from wgan.config import TrainSpec
 from wgan.networks import build_generator, model_data_shape
 
@@ -33,11 +41,11 @@ class Sampler:
         return self.spec.model.image_size is not None
 
 
-def load_sampler(manifest: Path, device: torch.device | None = None) -> Sampler:
+def load_sampler(manifest: Path, device: torch.device | None = None, verified: VerifiedFiles | None = None) -> Sampler:
     """Load only the generator that samples (its moving average, if kept), not the critic or optimizer state."""
     device = device or torch.device("cpu")
     prefix = GENERATOR_EMA if read_manifest(manifest)["spec"].get("generator_ema") else GENERATOR
-    checkpoint = load_checkpoint(manifest, prefixes=(prefix,))
+    checkpoint = load_checkpoint(manifest, prefixes=(prefix,), verified=verified)
     generator = build_generator(checkpoint.spec.model, model_data_shape(checkpoint.spec.model))
     try:
         generator.load_state_dict(checkpoint.part(prefix))
@@ -54,10 +62,17 @@ def latent(seed: int, n: int, dim: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence(entropy)).standard_normal((n, dim), dtype=np.float32)
 
 
-def generate(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """Run `generator` on `z` in fixed-size chunks; returns float32 on the CPU."""
+class SamplingStopped(RuntimeError):
+    """`should_stop` said so between two chunks (the caller's deadline, or its client gone)."""
+
+
+def generate(generator: nn.Module, z: torch.Tensor, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+    """Run `generator` on `z` in fixed-size chunks; returns float32 on the CPU. `should_stop` is asked
+    before each chunk: a long request can be abandoned between chunks, never in the middle of one."""
     outputs = []
     for start in range(0, z.shape[0], SAMPLE_CHUNK):
+        if should_stop is not None and should_stop():
+            raise SamplingStopped(f"stopped after {start} of {z.shape[0]} samples")
         chunk = z[start : start + SAMPLE_CHUNK]
         rows = chunk.shape[0]
         if rows < SAMPLE_CHUNK:
@@ -66,9 +81,9 @@ def generate(generator: nn.Module, z: torch.Tensor) -> torch.Tensor:
     return torch.cat(outputs)
 
 
-def sample(sampler: Sampler, n: int, seed: int) -> np.ndarray:
+def sample(sampler: Sampler, n: int, seed: int, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """`n` samples for `seed`: (n, 2) points or (n, C, H, W) images in [−1, 1], float32."""
     assert sampler.spec.model.latent_dim is not None
     z = torch.from_numpy(latent(seed, n, sampler.spec.model.latent_dim)).to(sampler.device)
     with torch.inference_mode():
-        return generate(sampler.generator, z).numpy()
+        return generate(sampler.generator, z, should_stop).numpy()

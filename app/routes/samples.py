@@ -4,8 +4,12 @@
 import base64
 import hashlib
 import io
-from typing import Annotated, Literal
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
+import anyio
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -15,16 +19,21 @@ from app.deps import SAMPLE_REQUESTS, BearerDep, admit
 from app.openapi import PROBLEMS
 from app.sampling_cache import SamplerCache
 from app.telemetry import SAMPLE_LATENCY
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from service.models import CheckpointRow
 from service.repositories import checkpoints as checkpoint_repo
 from service.runtime import Runtime
 from service.settings import Settings
+from wgan.config import ModelSpec
+from wgan.cost import model_cost
 from wgan.render import grid_png, image_png, scatter_png, to_uint8
-from wgan.sampling import sample
+from wgan.sampling import SamplingStopped, sample
 
 RENDER_VERSION = "1"
 MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
+SAMPLING = "sampling"
+SAMPLING_LEASE_SECONDS = 120  # beyond sample_timeout_seconds: a live request never loses its slot
+DISCONNECT_POLL_SECONDS = 0.1
 MEDIA = {"png": "image/png", "json": "application/json", "npy": "application/octet-stream"}
 
 
@@ -40,9 +49,16 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
-def render(cache: SamplerCache, checkpoint: CheckpointRow, n: int, seed: int, fmt: str) -> bytes:
+def render(
+    cache: SamplerCache,
+    checkpoint: CheckpointRow,
+    n: int,
+    seed: int,
+    fmt: str,
+    should_stop: Callable[[], bool] | None = None,
+) -> bytes:
     loaded = cache.get(checkpoint)
-    samples = sample(loaded.sampler, n, seed)
+    samples = sample(loaded.sampler, n, seed, should_stop)
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, samples, allow_pickle=False)
@@ -63,6 +79,18 @@ def render(cache: SamplerCache, checkpoint: CheckpointRow, n: int, seed: int, fm
     return body.model_dump_json().encode()
 
 
+def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
+    """Refuse a request whose forward passes would cost more than the deployment allows, before the
+    generator is even loaded (counted on the meta device, cached per model)."""
+    per_example = model_cost(ModelSpec.model_validate(spec["model"])).generator_flops
+    most = max(1, int(settings.max_sample_flops // max(per_example, 1)))
+    if n > most:
+        raise InvalidInput(
+            "too many samples for this model",
+            [(("query", "n"), f"at most {most} from this job's generator ({per_example:.3g} FLOPs each)")],
+        )
+
+
 def _serve(
     rt: Runtime,
     samplers: SamplerCache,
@@ -73,14 +101,37 @@ def _serve(
     checkpoint: str,
     fmt: str,
     if_none_match: str | None,
+    gone: threading.Event,
 ) -> Response:
     # The checks the other routes make as dependencies (app.deps.admit), in the same order: key, rate
     # limit, owned job, in this one trip.
     with rt.db.reads() as session:
         principal = admit(rt, session, token, SAMPLE_REQUESTS)
-        visible, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
-        if not visible:
+        spec, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
+        if spec is None:
             raise NotFound(f"no job {job_id}")
+    _check_cost(spec, n, rt.settings)
+    limit = rt.settings.max_concurrent_samples_per_owner
+    lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
+    if lease is None:
+        raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
+    try:
+        return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone)
+    finally:
+        rt.slots.release(SAMPLING, principal.owner_id, lease)
+
+
+def _sample(
+    rt: Runtime,
+    samplers: SamplerCache,
+    row: CheckpointRow | None,
+    checkpoint: str,
+    n: int,
+    seed: int,
+    fmt: str,
+    if_none_match: str | None,
+    gone: threading.Event,
+) -> Response:
     if row is None:
         if checkpoint == "latest":
             raise Conflict("the job has no checkpoint yet; samples come from checkpoints")
@@ -96,9 +147,25 @@ def _serve(
     }
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    with SAMPLE_LATENCY.labels(fmt).time():
-        body = render(samplers, row, n, seed, fmt)
+    timeout = rt.settings.sample_timeout_seconds
+    deadline = time.monotonic() + timeout
+
+    def should_stop() -> bool:
+        return gone.is_set() or time.monotonic() > deadline
+
+    try:
+        with SAMPLE_LATENCY.labels(fmt).time():
+            body = render(samplers, row, n, seed, fmt, should_stop)
+    except SamplingStopped as exc:
+        # Nobody reads the answer to a client that has gone; one that waited too long is told why.
+        raise Unavailable(f"sampling took longer than {timeout:g} s ({exc}); ask for fewer", 1) from exc
     return Response(body, media_type=MEDIA[fmt], headers=headers)
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
+    while not await request.is_disconnected():
+        await anyio.sleep(DISCONNECT_POLL_SECONDS)
+    gone.set()
 
 
 def routes(settings: Settings) -> APIRouter:
@@ -116,7 +183,7 @@ def routes(settings: Settings) -> APIRouter:
                 },
             },
             304: {"description": "Not modified (If-None-Match)."},
-            **PROBLEMS(401, 404, 409, 422, 429),
+            **PROBLEMS(401, 404, 409, 422, 429, 503),
         },
         response_class=Response,
         summary="Generate samples from a checkpoint; the same inputs give byte-identical output",
@@ -144,6 +211,22 @@ def routes(settings: Settings) -> APIRouter:
         token = credentials.credentials if credentials else None
         rt: Runtime = request.app.state.runtime
         samplers: SamplerCache = request.app.state.samplers
-        return await run_in_threadpool(_serve, rt, samplers, token, job_id, n, seed, checkpoint, format, if_none_match)
+        gone = threading.Event()
+        failure: Exception | None = None
+        response: Response | None = None
+        async with anyio.create_task_group() as watching:
+            # Work for a client that has gone stops between chunks, instead of running on for nobody.
+            watching.start_soon(_watch_disconnect, request, gone)
+            try:
+                response = await run_in_threadpool(
+                    _serve, rt, samplers, token, job_id, n, seed, checkpoint, format, if_none_match, gone
+                )
+            except Exception as exc:
+                failure = exc  # raised outside the task group, so it reaches the problem handlers as itself
+            watching.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        assert response is not None
+        return response
 
     return router

@@ -11,6 +11,7 @@ from tests.wgan.helpers import tiny_trainer
 from wgan.checkpoint import (
     GENERATOR,
     CheckpointError,
+    VerifiedFiles,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -195,3 +196,25 @@ def test_the_tensor_file_is_plain_safetensors_with_no_pickle(tmp_path, trained):
     assert tensors.keys() == trained.checkpoint().tensors.keys()
     with open(tmp_path / "step-00000002.safetensors", "rb") as handle:
         assert b"\x80\x04\x95" not in handle.read()[:64]  # a pickle protocol-4 header would start like this
+
+
+def test_a_file_verified_before_is_not_hashed_again_until_it_changes(tmp_path, trained, monkeypatch):
+    import hashlib
+
+    import wgan.checkpoint as checkpoint_module
+
+    path = save_checkpoint(tmp_path, trained.checkpoint())
+    verified = VerifiedFiles()
+    hashed = []
+    real = hashlib.sha256
+    monkeypatch.setattr(checkpoint_module.hashlib, "sha256", lambda data=b"": hashed.append(1) or real(data))
+    load_checkpoint(path, verified=verified)
+    load_checkpoint(path, verified=verified)
+    assert len(hashed) == 1, "the second load trusts the first one's check"
+    tensors = path.with_suffix(".safetensors")
+    damaged = bytearray(tensors.read_bytes())
+    damaged[-1] ^= 0xFF
+    tensors.write_bytes(bytes(damaged))
+    os.utime(tensors, ns=(tensors.stat().st_atime_ns, tensors.stat().st_mtime_ns + 1_000_000))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(path, verified=verified)

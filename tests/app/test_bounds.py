@@ -1,0 +1,86 @@
+"""Cost bounds checked before any work: a job's parameters and FLOPs per step at validation, a sample
+request's generator FLOPs before the generator is loaded. Each just inside and just outside."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.conftest import TOY_SPEC, make_key, wait_for_status
+from tests.support.service import settings
+from wgan.config import ModelSpec, TrainSpec, resolve
+from wgan.cost import model_cost, step_cost
+
+PARKED = {**TOY_SPEC, "device": "cuda"}  # previews only; nothing is queued
+
+
+@pytest.fixture
+def app_with(database: str) -> Iterator[Callable[..., TestClient]]:
+    """A TestClient on the test deployment with some limits changed, its key for a fresh owner."""
+    clients: list[TestClient] = []
+
+    def make(key: str | None = None, **limits: Any) -> TestClient:
+        client = TestClient(create_app(settings().model_copy(update=limits))).__enter__()
+        client.headers["Authorization"] = f"Bearer {key or make_key()}"
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def _cost(spec: dict[str, Any]) -> Any:
+    return step_cost(resolve(TrainSpec.model_validate(spec), "points", (2,)))
+
+
+def test_the_parameter_count_is_bounded_exactly(app_with: Callable[..., TestClient]) -> None:
+    params = _cost(PARKED).params
+    assert app_with(max_parameters=params).post("/api/v1/jobs/preview", json=PARKED).status_code == 200
+    over = app_with(max_parameters=params - 1).post("/api/v1/jobs/preview", json=PARKED)
+    assert over.status_code == 422
+    (error,) = over.json()["errors"]
+    assert error["loc"] == ["body", "model", "hidden_dim"]
+    assert f"{params:,} parameters" in error["msg"]
+
+
+def test_the_flops_per_step_are_bounded_exactly(app_with: Callable[..., TestClient]) -> None:
+    flops = _cost(PARKED).flops_per_step
+    assert app_with(max_step_flops=flops).post("/api/v1/jobs/preview", json=PARKED).status_code == 200
+    client = app_with(max_step_flops=flops * 0.999)
+    over = client.post("/api/v1/jobs", json=PARKED)
+    assert over.status_code == 422
+    assert [error["loc"] for error in over.json()["errors"]] == [["body", "batch_size"]]
+    assert client.get("/api/v1/jobs").json()["items"] == [], "nothing was queued"
+
+
+def test_a_dcgan_too_wide_to_build_is_refused_without_building_it(client: httpx.Client) -> None:
+    # 2,048 channels doubling per layer: billions of parameters, counted on the meta device in milliseconds.
+    huge = {"dataset": {"name": "mnist"}, "model": {"arch": "dcgan", "hidden_dim": 2048, "image_size": 64}}
+    response = client.post("/api/v1/jobs", json=huge)
+    assert response.status_code == 422, response.text
+    locs = [error["loc"] for error in response.json()["errors"]]
+    assert locs == [["body", "model", "hidden_dim"], ["body", "batch_size"]]
+    assert client.get("/api/v1/jobs").json()["items"] == []
+
+
+def test_a_sample_request_is_bounded_by_its_generators_cost(
+    client: httpx.Client, worker: Any, app_with: Callable[..., TestClient]
+) -> None:
+    job = client.post("/api/v1/jobs", json=TOY_SPEC).json()
+    assert wait_for_status(client, job["id"], {"succeeded", "failed"})["status"] == "succeeded"
+    resolved = TrainSpec.model_validate(client.get(f"/api/v1/jobs/{job['id']}").json()["spec"])
+    per_example = model_cost(ModelSpec.model_validate(resolved.model.model_dump())).generator_flops
+    strict = app_with(key=client.headers["authorization"].removeprefix("Bearer "), max_sample_flops=10 * per_example)
+    url = f"/api/v1/jobs/{job['id']}/samples"
+    assert strict.get(url, params={"n": 10, "format": "json"}).status_code == 200
+    over = strict.get(url, params={"n": 11, "format": "json"})
+    assert over.status_code == 422
+    (error,) = over.json()["errors"]
+    assert error["loc"] == ["query", "n"]
+    assert error["msg"].startswith("at most 10 ")
