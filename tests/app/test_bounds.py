@@ -84,3 +84,26 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     (error,) = over.json()["errors"]
     assert error["loc"] == ["query", "n"]
     assert error["msg"].startswith("at most 10 ")
+    # Past its time limit a request stops between chunks: a 503 that says so, with Retry-After.
+    hurried = app_with(key=strict.headers["authorization"].removeprefix("Bearer "), sample_timeout_seconds=1e-9)
+    late = hurried.get(url, params={"n": 10, "format": "json"})
+    assert late.status_code == 503
+    assert "longer than" in late.json()["detail"] and late.headers["retry-after"] == "1"
+    # One owner's requests in progress are capped across API processes: a slot held elsewhere counts.
+    from service.auth import authenticate
+    from tests.support.service import runtime
+
+    rt = runtime()
+    with rt.db.reads() as session:
+        owner = authenticate(session, strict.headers["authorization"].removeprefix("Bearer "))
+    assert owner is not None
+    single = app_with(key=strict.headers["authorization"].removeprefix("Bearer "), max_concurrent_samples_per_owner=1)
+    held = rt.slots.acquire("sampling", owner.owner_id, 1, 60)
+    assert held is not None
+    try:
+        busy = single.get(url, params={"n": 10, "format": "json"})
+        assert busy.status_code == 429
+        assert "in progress" in busy.json()["detail"]
+    finally:
+        rt.slots.release("sampling", owner.owner_id, held)
+    assert single.get(url, params={"n": 10, "format": "json"}).status_code == 200
