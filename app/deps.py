@@ -64,6 +64,7 @@ class Limit:
 
 JOB_SUBMISSIONS = Limit("job creation", lambda settings: settings.rate_jobs_per_minute)
 SAMPLE_REQUESTS = Limit("sample", lambda settings: settings.rate_samples_per_minute)
+UPLOADS = Limit("upload", lambda settings: settings.rate_uploads_per_minute)
 
 
 def admit(rt: Runtime, session: Session, token: str | None, limit: Limit | None = None) -> Principal:

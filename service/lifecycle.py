@@ -36,6 +36,7 @@ from service.repositories import checkpoints as checkpoint_repo
 from service.repositories import events as event_repo
 from service.repositories import jobs as job_repo
 from service.repositories import metrics as metric_repo
+from service.repositories import owners as owner_repo
 from service.runtime import Runtime
 from service.states import ErrorType, JobState
 from wgan.config import TrainSpec
@@ -188,7 +189,7 @@ def claim(rt: Runtime, job_id: str, worker_id: str) -> Claimed:
         owner_id = job_repo.owner_of(step.session, job_id)
         if owner_id is None:
             raise NotClaimable(job_id)
-        job_repo.lock_owner(step.session, owner_id)
+        owner_repo.lock(step.session, owner_id)
         stale_before = utcnow() - timedelta(seconds=settings.claim_stale_seconds)
         if job_repo.take_claim(step.session, job_id, owner_id, worker_id, stale_before, settings.max_running_per_owner):
             job = step.session.get(Job, job_id, populate_existing=True)

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
     rate_jobs_per_minute: int = Field(60, ge=0, description="Job submissions per key per minute (0: no limit).")
     rate_samples_per_minute: int = Field(600, ge=0, description="Sample requests per key per minute (0: no limit).")
+    rate_uploads_per_minute: int = Field(10, ge=0, description="Data set uploads per key per minute (0: no limit).")
+    max_storage_bytes_per_owner: int = Field(
+        2 * 1024**3,
+        ge=1024,
+        description="Most bytes of uploaded data sets one owner may keep (as stored, compressed); more: 413.",
+    )
     estimate_update_seconds: float = Field(
         7e-4,
         gt=0,

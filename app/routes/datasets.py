@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from app import presenters, schemas
-from app.deps import PrincipalDep, ReadSessionDep, RuntimeDep
+from app.deps import UPLOADS, PrincipalDep, ReadSessionDep, RuntimeDep, rate_limit
 from app.openapi import PROBLEMS
 from service import datasets as dataset_service
 from service.errors import InvalidInput, NotFound
@@ -67,11 +67,13 @@ def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
             415,
             f"upload a .zip of PNG/JPEG images or an .npz with an array 'x', not {suffix or 'a file without a suffix'}",
         )
-    data = upload.file.read()
-    if not data:
+    # Read where the upload already is (a spooled temporary file), never copied whole into memory.
+    body = upload.file
+    if body.seek(0, io.SEEK_END) == 0:
         raise InvalidInput("the upload is empty", [(("body", "file"), "the file is empty")])
+    body.seek(0)
     try:
-        return reader(io.BytesIO(data), _limits(settings))
+        return reader(body, _limits(settings))
     except DataError as exc:
         raise InvalidInput(str(exc), [(("body", "file"), str(exc))]) from exc
 
@@ -80,7 +82,8 @@ def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.UploadedDataset,
-    responses=PROBLEMS(401, 413, 415, 422),
+    dependencies=[rate_limit(UPLOADS)],
+    responses=PROBLEMS(401, 413, 415, 422, 429),
     summary="Upload a data set: a .zip of PNG/JPEG images or an .npz with an array x",
 )
 def upload_dataset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.models import Dataset, Job, is_id
@@ -29,3 +29,9 @@ def for_owner(session: Session, principal: Principal) -> Sequence[Dataset]:
 
 def in_use(session: Session, dataset_id: str) -> bool:
     return session.scalars(select(Job.id).where(Job.dataset_id == dataset_id).limit(1)).first() is not None
+
+
+def stored_bytes(session: Session, owner_id: str) -> int:
+    return (
+        session.scalar(select(func.coalesce(func.sum(Dataset.size_bytes), 0)).where(Dataset.owner_id == owner_id)) or 0
+    )

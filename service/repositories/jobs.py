@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.models import CheckpointRow, Event, IdempotencyRecord, Job, MetricRow, Owner, is_id, utcnow
+from service.models import CheckpointRow, Event, IdempotencyRecord, Job, MetricRow, is_id, utcnow
 from service.principal import Principal
 from service.states import JobState, JobStatus
 
@@ -95,13 +95,6 @@ def running_for_owner(owner_id: str) -> Select[Any]:
 
 def owner_of(session: Session, job_id: str) -> str | None:
     return session.scalar(select(Job.owner_id).where(Job.id == job_id))
-
-
-def lock_owner(session: Session, owner_id: str) -> None:
-    """Serialise claims of one owner's jobs (Postgres), so two at once cannot both pass the capacity
-    check; SQLite runs one writer at a time anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Owner.id).where(Owner.id == owner_id).with_for_update())
 
 
 def take_claim(

@@ -3,36 +3,17 @@ request's generator FLOPs before the generator is loaded. Each just inside and j
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from tests.conftest import TOY_SPEC, make_key, wait_for_status
-from tests.support.service import settings
+from tests.conftest import TOY_SPEC, wait_for_status
 from wgan.config import ModelSpec, TrainSpec, resolve
 from wgan.cost import model_cost, step_cost
 
 PARKED = {**TOY_SPEC, "device": "cuda"}  # previews only; nothing is queued
-
-
-@pytest.fixture
-def app_with(database: str) -> Iterator[Callable[..., TestClient]]:
-    """A TestClient on the test deployment with some limits changed, its key for a fresh owner."""
-    clients: list[TestClient] = []
-
-    def make(key: str | None = None, **limits: Any) -> TestClient:
-        client = TestClient(create_app(settings().model_copy(update=limits))).__enter__()
-        client.headers["Authorization"] = f"Bearer {key or make_key()}"
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def _cost(spec: dict[str, Any]) -> Any:

@@ -210,3 +210,41 @@ def test_too_many_examples_is_refused(client: httpx.Client) -> None:
     response = client.post("/api/v1/datasets", files={"file": ("many.npz", npz_bytes(x=array))})
     assert response.status_code == 422
     assert str(limit) in response.json()["detail"]
+
+
+def test_uploads_are_stored_compressed_within_the_owners_quota(app_with) -> None:
+    zeros = npz_bytes(x=np.zeros((2000, 1, 16, 16), dtype=np.uint8))  # 512 KB of pixels, compressible
+    roomy = app_with()
+    made = roomy.post("/api/v1/datasets", files={"file": ("zeros.npz", zeros)})
+    assert made.status_code == 201, made.text
+    stored = roomy.get(f"/api/v1/datasets/{made.json()['id']}")
+    assert stored.status_code == 200
+    from service.models import Dataset
+    from tests.support.service import runtime
+
+    with runtime().db.reads() as session:
+        row = session.get(Dataset, made.json()["id"])
+        assert row is not None
+        size = row.size_bytes
+    assert size < 2000 * 16 * 16 // 10, "kept compressed"
+    # An owner whose uploads would pass the quota is refused with the quota named, and nothing is kept.
+    key = roomy.headers["authorization"].removeprefix("Bearer ")
+    tight = app_with(key=key, max_storage_bytes_per_owner=2 * size - 1)
+    before = stored_datasets()
+    over = tight.post("/api/v1/datasets", files={"file": ("again.npz", zeros)})
+    assert over.status_code == 413
+    assert "quota" in over.json()["detail"] and f"{2 * size - 1:,}" in over.json()["detail"]
+    assert stored_datasets() == before
+    assert (
+        app_with(key=key, max_storage_bytes_per_owner=2 * size)
+        .post("/api/v1/datasets", files={"file": ("fits.npz", zeros)})
+        .status_code
+        == 201
+    )
+
+
+def test_uploads_are_rate_limited_per_key(app_with) -> None:
+    small = npz_bytes(x=np.zeros((10, 2), dtype=np.float32))
+    client = app_with(rate_uploads_per_minute=2)
+    codes = [client.post("/api/v1/datasets", files={"file": (f"{i}.npz", small)}).status_code for i in range(3)]
+    assert codes == [201, 201, 429]

@@ -55,7 +55,7 @@ def read_data(path: Path, limits: ReadLimits = ReadLimits()) -> np.ndarray:
     )
 
 
-def read_npz(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+def read_npz(path: Path | IO[bytes], limits: ReadLimits = ReadLimits()) -> np.ndarray:
     """The array `x` of an .npz, its size checked from the .npy header before a byte of it is read."""
     # np.load would read a bare .npy as an array and try anything else as a pickle: open the zip ourselves.
     try:
@@ -185,7 +185,7 @@ def _float_images(x: np.ndarray) -> np.ndarray:
     raise DataError(f"float images must lie in [0, 1] or [-1, 1]; these span [{low:g}, {high:g}]")
 
 
-def read_zip(path: Path | io.BytesIO, limits: ReadLimits = ReadLimits()) -> np.ndarray:
+def read_zip(path: Path | IO[bytes], limits: ReadLimits = ReadLimits()) -> np.ndarray:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:

@@ -1,0 +1,30 @@
+"""What the API tests share beyond tests/conftest.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.conftest import make_key
+from tests.support.service import settings
+
+
+@pytest.fixture
+def app_with(database: str) -> Iterator[Callable[..., TestClient]]:
+    """In-process apps on the test deployment (its database, Redis, store) with some limits changed:
+    `app_with(max_steps=50)`, each with a key for a fresh owner unless given one."""
+    clients: list[TestClient] = []
+
+    def make(key: str | None = None, **limits: Any) -> TestClient:
+        client = TestClient(create_app(settings().model_copy(update=limits))).__enter__()
+        client.headers["Authorization"] = f"Bearer {key or make_key()}"
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
