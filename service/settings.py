@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     # API
     host: str = Field("127.0.0.1", description="Address the API binds.")
     port: int = Field(8000, description="Port the API listens on.")
+    http_max_header_bytes: int = Field(
+        64 * 1024,
+        ge=4096,
+        description="Largest request head (request line and headers) the API reads; more is refused (431).",
+    )
+    http_max_connections: int = Field(
+        512, ge=1, description="Connections and requests the API process serves at once; beyond it answers 503."
+    )
+    http_keep_alive_seconds: int = Field(5, ge=1, description="Seconds an idle keep-alive connection stays open.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed browser origins; none by default.")
     sample_cache_size: int = Field(8, ge=1, description="Generators kept loaded for sampling (LRU).")
     max_streams_per_owner: int = Field(

@@ -37,6 +37,11 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         port=port or settings.port,
         log_config=None,
         timeout_graceful_shutdown=5,
+        # h11, not httptools: httptools reads request heads of any size (10 MB were accepted here).
+        http="h11",
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        limit_concurrency=settings.http_max_connections,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )
     return 0
 

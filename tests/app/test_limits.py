@@ -82,3 +82,21 @@ def test_production_refuses_unsafe_settings() -> None:
         Settings(environment="production", database_url="sqlite:///x.db")
     with pytest.raises(ValueError, match="CORS"):
         Settings(environment="production", database_url="postgresql+psycopg://db/x", cors_origins=["*"])
+
+
+def test_the_api_refuses_an_oversized_request_head(make_stack) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    stack = make_stack(http_max_header_bytes="8192")
+    stack.api()
+    address = urlparse(stack.api_url)
+
+    def head_with(header_bytes: int) -> bytes:
+        with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * header_bytes + b"\r\n\r\n")
+            return connection.recv(64)
+
+    assert head_with(4000).startswith(b"HTTP/1.1 200")
+    refused = head_with(1_000_000)
+    assert refused.startswith(b"HTTP/1.1 4"), refused
