@@ -67,16 +67,26 @@ SAMPLE_REQUESTS = Limit("sample", lambda settings: settings.rate_samples_per_min
 UPLOADS = Limit("upload", lambda settings: settings.rate_uploads_per_minute)
 
 
-def admit(rt: Runtime, session: Session, token: str | None, limit: Limit | None = None) -> Principal:
+AUTH_FAILURES = "failed sign-in"
+
+
+def admit(
+    rt: Runtime, session: Session, token: str | None, client: str | None, limit: Limit | None = None
+) -> Principal:
     """The caller behind `token`, with one request of `limit` spent: every route's way in.
 
-    Routes take it as dependencies (PrincipalDep, rate_limit); the sampling route calls it directly, in
-    the one thread-pool trip it makes for the whole request.
+    An address that has sent too many bad keys is refused (429) before its key is looked up. Routes take
+    this as dependencies (PrincipalDep, rate_limit); the sampling route calls it directly, in the one
+    thread-pool trip it makes for the whole request.
     """
     if not token:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    failures = rt.settings.rate_auth_failures_per_minute
+    address = client or "unknown"
+    rt.limiter.ensure_room(AUTH_FAILURES, address, failures)
     principal = authenticate(session, token)
     if principal is None:
+        rt.limiter.check(AUTH_FAILURES, address, failures)
         raise Unauthorized("the API key is not valid or has been revoked")
     if limit is not None:
         spend(rt, principal, limit)
@@ -84,17 +94,22 @@ def admit(rt: Runtime, session: Session, token: str | None, limit: Limit | None 
 
 
 def spend(rt: Runtime, principal: Principal, limit: Limit) -> None:
-    """One request of the caller's budget `limit`; RateLimited (429) once it is spent."""
-    rt.limiter.check(limit.bucket, principal.key_id, limit.per_minute(rt.settings))
+    """One request of the owner's budget `limit` (all its keys together); RateLimited (429) once spent."""
+    rt.limiter.check(limit.bucket, principal.owner_id, limit.per_minute(rt.settings))
 
 
-def current_principal(rt: RuntimeDep, session: ReadSessionDep, credentials: BearerDep) -> Principal:
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client is not None else None
+
+
+def current_principal(request: Request, rt: RuntimeDep, session: ReadSessionDep, credentials: BearerDep) -> Principal:
     # An autocommit read: routes go on to slow work (parsing an upload, sending to the broker, a
     # forward pass), and a transaction left open across it would sit idle in transaction.
-    return admit(rt, session, credentials.credentials if credentials else None)
+    return admit(rt, session, credentials.credentials if credentials else None, client_address(request))
 
 
 def stream_principal(
+    request: Request,
     rt: RuntimeDep,
     credentials: BearerDep,
     access_token: Annotated[
@@ -107,7 +122,7 @@ def stream_principal(
     stream stays open, and a hundred watchers would drain the pool.
     """
     with rt.db.reads() as session:
-        return admit(rt, session, credentials.credentials if credentials else access_token)
+        return admit(rt, session, credentials.credentials if credentials else access_token, client_address(request))
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

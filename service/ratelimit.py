@@ -1,10 +1,22 @@
-"""Per-key request budgets (fixed one-minute windows), shared through Redis when there is one."""
+"""Request budgets per owner (and failed sign-ins per client address) over a moving one-minute window,
+shared by every API process through Redis when the deployment has one.
+
+A moving window counts the requests of the last 60 seconds at every moment, so no burst of twice the
+budget fits across a window boundary, as it does with fixed windows. It is a log per subject: a Redis
+sorted set of request times, trimmed and counted atomically by one script. (The `limits` library's
+moving window would do the same, but its Redis extra requires redis<8, older than this project's.)
+
+When Redis cannot be reached the budgets are not enforced: serving beats refusing every caller, and
+the API logs each time it lets a request through that way.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import uuid
+from collections import deque
 
 import redis
 
@@ -13,59 +25,77 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 60
+MAX_LOCAL_SUBJECTS = 10_000
 
-
-class MemoryCounter:
-    """For the embedded default (one API process, no Redis)."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str, ttl: int) -> int:
-        with self._lock:
-            window = key.rsplit(":", 1)[-1]
-            # Forget windows that have ended, so the table stays small.
-            self._counts = {k: v for k, v in self._counts.items() if k.rsplit(":", 1)[-1] >= window}
-            self._counts[key] = self._counts.get(key, 0) + 1
-            return self._counts[key]
-
-
-class RedisCounter:
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-
-    def hit(self, key: str, ttl: int) -> int:
-        pipe = self.client.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, ttl)
-        count, _ = pipe.execute()
-        return int(count)
+# Drop what left the window; if room remains, log this request and answer -1, else the oldest time
+# still in the window (the caller may retry once it leaves).
+_HIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  if ARGV[5] == '1' then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]) + 1)
+  end
+  return '-1'
+end
+return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+"""
 
 
 class RateLimiter:
-    """Per-key budgets in fixed one-minute windows: in Redis when the deployment has one (shared by every
-    API process), else in this process's memory (the embedded default runs one)."""
-
     def __init__(self, settings: Settings) -> None:
         self.prefix = f"{settings.redis_prefix}:rate"
-        self._counter: MemoryCounter | RedisCounter = (
-            RedisCounter(settings.events_url) if settings.events_url else MemoryCounter()
+        self._redis = (
+            redis.Redis.from_url(settings.events_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+            if settings.events_url
+            else None
         )
+        self._script = self._redis.register_script(_HIT) if self._redis is not None else None
+        # The embedded default's: one API process, so its own memory is shared enough.
+        self._local: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
 
-    def check(self, bucket: str, key_id: str, per_minute: int) -> None:
-        """Count one request; raise RateLimited (429) once `per_minute` is spent in this window."""
+    def check(self, bucket: str, subject: str, per_minute: int) -> None:
+        """Spend one of `subject`'s `per_minute` requests in `bucket`; RateLimited (429) once spent."""
+        self._admit(bucket, subject, per_minute, spend=True)
+
+    def ensure_room(self, bucket: str, subject: str, per_minute: int) -> None:
+        """RateLimited if `subject` has no request left in `bucket`, spending none."""
+        self._admit(bucket, subject, per_minute, spend=False)
+
+    def _admit(self, bucket: str, subject: str, per_minute: int, *, spend: bool) -> None:
         if per_minute <= 0:
             return
         now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        name = f"{self.prefix}:{bucket}:{key_id}:{window}"
-        try:
-            count = self._counter.hit(name, WINDOW_SECONDS * 2)
-        except redis.RedisError as exc:
-            # Without Redis the limit cannot be shared; serving beats refusing everyone.
-            log.warning("rate limit unavailable (%s); letting the request through", exc)
-            return
-        if count > per_minute:
-            retry_after = max(1, int((window + 1) * WINDOW_SECONDS - now) + 1)
-            raise RateLimited(f"more than {per_minute} {bucket} requests a minute for this key", retry_after)
+        key = f"{self.prefix}:{bucket}:{subject}"
+        oldest = self._local_hit(key, now, per_minute, spend) if self._script is None else None
+        if self._script is not None:
+            try:
+                answer = self._script(keys=[key], args=[now, WINDOW_SECONDS, per_minute, uuid.uuid4().hex, int(spend)])
+            except redis.RedisError as exc:
+                log.warning("rate limit unavailable (%s); letting the request through", exc)
+                return
+            oldest = None if float(answer) < 0 else float(answer)
+        if oldest is not None:
+            retry_after = max(1, int(oldest + WINDOW_SECONDS - now) + 1)
+            raise RateLimited(f"more than {per_minute} {bucket} requests a minute", retry_after)
+
+    def _local_hit(self, key: str, now: float, per_minute: int, spend: bool) -> float | None:
+        with self._lock:
+            if len(self._local) > MAX_LOCAL_SUBJECTS:
+                # Subjects that have been quiet for a window hold nothing worth keeping.
+                self._local = {k: v for k, v in self._local.items() if v and v[-1] > now - WINDOW_SECONDS}
+            log_ = self._local.setdefault(key, deque())
+            while log_ and log_[0] <= now - WINDOW_SECONDS:
+                log_.popleft()
+            if len(log_) >= per_minute:
+                return log_[0]
+            if spend:
+                log_.append(now)
+            elif not log_:
+                del self._local[key]
+            return None
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()

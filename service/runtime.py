@@ -42,3 +42,4 @@ class Runtime:
         self.events.close()
         self.tasks.close()
         self.slots.close()
+        self.limiter.close()

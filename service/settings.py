@@ -117,9 +117,21 @@ class Settings(BaseSettings):
     max_list_limit: int = Field(200, ge=1, description="Largest page of the job list.")
     metrics_page_limit: int = Field(5000, ge=1, description="Largest page of metric points.")
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
-    rate_jobs_per_minute: int = Field(60, ge=0, description="Job submissions per key per minute (0: no limit).")
-    rate_samples_per_minute: int = Field(600, ge=0, description="Sample requests per key per minute (0: no limit).")
-    rate_uploads_per_minute: int = Field(10, ge=0, description="Data set uploads per key per minute (0: no limit).")
+    rate_jobs_per_minute: int = Field(
+        60, ge=0, description="Job submissions per owner (all its keys) in any 60 s (0: no limit)."
+    )
+    rate_samples_per_minute: int = Field(
+        600, ge=0, description="Sample requests per owner (all its keys) in any 60 s (0: no limit)."
+    )
+    rate_uploads_per_minute: int = Field(
+        10, ge=0, description="Data set uploads per owner (all its keys) in any 60 s (0: no limit)."
+    )
+    rate_auth_failures_per_minute: int = Field(
+        20,
+        ge=0,
+        description="Requests with a bad or revoked key from one client address in any 60 s; beyond, that "
+        "address gets 429 before its keys are even looked up (0: no limit).",
+    )
     max_storage_bytes_per_owner: int = Field(
         2 * 1024**3,
         ge=1024,

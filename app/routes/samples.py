@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import SAMPLE_REQUESTS, BearerDep, admit
+from app.deps import SAMPLE_REQUESTS, BearerDep, admit, client_address
 from app.openapi import PROBLEMS
 from app.sampling_cache import SamplerCache
 from app.telemetry import SAMPLE_LATENCY
@@ -95,6 +95,7 @@ def _serve(
     rt: Runtime,
     samplers: SamplerCache,
     token: str | None,
+    client: str | None,
     job_id: str,
     n: int,
     seed: int,
@@ -106,7 +107,7 @@ def _serve(
     # The checks the other routes make as dependencies (app.deps.admit), in the same order: key, rate
     # limit, owned job, in this one trip.
     with rt.db.reads() as session:
-        principal = admit(rt, session, token, SAMPLE_REQUESTS)
+        principal = admit(rt, session, token, client, SAMPLE_REQUESTS)
         spec, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
         if spec is None:
             raise NotFound(f"no job {job_id}")
@@ -219,7 +220,18 @@ def routes(settings: Settings) -> APIRouter:
             watching.start_soon(_watch_disconnect, request, gone)
             try:
                 response = await run_in_threadpool(
-                    _serve, rt, samplers, token, job_id, n, seed, checkpoint, format, if_none_match, gone
+                    _serve,
+                    rt,
+                    samplers,
+                    token,
+                    client_address(request),
+                    job_id,
+                    n,
+                    seed,
+                    checkpoint,
+                    format,
+                    if_none_match,
+                    gone,
                 )
             except Exception as exc:
                 failure = exc  # raised outside the task group, so it reaches the problem handlers as itself

@@ -22,6 +22,8 @@ FAST_TIMINGS = {
     "WGAN_SSE_POLL_SECONDS": "0.5",
     # Above the database pool's 30 connections, so a test can show streams do not hold them.
     "WGAN_MAX_STREAMS_PER_OWNER": "40",
+    # Every test client is 127.0.0.1: the probes' bad keys must not lock the rest of the suite out.
+    "WGAN_RATE_AUTH_FAILURES_PER_MINUTE": "1000",
     "WGAN_WRITE_RETRY_SECONDS": "30",
     "WGAN_WORKER_NICE": "0",
     "WGAN_WORKER_TORCH_THREADS": "1",
