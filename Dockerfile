@@ -27,7 +27,8 @@ RUN pip install -c constraints.txt . \
     && python -c "import sklearn.datasets; sklearn.datasets.load_digits()"
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+# Production by default: it refuses SQLite and CORS '*', and serves /metrics only with WGAN_METRICS_TOKEN.
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 WGAN_ENVIRONMENT=production \
     WGAN_DATA_DIR=/data WGAN_CACHE_DIR=/data/cache WGAN_HOST=0.0.0.0 WGAN_LOG_JSON=true WGAN_WORKER_ALIVE_FILE=/tmp/wgan-worker-alive
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin wgan \
     && mkdir -p /data && chown wgan:wgan /data

@@ -9,10 +9,13 @@ from typing import Any
 import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import generate_latest
 
 from app import problems
 from app.body_limit import BodyLimit
+from app.cached import Cached
 from app.openapi import describe_limits
+from app.readiness import check_all
 from app.routes import dashboard, datasets, events, health, jobs, metrics, operations, samples
 from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
@@ -65,7 +68,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.samplers = SamplerCache(settings.sample_cache_size, rt.store, _sample_device(settings))
     app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
-    app.state.state_metrics = state_registry(rt)
+    states = state_registry(rt)
+    app.state.state_metrics = Cached(settings.ops_cache_seconds, lambda: generate_latest(states))
+    app.state.readiness = Cached(settings.ops_cache_seconds, lambda: check_all(rt))
     problems.install(app)
     app.add_exception_handler(events.StreamFinished, events.stream_finished)
     # Routes whose limits are settings are built for this app; the rest are the same for every app.

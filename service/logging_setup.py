@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +35,25 @@ class JobContext(logging.Filter):
         return True
 
 
+SECRET_PARAMETERS = re.compile(r"((?:^|[?&])access_token=)[^&\s]*")
+
+
+class RedactSecrets(logging.Filter):
+    """Keys never reach a log: the event stream takes one as `?access_token=` (EventSource sends no
+    headers), and access logs print each request's path with its query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, str) and "access_token=" in arg for arg in record.args
+        ):
+            record.args = tuple(
+                SECRET_PARAMETERS.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str) and "access_token=" in record.msg:
+            record.msg = SECRET_PARAMETERS.sub(r"\1[redacted]", record.msg)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload = {
@@ -59,6 +79,8 @@ class PlainFormatter(logging.Formatter):
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(JobContext())
+    # On the handler, so it sees every record, uvicorn's access lines and httpx's request lines alike.
+    handler.addFilter(RedactSecrets())
     if settings.log_json:
         handler.setFormatter(JsonFormatter())
     else:

@@ -192,6 +192,15 @@ class Settings(BaseSettings):
         "tests' injected crashes, tracing); empty: none.",
     )
 
+    metrics_token: str = Field(
+        "",
+        description="Bearer token GET /metrics requires (it lists running jobs and worker hosts). Unset: open "
+        "in development, and /metrics is off (404) in production.",
+    )
+    ops_cache_seconds: float = Field(
+        5.0, ge=0, description="How long /metrics and /readyz reuse their database and broker reads."
+    )
+
     log_level: str = Field("INFO", description="Log level of API and workers.")
     log_json: bool = Field(False, description="One JSON object per log line.")
 

@@ -7,8 +7,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import get_runtime
-from app.readiness import check_all
+from app.cached import Cached
 
 router = APIRouter(tags=["operations"])
 
@@ -25,7 +24,8 @@ def healthz() -> schemas.Health:
     summary="The database and the broker are reachable",
 )
 async def readyz(request: Request) -> JSONResponse:
-    checks = await run_in_threadpool(check_all, get_runtime(request))
+    readiness: Cached[dict[str, str]] = request.app.state.readiness
+    checks = await run_in_threadpool(readiness.get)
     ready = all(value == "ok" for value in checks.values())
     body = schemas.Readiness(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)

@@ -87,3 +87,46 @@ def test_an_api_told_to_sample_on_a_missing_gpu_refuses_to_start() -> None:
 
     with pytest.raises(DeviceUnavailable, match="WGAN_SAMPLE_DEVICE"):
         create_app(settings().model_copy(update={"sample_device": "cuda"}))
+
+
+def test_metrics_need_their_token_when_one_is_set_and_are_off_in_production_without(app_with) -> None:
+    guarded = app_with(metrics_token="scrape-me")
+    guarded.headers.pop("Authorization")
+    assert guarded.get("/metrics").status_code == 401
+    assert guarded.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert guarded.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
+    assert app_with(environment="production").get("/metrics").status_code == 404
+
+
+def _queued(text: str) -> float:
+    line = next(line for line in text.splitlines() if line.startswith('wgan_jobs{status="queued"}'))
+    return float(line.split()[-1])
+
+
+def test_state_metrics_are_read_at_most_once_per_cache_period(app_with) -> None:
+    cached, fresh = app_with(ops_cache_seconds=60), app_with(ops_cache_seconds=0)
+    before_cached, before_fresh = _queued(cached.get("/metrics").text), _queued(fresh.get("/metrics").text)
+    job = cached.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()  # parked on the gpu queue
+    assert _queued(cached.get("/metrics").text) == before_cached, "within the period: no new read"
+    assert _queued(fresh.get("/metrics").text) == before_fresh + 1
+    cached.post(f"/api/v1/jobs/{job['id']}/cancel")
+
+
+def test_an_access_token_never_reaches_the_logs(make_stack) -> None:
+    stack = make_stack()
+    api = stack.api()
+    key = stack.key()
+    with httpx.Client(base_url=stack.api_url, timeout=30) as anonymous:
+        parked = anonymous.post(
+            "/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}, headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        with anonymous.stream("GET", f"/api/v1/jobs/{parked['id']}/events", params={"access_token": key}) as stream:
+            assert stream.status_code == 200
+    import time
+
+    deadline = time.monotonic() + 10
+    while "access_token=[redacted]" not in api.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "access_token=[redacted]" in api.log()
+    assert key not in api.log()
+    assert key.split("_")[2] not in api.log()
