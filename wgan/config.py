@@ -45,6 +45,16 @@ class _Strict(BaseModel):
 class DatasetRef(_Strict):
     """A built-in data set by `name`, or an uploaded one by `id`: exactly one of the two."""
 
+    # The schema says "exactly one" as well, so that clients generated from it (and schemathesis) agree.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["name"], "properties": {"name": {"type": "string"}, "id": {"type": "null"}}},
+                {"required": ["id"], "properties": {"id": {"type": "string"}, "name": {"type": "null"}}},
+            ]
+        }
+    )
+
     name: str | None = Field(default=None, min_length=1, max_length=64, pattern=NO_CONTROL_CHARACTERS)
     id: str | None = Field(default=None, min_length=1, max_length=64)
     fit: Fit | None = Field(
