@@ -11,7 +11,20 @@ from pathlib import Path
 
 import torch
 
-from bench import api_load, defaults, images, quality, sampling, speed, streaming, sweep, threads, tuning, worker_speed
+from bench import (
+    api_load,
+    defaults,
+    images,
+    quality,
+    sampling,
+    soak,
+    speed,
+    streaming,
+    sweep,
+    threads,
+    tuning,
+    worker_speed,
+)
 from bench.common import (
     DOCS_DIR,
     MARKDOWN,
@@ -41,6 +54,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     sampling.BENCHMARK,
     streaming.BENCHMARK,
     api_load.BENCHMARK,
+    soak.BENCHMARK,
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 DEFAULT_THREADS = 2

@@ -21,7 +21,7 @@ from wgan.render import (
     scatter_png,
     to_uint8,
 )
-from wgan.sampling import SAMPLE_CHUNK, latent, load_sampler, sample
+from wgan.sampling import SAMPLE_CHUNK, SamplingStopped, latent, load_sampler, sample
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +179,18 @@ def test_scatter_png_draws_every_point_over_the_reference():
     # The reference density is drawn (grey) and the background is white.
     assert (pixels == 255).all(axis=2).mean() > 0.3
     assert ((pixels < 250).any(axis=2) & ~orange).sum() > 100
+
+
+def test_sampling_stops_between_chunks_when_asked_and_not_otherwise(points_checkpoint):
+    path, _ = points_checkpoint
+    sampler = load_sampler(path)
+    asked = []
+
+    def after_one_chunk() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    with pytest.raises(SamplingStopped, match=f"after {SAMPLE_CHUNK} of {3 * SAMPLE_CHUNK}"):
+        sample(sampler, 3 * SAMPLE_CHUNK, seed=0, should_stop=after_one_chunk)
+    never = sample(sampler, 3 * SAMPLE_CHUNK, seed=0, should_stop=lambda: False)
+    np.testing.assert_array_equal(never, sample(sampler, 3 * SAMPLE_CHUNK, seed=0))
