@@ -35,7 +35,9 @@ class JobContext(logging.Filter):
         return True
 
 
-SECRET_PARAMETERS = re.compile(r"((?:^|[?&])access_token=)[^&\s]*")
+# The query parameter that carries a key (the event stream's, for EventSource), and its value in a path.
+KEY_IN_QUERY = "access_token"
+SECRET_PARAMETERS = re.compile(rf"((?:^|[?&]){KEY_IN_QUERY}=)[^&\s]*")
 
 
 class RedactSecrets(logging.Filter):
@@ -43,13 +45,11 @@ class RedactSecrets(logging.Filter):
     headers), and access logs print each request's path with its query."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            isinstance(arg, str) and "access_token=" in arg for arg in record.args
-        ):
+        if isinstance(record.args, tuple) and any(isinstance(arg, str) and KEY_IN_QUERY in arg for arg in record.args):
             record.args = tuple(
                 SECRET_PARAMETERS.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
             )
-        if isinstance(record.msg, str) and "access_token=" in record.msg:
+        if isinstance(record.msg, str) and KEY_IN_QUERY in record.msg:
             record.msg = SECRET_PARAMETERS.sub(r"\1[redacted]", record.msg)
         return True
 
