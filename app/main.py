@@ -16,7 +16,7 @@ from app.body_limit import BodyLimit
 from app.cached import Cached
 from app.openapi import describe_limits
 from app.readiness import check_all
-from app.routes import dashboard, datasets, events, health, jobs, metrics, operations, samples
+from app.routes import dashboard, datasets, events, experiments, health, jobs, metrics, operations, samples
 from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
 from app.streaming import EventHub
@@ -74,7 +74,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     problems.install(app)
     app.add_exception_handler(events.StreamFinished, events.stream_finished)
     # Routes whose limits are settings are built for this app; the rest are the same for every app.
-    for router in (jobs.routes(settings), metrics.routes(settings), samples.routes(settings)):
+    for router in (
+        jobs.routes(settings),
+        metrics.routes(settings),
+        samples.routes(settings),
+        experiments.routes(settings),
+    ):
         app.include_router(router)
     for module in (events, datasets, health, operations, dashboard):
         app.include_router(module.router)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app import schemas
+from service import experiments
 from service.jobs import latest_metrics
-from service.models import CheckpointRow, Dataset, Job, MetricRow
+from service.models import CheckpointRow, Dataset, Experiment, Job, MetricRow
 from service.summary import public
 from wgan.config import TrainSpec, image_fitting
 
@@ -37,6 +40,7 @@ def job(row: Job) -> schemas.Job:
         cancel_requested=row.cancel_requested,
         attempts=row.attempts,
         summary=schemas.JobSummary.model_validate(public(row.summary)) if row.summary else None,
+        experiment_id=row.experiment_id,
         links=job_links(row.id),
     )
 
@@ -59,4 +63,54 @@ def dataset(row: Dataset) -> schemas.DatasetOut:
         builtin=False,
         description="Uploaded." + (f" {image_fitting(tuple(row.shape))}" if row.kind == "images" else ""),
         created_at=row.created_at,
+    )
+
+
+def experiment_links(experiment_id: str) -> schemas.ExperimentLinks:
+    base = f"{API}/experiments/{experiment_id}"
+    return schemas.ExperimentLinks(self=base, events=f"{base}/events", cancel=f"{base}/cancel")
+
+
+def experiment(row: Experiment, runs: Sequence[Job], sort: str | None = None) -> schemas.Experiment:
+    results = [experiments.run_result(job) for job in runs]
+    ordered = experiments.ranked(results, sort) if sort else results
+    counts: dict[str, int] = {}
+    for job in runs:
+        counts[job.status.status.value] = counts.get(job.status.status.value, 0) + 1
+    primary = next((job.summary["primary"] for job in runs if job.summary), None)
+    return schemas.Experiment(
+        id=row.id,
+        name=row.name,
+        created_at=row.created_at,
+        base=row.base,
+        grid=row.grid,
+        primary=primary,
+        counts=counts,
+        progress=schemas.Progress(
+            step=sum(job.progress_step for job in runs), total_steps=sum(job.total_steps for job in runs)
+        ),
+        finished=all(job.status.final for job in runs),
+        runs=[
+            schemas.ExperimentRun(
+                job_id=result.job.id,
+                name=result.job.name,
+                overrides=result.job.overrides or {},
+                status=result.job.status.status,
+                progress=schemas.Progress(step=result.job.progress_step, total_steps=result.job.total_steps),
+                final=result.final,
+                best=result.best,
+                links=job_links(result.job.id),
+            )
+            for result in ordered
+        ],
+        groups=[
+            schemas.ExperimentGroup(
+                point=group.point,
+                runs=[member.job.id for member in group.runs],
+                final=schemas.Spread(mean=group.final.mean, sd=group.final.sd, n=group.final.n),
+                best=schemas.Spread(mean=group.best.mean, sd=group.best.sd, n=group.best.n),
+            )
+            for group in experiments.groups(results)
+        ],
+        links=experiment_links(row.id),
     )

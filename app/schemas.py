@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # The records a job produces have one shape, service.records', on REST and in the event stream alike.
 from service.records import CheckpointOut as CheckpointOut
@@ -13,7 +13,7 @@ from service.records import JobError as JobError
 from service.records import Metric as Metric
 from service.settings import Settings
 from service.states import JobStatus as JobStatus
-from wgan.config import ModelSpec, TrainSpec
+from wgan.config import MAX_NAME, NO_CONTROL_CHARACTERS, ModelSpec, TrainSpec
 
 
 def bounded_spec(settings: Settings) -> type[TrainSpec]:
@@ -108,6 +108,7 @@ class Job(BaseModel):
     cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
     attempts: int = Field(description="How many times a worker has taken the job up (more after a lost worker).")
     summary: JobSummary | None = Field(None, description="Null until the first checkpoint.")
+    experiment_id: str | None = Field(None, description="The experiment this job is a run of, if any.")
     links: JobLinks
 
 
@@ -185,6 +186,75 @@ class UploadedDataset(BaseModel):
     shape: list[int]
     count: int
     kind: Literal["points", "images"]
+
+
+class ExperimentCreate(BaseModel):
+    """An experiment: a base job spec and either a grid of dotted-path overrides (every combination is a
+    run) or a list of runs, each an override object. Each run is an ordinary job."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)
+    base: dict[str, Any] = Field(description="A job spec; the fields the grid or runs set may be left out.")
+    grid: dict[str, list[Any]] | None = Field(
+        None,
+        description='Dotted paths into the spec and their values: {"loss.kind": ["vanilla", "wgan-gp"], '
+        '"seed": [0, 1, 2]} makes six runs.',
+        examples=[{"loss.kind": ["vanilla", "wgan-clip", "wgan-gp"], "seed": [0, 1, 2]}],
+    )
+    runs: list[dict[str, Any]] | None = Field(
+        None, description='Instead of a grid: each run\'s overrides, e.g. [{"optimizer.lr": 0.001}, {"seed": 3}].'
+    )
+
+
+class ExperimentRun(BaseModel):
+    job_id: str
+    name: str
+    overrides: dict[str, Any]
+    status: JobStatus
+    progress: Progress
+    final: float | None = Field(description="The primary measure at the run's newest checkpoint (lower is better).")
+    best: float | None = Field(description="The primary measure at its best checkpoint.")
+    links: JobLinks
+
+
+class Spread(BaseModel):
+    mean: float | None
+    sd: float | None = Field(description="Sample standard deviation over the seeds; null below two.")
+    n: int = Field(description="Runs with a value.")
+
+
+class ExperimentGroup(BaseModel):
+    point: dict[str, Any] = Field(description="The overrides that define the group: every one but the seed.")
+    runs: list[str] = Field(description="Its runs' job ids.")
+    final: Spread
+    best: Spread
+
+
+class ExperimentLinks(BaseModel):
+    self: str
+    events: str
+    cancel: str
+
+
+class Experiment(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    base: dict[str, Any]
+    grid: dict[str, list[Any]] | None
+    primary: str | None = Field(description="The measure final and best are in: 'exact_w1' or 'frechet'.")
+    counts: dict[str, int] = Field(description="Runs by status.")
+    progress: Progress = Field(description="Generator steps done over all runs, and their total.")
+    finished: bool = Field(description="Every run has ended.")
+    runs: list[ExperimentRun] = Field(description="Ordered by ?sort= (default: the grid's order).")
+    groups: list[ExperimentGroup] = Field(description="Runs that differ only in seed, with mean ± sd over them.")
+    links: ExperimentLinks
+
+
+class ExperimentPage(BaseModel):
+    items: list[Experiment]
+    next_cursor: str | None
 
 
 class Problem(BaseModel):

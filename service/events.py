@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from service.models import Event
+from service.models import Event, ExperimentEvent
 from service.records import EventType, is_final_status
 from service.settings import Settings
 
@@ -22,12 +22,13 @@ def channel_prefix(settings: Settings) -> str:
 
 
 def message(seq: int, kind: str, data: Any) -> dict[str, Any]:
-    """An event as streams handle it: its data already JSON-encoded once, for every client to reuse."""
-    final = kind == EventType.STATUS and is_final_status(data)
+    """An event as streams handle it: its data already JSON-encoded once, for every client to reuse.
+    `final` marks the last event a stream will ever have: a job's final status, an experiment's end."""
+    final = (kind == EventType.STATUS and is_final_status(data)) or kind == EventType.FINISHED
     return {"seq": seq, "type": kind, "final": final, "raw": json.dumps(data, separators=(",", ":"))}
 
 
-def encode(event: Event) -> str:
+def encode(event: Event | ExperimentEvent) -> str:
     """The pub/sub payload: a small JSON header line, then the data's JSON, passed on unparsed."""
     item = message(event.seq, event.type, event.data)
     header = json.dumps({"seq": item["seq"], "type": item["type"], "final": item["final"]})
@@ -62,16 +63,16 @@ class EventPublisher:
     def from_settings(cls, settings: Settings) -> EventPublisher:
         return cls(settings.events_url, channel_prefix(settings))
 
-    def channel(self, job_id: str) -> str:
-        return f"{self.prefix}{job_id}"
+    def channel(self, stream: str) -> str:
+        return f"{self.prefix}{stream}"
 
-    def publish(self, events: Sequence[Event]) -> None:
+    def publish(self, events: Sequence[Event | ExperimentEvent]) -> None:
         if self._client is None or not events:
             return
         try:
             pipe = self._client.pipeline(transaction=False)
             for event in events:
-                pipe.publish(self.channel(event.job_id), encode(event))
+                pipe.publish(self.channel(event.stream), encode(event))
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("could not publish %d events: %s", len(events), exc)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -22,13 +22,23 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+T = TypeVar("T")
+
+
 def run_once(
-    db: Database, owner_id: str, key: str, body: Any, ttl_seconds: int, create: Callable[[], Job]
-) -> tuple[Job, bool]:
-    """Create through `create` once per (owner, key). Returns (job, replayed).
+    db: Database,
+    owner_id: str,
+    key: str,
+    body: Any,
+    ttl_seconds: int,
+    create: Callable[[], T],
+    load: Callable[[Job], T],
+) -> tuple[T, bool]:
+    """Create through `create` once per (owner, key). Returns (what it made, replayed).
 
     The record is committed before the work starts, so a second request that arrives while the
-    first is still being handled sees it and gets 409 instead of making a second job.
+    first is still being handled sees it and gets 409 instead of making a second one. The record
+    names the job made (or an experiment's first run); `load` turns that job into what a replay returns.
     """
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput(
@@ -53,14 +63,14 @@ def run_once(
                 raise Conflict("a request with this Idempotency-Key is still being handled") from None
             job = session.get(Job, record.job_id)
             assert job is not None
-            return job, True
+            return load(job), True
     try:
-        job = create()
+        made = create()
     except BaseException:
         with db.transaction() as session:
             repo.drop(session, owner_id, key)
         raise
-    return job, False
+    return made, False
 
 
 def attach(session: Any, owner_id: str, key: str, job_id: str) -> None:

@@ -24,22 +24,33 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service import idempotency, summary
+from service import experiments, idempotency, summary
 from service.artifacts import job_prefix
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
-from service.models import CheckpointRow, Event, Job, utcnow
+from service.models import CheckpointRow, Event, Experiment, ExperimentEvent, Job, utcnow
 from service.principal import Principal
 from service.queue import queue_for
-from service.records import CheckpointOut, EventType, JobError, Metric, StatusEvent, finite_measures
+from service.records import (
+    CheckpointOut,
+    EventType,
+    ExperimentFinished,
+    JobError,
+    Metric,
+    RunCheckpoint,
+    RunStatus,
+    StatusEvent,
+    finite_measures,
+)
 from service.repositories import checkpoints as checkpoint_repo
 from service.repositories import events as event_repo
+from service.repositories import experiments as experiment_repo
 from service.repositories import jobs as job_repo
 from service.repositories import metrics as metric_repo
 from service.repositories import owners as owner_repo
 from service.runtime import Runtime
 from service.states import ErrorType, JobState
-from wgan.config import TrainSpec
+from wgan.config import MAX_NAME, TrainSpec
 
 log = logging.getLogger(__name__)
 ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
@@ -51,10 +62,36 @@ class Transition:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.events: list[Event] = []
+        self.events: list[Event | ExperimentEvent] = []
 
-    def event(self, job_id: str, kind: EventType, data: Any) -> None:
-        self.events.append(event_repo.append(self.session, job_id, kind, data))
+    def event(self, job: Job, kind: EventType, data: Any) -> None:
+        self.events.append(event_repo.append(self.session, job.id, kind, data))
+        self.tell_experiment(job, kind, data)
+
+    def tell_experiment(self, job: Job, kind: EventType, data: Any) -> None:
+        """A run's status changes and checkpoints go to its experiment's stream as well (not its metrics:
+        an experiment's page follows many runs on one connection), and its last run's end ends it."""
+        if job.experiment_id is None or kind is EventType.METRICS:
+            return
+        if kind is EventType.STATUS:
+            run = RunStatus(job_id=job.id, **data)
+            self._experiment_event(job.experiment_id, EventType.RUN_STATUS, run.model_dump(mode="json"))
+            if run.status.final and experiment_repo.unfinished_runs(self.session, job.experiment_id) == 0:
+                counts: dict[str, int] = {}
+                for other in experiment_repo.runs(self.session, job.experiment_id):
+                    counts[other.status.status.value] = counts.get(other.status.status.value, 0) + 1
+                done = ExperimentFinished(counts=counts).model_dump(mode="json")
+                self._experiment_event(job.experiment_id, EventType.FINISHED, done)
+        elif kind is EventType.CHECKPOINT:
+            checkpoint = RunCheckpoint(
+                job_id=job.id,
+                checkpoint=CheckpointOut.model_validate(data),
+                summary=summary.public(job.summary) if job.summary else None,
+            )
+            self._experiment_event(job.experiment_id, EventType.RUN_CHECKPOINT, checkpoint.model_dump(mode="json"))
+
+    def _experiment_event(self, experiment_id: str, kind: EventType, data: Any) -> None:
+        self.events.append(experiment_repo.append_event(self.session, experiment_id, kind, data))
 
     def move(self, job: Job, state: JobState, error: JobError | None = None) -> None:
         """Put the job in `state` and say so in its stream."""
@@ -63,7 +100,7 @@ class Transition:
         if state.final:
             job.finished_at = utcnow()
             job.claimed_by = None
-        self.event(job.id, EventType.STATUS, StatusEvent.of(state, error).model_dump(mode="json"))
+        self.event(job, EventType.STATUS, StatusEvent.of(state, error).model_dump(mode="json"))
 
 
 @contextmanager
@@ -90,33 +127,48 @@ def submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: 
         body,
         rt.settings.idempotency_ttl_seconds,
         lambda: _submit(rt, principal, spec, idempotency_key),
+        lambda job: job,
     )
     return job
 
 
 def _submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None) -> Job:
     with _transition(rt) as step:
-        resolved = resolve_spec(step.session, principal, spec, rt.settings)
-        assert resolved.name is not None
-        job = Job(
-            owner_id=principal.owner_id,
-            name=resolved.name,
-            spec=resolved.model_dump(mode="json"),
-            queue=queue_for(resolved.device),
-            dataset_id=resolved.dataset.id,
-            total_steps=resolved.steps,
-            status=JobState.QUEUED,
-            enqueued_at=utcnow(),
-            # A new job's first event is numbered here, sparing the row lock event_repo.append takes.
-            event_seq=1,
-        )
-        step.session.add(job)
-        step.session.flush()
-        data = StatusEvent.of(JobState.QUEUED).model_dump(mode="json")
-        step.events.append(event_repo.add(step.session, job.id, 1, EventType.STATUS, data))
+        job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
         if idempotency_key is not None:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
     rt.tasks.enqueue_training(job.id, job.queue)
+    return job
+
+
+def _new_job(
+    step: Transition,
+    principal: Principal,
+    resolved: TrainSpec,
+    experiment: Experiment | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Job:
+    """A QUEUED job for a resolved spec, with its first event (its task is sent once this commits)."""
+    assert resolved.name is not None
+    job = Job(
+        owner_id=principal.owner_id,
+        name=resolved.name,
+        spec=resolved.model_dump(mode="json"),
+        queue=queue_for(resolved.device),
+        dataset_id=resolved.dataset.id,
+        total_steps=resolved.steps,
+        status=JobState.QUEUED,
+        enqueued_at=utcnow(),
+        # A new job's first event is numbered here, sparing the row lock event_repo.append takes.
+        event_seq=1,
+        experiment_id=None if experiment is None else experiment.id,
+        overrides=overrides,
+    )
+    step.session.add(job)
+    step.session.flush()
+    data = StatusEvent.of(JobState.QUEUED).model_dump(mode="json")
+    step.events.append(event_repo.add(step.session, job.id, 1, EventType.STATUS, data))
+    step.tell_experiment(job, EventType.STATUS, data)
     return job
 
 
@@ -129,11 +181,15 @@ def request_cancel(rt: Runtime, principal: Principal, job_id: str) -> Job:
             raise NotFound(f"no job {job_id}")
         if job.status.final:
             raise Conflict(f"the job has already {job.status}")
-        if job.status is JobState.RUNNING:
-            job.cancel_requested = True
-        else:
-            step.move(job, JobState.CANCELLED)
+        _cancel(step, job)
     return job
+
+
+def _cancel(step: Transition, job: Job) -> None:
+    if job.status is JobState.RUNNING:
+        job.cancel_requested = True  # its worker checkpoints and finishes it CANCELLED
+    else:
+        step.move(job, JobState.CANCELLED)
 
 
 def delete(rt: Runtime, principal: Principal, job_id: str) -> None:
@@ -147,6 +203,113 @@ def delete(rt: Runtime, principal: Principal, job_id: str) -> None:
             raise Conflict("the job is running: cancel it first, then delete it")
         job_repo.delete_rows(session, job)
     rt.store.delete_prefix(job_prefix(job_id))
+
+
+# --- experiments: many runs as one --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run of an experiment as the API validated it: what it changes of the base, and its spec."""
+
+    overrides: dict[str, Any]
+    spec: TrainSpec
+
+
+def submit_experiment(
+    rt: Runtime,
+    principal: Principal,
+    name: str,
+    base: dict[str, Any],
+    grid: dict[str, list[Any]] | None,
+    runs: Sequence[PlannedRun],
+    idempotency_key: str | None = None,
+    body: Any = None,
+) -> Experiment:
+    """An experiment and all its runs, each an ordinary QUEUED job, made together or not at all; their
+    tasks are sent once that has committed. Idempotent with a key, as job submission is."""
+    if idempotency_key is None:
+        return _submit_experiment(rt, principal, name, base, grid, runs, None)
+
+    def load(first_run: Job) -> Experiment:
+        with rt.db.reads() as session:
+            found = experiment_repo.get(session, first_run.experiment_id or "", principal)
+        if found is None:
+            raise Conflict("this Idempotency-Key was used for a job, not an experiment")
+        return found
+
+    made, _ = idempotency.run_once(
+        rt.db,
+        principal.owner_id,
+        idempotency_key,
+        {"experiment": body},
+        rt.settings.idempotency_ttl_seconds,
+        lambda: _submit_experiment(rt, principal, name, base, grid, runs, idempotency_key),
+        load,
+    )
+    return made
+
+
+def _submit_experiment(
+    rt: Runtime,
+    principal: Principal,
+    name: str,
+    base: dict[str, Any],
+    grid: dict[str, list[Any]] | None,
+    runs: Sequence[PlannedRun],
+    idempotency_key: str | None,
+) -> Experiment:
+    with _transition(rt) as step:
+        experiment = Experiment(owner_id=principal.owner_id, name=name, base=base, grid=grid, event_seq=0)
+        step.session.add(experiment)
+        step.session.flush()
+        jobs = []
+        for index, run in enumerate(runs):
+            try:
+                resolved = resolve_spec(step.session, principal, run.spec, rt.settings)
+            except InvalidInput as exc:
+                # The run's own fields, named under it: ["body", "runs", 3, "model", "hidden_dim"].
+                raise InvalidInput(
+                    f"run {index} ({experiments.label(run.overrides)}): {exc.detail}",
+                    [(("body", "runs", index, *error["loc"][1:]), str(error["msg"])) for error in exc.errors],
+                ) from exc
+            named = resolved.model_copy(update={"name": f"{name} · {experiments.label(run.overrides)}"[:MAX_NAME]})
+            jobs.append(_new_job(step, principal, named, experiment, run.overrides))
+        if idempotency_key is not None and jobs:
+            idempotency.attach(step.session, principal.owner_id, idempotency_key, jobs[0].id)
+    for job in jobs:
+        rt.tasks.enqueue_training(job.id, job.queue)
+    return experiment
+
+
+def cancel_experiment(rt: Runtime, principal: Principal, experiment_id: str) -> Experiment:
+    """Every unfinished run cancelled (or, if training, asked to stop), in one transaction."""
+    with _transition(rt) as step:
+        experiment = experiment_repo.get(step.session, experiment_id, principal, for_update=True)
+        if experiment is None:
+            raise NotFound(f"no experiment {experiment_id}")
+        unfinished = [job for job in experiment_repo.runs(step.session, experiment.id) if not job.status.final]
+        if not unfinished:
+            raise Conflict("every run of the experiment has already ended")
+        for job in unfinished:
+            _cancel(step, job)
+    return experiment
+
+
+def delete_experiment(rt: Runtime, principal: Principal, experiment_id: str) -> None:
+    """The experiment and all its runs with their artifacts, once every run has ended."""
+    with rt.db.transaction() as session:
+        experiment = experiment_repo.get(session, experiment_id, principal, for_update=True)
+        if experiment is None:
+            raise NotFound(f"no experiment {experiment_id}")
+        runs = experiment_repo.runs(session, experiment.id)
+        if any(not job.status.final for job in runs):
+            raise Conflict("runs of the experiment have not ended: cancel it first, then delete it")
+        for job in runs:
+            job_repo.delete_rows(session, job)
+        experiment_repo.delete_rows(session, experiment)
+    for job in runs:
+        rt.store.delete_prefix(job_prefix(job.id))
 
 
 # --- from the worker training it -----------------------------------------------------------------
@@ -194,7 +357,7 @@ def claim(rt: Runtime, job_id: str, worker_id: str) -> Claimed:
         if job_repo.take_claim(step.session, job_id, owner_id, worker_id, stale_before, settings.max_running_per_owner):
             job = step.session.get(Job, job_id, populate_existing=True)
             assert job is not None
-            step.event(job.id, EventType.STATUS, StatusEvent.of(JobState.RUNNING).model_dump(mode="json"))
+            step.event(job, EventType.STATUS, StatusEvent.of(JobState.RUNNING).model_dump(mode="json"))
             claimed = Claimed(
                 job_id=job.id,
                 spec=TrainSpec.model_validate(job.spec),
@@ -251,7 +414,7 @@ def record(
             raise ClaimLost(f"job {job_id} is no longer claimed by {worker_id}")
         metric_repo.insert_ignoring_duplicates(step.session, [{"job_id": job_id, **m.stored()} for m in metrics])
         if metrics:
-            step.event(job_id, EventType.METRICS, [m.model_dump(mode="json") for m in metrics])
+            step.event(job, EventType.METRICS, [m.model_dump(mode="json") for m in metrics])
             job.progress_step = metrics[-1].step
             job.latest_metrics = {k: v for k, v in metrics[-1].model_dump(mode="json").items() if _finite(v)}
         for new in checkpoints:
@@ -264,7 +427,7 @@ def record(
                 estimate=new.wasserstein_estimate,
                 measures=row.measures,
             )
-            step.event(job_id, EventType.CHECKPOINT, CheckpointOut.model_validate(row).model_dump(mode="json"))
+            step.event(job, EventType.CHECKPOINT, CheckpointOut.model_validate(row).model_dump(mode="json"))
         job.heartbeat_at = utcnow()
 
 

@@ -117,11 +117,55 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Experiment(Base):
+    """A grid (or list) of runs compared as one: each run is an ordinary job with `experiment_id` set."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (Index("ix_experiments_owner_created", "owner_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    # As submitted: the base spec, and the grid's axes (dotted path → values) or None for a list of runs.
+    base: Mapped[dict[str, Any]] = mapped_column()
+    grid: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # The last number of its own event log (experiment_events), the one stream its dashboard follows.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def experiment_stream(experiment_id: str) -> str:
+    """Where an experiment's events are announced (service.events): apart from any job's."""
+    return f"experiment-{experiment_id}"
+
+
+class EventLog:
+    """The columns of an event log: numbered 1, 2, 3… per owner of the log, one typed record each."""
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExperimentEvent(EventLog, Base):
+    """An experiment's event log: its runs' status changes and checkpoints, then its end."""
+
+    __tablename__ = "experiment_events"
+
+    experiment_id: Mapped[str] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True)
+
+    @property
+    def stream(self) -> str:
+        return experiment_stream(self.experiment_id)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_status", "status"),
+        Index("ix_jobs_experiment_id", "experiment_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -150,6 +194,11 @@ class Job(Base):
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     # The measures over the job's checkpoints so far (service.summary), kept up to date by its recorder.
     summary: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # A run of an experiment: which one, and what it changed of the experiment's base spec. No foreign
+    # key: SQLite could only add one by recreating `jobs` (see migration 0002); the lifecycle deletes an
+    # experiment's runs with it.
+    experiment_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    overrides: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -186,16 +235,17 @@ class CheckpointRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Event(Base):
+class Event(EventLog, Base):
     """The job's event log, the one source of the SSE stream: live and replayed alike."""
 
     __tablename__ = "events"
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    type: Mapped[str] = mapped_column(String(16))
-    data: Mapped[Any] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def stream(self) -> str:
+        """Where it is announced (service.events): the job's id, the key its SSE streams follow."""
+        return self.job_id
 
 
 class IdempotencyRecord(Base):

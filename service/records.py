@@ -28,6 +28,10 @@ class EventType(StrEnum):
     STATUS = "status"  # a StatusEvent
     METRICS = "metrics"  # a list of Metric
     CHECKPOINT = "checkpoint"  # a CheckpointOut
+    # An experiment's stream: its runs' changes, each naming its run, and its end.
+    RUN_STATUS = "run-status"  # a RunStatus
+    RUN_CHECKPOINT = "run-checkpoint"  # a RunCheckpoint
+    FINISHED = "finished"  # an ExperimentFinished: every run has ended
 
 
 class JobError(BaseModel):
@@ -104,3 +108,17 @@ class CheckpointOut(BaseModel):  # a checkpoint with its evaluation, read from i
     size_bytes: int
     measures: dict[str, float] | None = Field(None, description=MEASURES_DOC)
     evaluation_error: str | None = Field(None, description="Why this checkpoint's evaluation failed, if it did.")
+
+
+class RunStatus(StatusEvent):  # a run of an experiment changed status
+    job_id: str
+
+
+class RunCheckpoint(BaseModel):  # a run of an experiment checkpointed: the checkpoint, and the run's summary now
+    job_id: str
+    checkpoint: CheckpointOut
+    summary: dict[str, Any] | None
+
+
+class ExperimentFinished(BaseModel):  # the experiment's last event: how its runs ended
+    counts: dict[str, int]

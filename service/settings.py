@@ -114,7 +114,8 @@ class Settings(BaseSettings):
         description="A sample request still generating after this long stops (503); one whose client "
         "disconnected stops at once. Checked between chunks of 64 samples.",
     )
-    max_list_limit: int = Field(200, ge=1, description="Largest page of the job list.")
+    max_list_limit: int = Field(200, ge=1, description="Largest page of the job and experiment lists.")
+    max_experiment_runs: int = Field(64, ge=1, description="Most runs (grid points × seeds) in one experiment.")
     metrics_page_limit: int = Field(5000, ge=1, description="Largest page of metric points.")
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
     rate_jobs_per_minute: int = Field(

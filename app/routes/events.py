@@ -1,9 +1,13 @@
-"""/api/v1/jobs/{id}/events: the job's events as Server-Sent Events, replayed then live."""
+"""Event streams as Server-Sent Events, replayed then live: a job's (/api/v1/jobs/{id}/events) and an
+experiment's (/api/v1/experiments/{id}/events, its runs' status changes and checkpoints on one
+connection). Both follow the same rules: Last-Event-ID resumes exactly, a stream has a lifetime and a
+per-owner cap, and a revoked key's stream ends."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
@@ -16,14 +20,16 @@ from app.openapi import PROBLEMS
 from app.streaming import EventHub
 from service.errors import InvalidInput, NotFound, RateLimited
 from service.events import message
+from service.models import ExperimentEvent
+from service.models import experiment_stream as experiment_channel
 from service.principal import Principal
 from service.repositories import events as event_repo
+from service.repositories import experiments as experiment_repo
 from service.repositories import jobs as job_repo
 from service.repositories import keys as key_repo
 from service.runtime import Runtime
-from service.states import JobState
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["events"])
+router = APIRouter(tags=["events"])
 REPLAY_BATCH = 500
 RECONNECT_MS = 1000
 STREAMS = "streams"
@@ -31,15 +37,37 @@ LEASE_SECONDS = 30  # an open stream renews its slot; a dead process's expire wi
 MAX_EVENT_ID_DIGITS = 9  # events.seq is a 32-bit integer
 
 
-def _read(rt: Runtime, job_id: str, principal: Principal, after: int) -> tuple[JobState | None, list[dict[str, Any]]]:
-    """(the job's state, or None if it is gone or the key revoked; its events after `after`) in one short
-    session."""
+@dataclass(frozen=True)
+class Read:
+    """One database read of a stream: whether its subject is still there for this key, whether it has
+    ended (nothing will follow its last event), and its events after the last one sent."""
+
+    present: bool
+    ended: bool
+    backlog: list[dict[str, Any]]
+
+
+GONE = Read(False, True, [])
+Reader = Callable[[Runtime, str, Principal, int], Read]
+
+
+def read_job(rt: Runtime, job_id: str, principal: Principal, after: int) -> Read:
     with rt.db.reads() as session:
         job = job_repo.get(session, job_id, principal)
         if job is None or not key_repo.is_active(session, principal.key_id):
-            return None, []
+            return GONE
         rows = event_repo.after(session, job_id, after, REPLAY_BATCH)
-        return job.status, [message(row.seq, row.type, row.data) for row in rows]
+        return Read(True, job.status.final, [message(row.seq, row.type, row.data) for row in rows])
+
+
+def read_experiment(rt: Runtime, experiment_id: str, principal: Principal, after: int) -> Read:
+    with rt.db.reads() as session:
+        experiment = experiment_repo.get(session, experiment_id, principal)
+        if experiment is None or not key_repo.is_active(session, principal.key_id):
+            return GONE
+        rows: list[ExperimentEvent] = list(experiment_repo.events_after(session, experiment_id, after, REPLAY_BATCH))
+        ended = experiment_repo.unfinished_runs(session, experiment_id) == 0
+        return Read(True, ended, [message(row.seq, row.type, row.data) for row in rows])
 
 
 def _sse(item: dict[str, Any], first: bool) -> ServerSentEvent:
@@ -66,51 +94,60 @@ async def stream_finished(_request: Request, _exc: Exception) -> Response:
     return Response(status_code=204)
 
 
-class StreamStart:
-    """Checked before the response starts, so a missing job or a bad header is a proper 4xx."""
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        pattern=rf"^[0-9]{{0,{MAX_EVENT_ID_DIGITS}}}$",
+        description="The id of the last event received: the stream resumes after it.",
+    ),
+]
 
-    def __init__(
-        self,
-        rt: RuntimeDep,
-        job_id: str,
-        principal: StreamPrincipalDep,
-        last_event_id: Annotated[
-            str | None,
-            Header(
-                alias="Last-Event-ID",
-                pattern=rf"^[0-9]{{0,{MAX_EVENT_ID_DIGITS}}}$",
-                description="The id of the last event received: the stream resumes after it.",
-            ),
-        ] = None,
-    ) -> None:
-        self.last = _last_id(last_event_id)
-        state, self.backlog = _read(rt, job_id, principal, self.last)
-        if state is None:
-            raise NotFound(f"no job {job_id}")
-        if state.final and not self.backlog:
+
+@dataclass
+class Stream:
+    """Checked before the response starts, so a missing subject or a bad header is a proper 4xx."""
+
+    rt: Runtime
+    principal: Principal
+    subject: str  # a job's id, or an experiment's
+    channel: str  # where its events are announced (the Event or ExperimentEvent's `stream`)
+    read: Reader
+    last: int
+    backlog: list[dict[str, Any]]
+    lease: str
+
+    @classmethod
+    def open(
+        cls, rt: Runtime, principal: Principal, subject: str, channel: str, read: Reader, last_event_id: str | None
+    ) -> Stream:
+        last = _last_id(last_event_id)
+        first = read(rt, subject, principal, last)
+        if not first.present:
+            raise NotFound(f"no such {'experiment' if channel != subject else 'job'} {subject}")
+        if first.ended and not first.backlog:
             # A client that already has the final event: 204 tells EventSource not to reconnect.
             raise StreamFinished
         limit = rt.settings.max_streams_per_owner
         lease = rt.slots.acquire(STREAMS, principal.owner_id, limit, LEASE_SECONDS)
         if lease is None:
             raise RateLimited(f"this owner already has {limit} event streams open; close one", LEASE_SECONDS)
-        self.principal, self.rt, self.lease = principal, rt, lease
+        return cls(rt, principal, subject, channel, read, last, first.backlog, lease)
 
 
-@router.get(
-    "/{job_id}/events",
-    response_class=EventSourceResponse,
-    responses={
-        200: {"description": "`metrics`, `status` and `checkpoint` events; ends after a finished job's final status."},
-        204: {"description": "The job has finished and the client has every event (Last-Event-ID at the end)."},
-        **PROBLEMS(401, 404, 422, 429),
-    },
-    summary="Live events of a job (SSE); Last-Event-ID resumes exactly where a client left off",
-)
-async def job_events(
-    request: Request, job_id: str, start: Annotated[StreamStart, Depends()]
-) -> AsyncIterator[ServerSentEvent]:
-    last, backlog, principal, rt = start.last, start.backlog, start.principal, start.rt
+def job_stream(rt: RuntimeDep, job_id: str, principal: StreamPrincipalDep, last_event_id: LastEventId = None) -> Stream:
+    return Stream.open(rt, principal, job_id, job_id, read_job, last_event_id)
+
+
+def experiment_stream(
+    rt: RuntimeDep, experiment_id: str, principal: StreamPrincipalDep, last_event_id: LastEventId = None
+) -> Stream:
+    return Stream.open(rt, principal, experiment_id, experiment_channel(experiment_id), read_experiment, last_event_id)
+
+
+async def follow(request: Request, stream: Stream) -> AsyncIterator[ServerSentEvent]:
+    """The stream's backlog, then its live events as announced, re-reading the database on any gap."""
+    rt, principal, last, backlog = stream.rt, stream.principal, stream.last, stream.backlog
     hub: EventHub = request.app.state.event_hub
     settings = rt.settings
     poll = settings.sse_poll_seconds
@@ -119,7 +156,7 @@ async def job_events(
     ends = opened + settings.stream_max_seconds
     checked = renewed = opened
     # Subscribe before the next database read, so nothing published in between is missed.
-    subscription = hub.subscribe(job_id)
+    subscription = hub.subscribe(stream.channel)
     first = True
     try:
         while True:
@@ -148,14 +185,53 @@ async def job_events(
             if now > ends:
                 return
             if now - renewed > LEASE_SECONDS / 3:
-                await run_in_threadpool(rt.slots.renew, STREAMS, principal.owner_id, start.lease, LEASE_SECONDS)
+                await run_in_threadpool(rt.slots.renew, STREAMS, principal.owner_id, stream.lease, LEASE_SECONDS)
                 renewed = now
-            state, backlog = await run_in_threadpool(_read, rt, job_id, principal, last)
+            read = await run_in_threadpool(stream.read, rt, stream.subject, principal, last)
             checked = time.monotonic()
-            if state is None:
+            if not read.present:
                 return
+            backlog = read.backlog
     finally:
         hub.unsubscribe(subscription)
         # Also when the client has gone and the stream is being cancelled: the slot is freed at once.
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(rt.slots.release, STREAMS, principal.owner_id, start.lease)
+            await run_in_threadpool(rt.slots.release, STREAMS, principal.owner_id, stream.lease)
+
+
+@router.get(
+    "/api/v1/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "`metrics`, `status` and `checkpoint` events; ends after a finished job's final status."},
+        204: {"description": "The job has finished and the client has every event (Last-Event-ID at the end)."},
+        **PROBLEMS(401, 404, 422, 429),
+    },
+    summary="Live events of a job (SSE); Last-Event-ID resumes exactly where a client left off",
+)
+async def job_events(
+    request: Request, stream: Annotated[Stream, Depends(job_stream)]
+) -> AsyncIterator[ServerSentEvent]:
+    async for event in follow(request, stream):
+        yield event
+
+
+@router.get(
+    "/api/v1/experiments/{experiment_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`run-status` and `run-checkpoint` events of every run (each names its job_id; a "
+            "checkpoint carries the run's summary), then `finished` once every run has ended."
+        },
+        204: {"description": "The experiment has finished and the client has every event."},
+        **PROBLEMS(401, 404, 422, 429),
+    },
+    summary="Live events of an experiment's runs on one stream (SSE); Last-Event-ID resumes exactly",
+    tags=["experiments"],
+)
+async def experiment_events(
+    request: Request, stream: Annotated[Stream, Depends(experiment_stream)]
+) -> AsyncIterator[ServerSentEvent]:
+    async for event in follow(request, stream):
+        yield event
