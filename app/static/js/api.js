@@ -147,3 +147,20 @@ export function newIdempotencyKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return `dash-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
+
+const experiment = (id) => `experiments/${encodeURIComponent(id)}`;
+
+export const listExperiments = ({ limit = 50, cursor, signal } = {}) =>
+  json(`experiments${query({ limit, cursor })}`, { signal });
+export const getExperiment = (id, { sort, signal } = {}) => json(`${experiment(id)}${query({ sort })}`, { signal });
+export const cancelExperiment = (id) => json(`${experiment(id)}/cancel`, { method: "POST" });
+export const deleteExperiment = (id) => json(experiment(id), { method: "DELETE" });
+
+export function createExperiment(body, idempotencyKey) {
+  return json("experiments", { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey } });
+}
+
+/** One stream for all of an experiment's runs (EventSource sends no headers: the key goes in the query). */
+export function openExperimentEvents(id) {
+  return new EventSource(`${BASE}${experiment(id)}/events${query({ access_token: getKey() })}`);
+}

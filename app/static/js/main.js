@@ -3,15 +3,18 @@
 import { checkKey, clearKey, getKey, setKey } from "./api.js";
 import * as compare from "./compare.js";
 import { announce, h, replace } from "./dom.js";
+import * as experimentPage from "./experiment-page.js";
+import * as experimentsList from "./experiments-list.js";
 import * as jobPage from "./job-page.js";
 import * as jobsList from "./jobs-list.js";
+import * as newExperiment from "./new-experiment.js";
 import * as newJob from "./new-job.js";
 
 const view = document.getElementById("view");
 const signOut = document.getElementById("sign-out");
 let unmount = null;
 
-/** #/jobs, #/jobs/{id}, #/new, #/compare?ids=a,b → {name, module, args}. */
+/** #/jobs, #/jobs/{id}, #/new, #/compare?ids=a,b, #/experiments, #/experiments/new, #/experiments/{id} → {name, module, args}. */
 function route() {
   const raw = location.hash.replace(/^#/, "") || "/jobs";
   const [path, search = ""] = raw.split("?");
@@ -21,6 +24,16 @@ function route() {
     return { name: "jobs", title: "Job", module: jobPage, args: { params, id: decodeURIComponent(parts[1]) } };
   }
   if (parts[0] === "new") return { name: "new", title: "New job", module: newJob, args: { params } };
+  if (parts[0] === "experiments" && parts[1] === "new") {
+    return { name: "experiments", title: "New experiment", module: newExperiment, args: { params } };
+  }
+  if (parts[0] === "experiments" && parts[1]) {
+    const id = decodeURIComponent(parts[1]);
+    return { name: "experiments", title: "Experiment", module: experimentPage, args: { params, id } };
+  }
+  if (parts[0] === "experiments") {
+    return { name: "experiments", title: "Experiments", module: experimentsList, args: { params } };
+  }
   if (parts[0] === "compare") return { name: "compare", title: "Compare jobs", module: compare, args: { params } };
   return { name: "jobs", title: "Jobs", module: jobsList, args: { params } };
 }
@@ -116,7 +129,7 @@ function show() {
   leave();
   signOut.hidden = false;
   const target = route();
-  markNav(target.name === "jobs" && target.args.id ? null : target.name);
+  markNav(target.args.id ? null : target.name);
   document.title = `${target.title} · wgan-service`;
   unmount = target.module.mount(view, target.args) || null;
   // After a navigation, keyboard and screen-reader users start at the new content, not the old link.
