@@ -3,6 +3,7 @@ grid points with mean ± sd, its runs sorted, the best samples of each grid poin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -46,6 +47,20 @@ def test_an_experiment_page_ranks_its_runs_and_shows_each_grid_points_best_sampl
     page.get_by_role("button", name="Best").click()
     expect(page.locator("th[aria-sort=descending]")).to_have_text("Best")
     expect(runs.first).to_have_attribute("data-job-id", done["runs"][-1]["job_id"])
+
+    # Every run's curves, coloured by the chosen axis: loss.kind first (two colours), or the seed.
+    expect(page.get_by_label("Colour by")).to_have_value("loss.kind")
+    legend = page.locator(".colour-legend li")
+    expect(legend).to_have_count(2)
+    expect(legend.first).to_contain_text("loss.kind = wgan-gp")
+    estimate = page.locator("figure.chart", has=page.locator("figcaption", has_text="Wasserstein estimate"))
+    expect(estimate).to_have_attribute("data-points", str(TOY_SPEC["steps"] // TOY_SPEC["log_every"]))
+    for run in done["runs"]:
+        expect(estimate).to_have_attribute("data-counts", re.compile(re.escape(f'"{run["name"]}":12')))
+    measure = page.locator("figure.chart", has=page.locator("figcaption", has_text="Primary measure"))
+    expect(measure).to_have_attribute("data-counts", re.compile(r'":3[,}]'))
+    page.get_by_label("Colour by").select_option("seed")
+    expect(legend.first).to_contain_text("seed = 0")
 
     # One sample image per grid point, from its best run's best checkpoint.
     images = page.locator(".experiment-sample img")

@@ -1,7 +1,8 @@
 // One experiment: its grid points with mean ± sd over seeds, its runs ranked, the best samples of each
 // grid point side by side, kept current by the experiment's one event stream.
 
-import { cancelExperiment, deleteExperiment, getExperiment, openExperimentEvents } from "./api.js";
+import { allMetrics, cancelExperiment, deleteExperiment, getExperiment, openExperimentEvents } from "./api.js";
+import { PALETTE, StepChart } from "./charts.js";
 import { announce, h, replace } from "./dom.js";
 import { number } from "./format.js";
 import { SampleImage } from "./samples.js";
@@ -9,6 +10,12 @@ import { errorMessage, loading, statusBadge } from "./widgets.js";
 
 // Events come in bursts (a checkpoint of every run at once): one re-read per burst.
 const REFRESH_AFTER_MS = 500;
+// Curves are every run's metrics: re-read at most this often while runs train.
+const CURVES_EVERY_MS = 5000;
+const CURVES = [
+  { key: "wasserstein_estimate", title: "Wasserstein estimate (critic)", yLabel: "estimate" },
+  { key: "primary", title: "Primary measure at checkpoints (lower is better)", yLabel: "measure", sparse: true },
+];
 const SORTS = [
   { key: "best", label: "Best" },
   { key: "final", label: "Final" },
@@ -106,6 +113,94 @@ function runsTable(experiment, sort, onSort) {
   );
 }
 
+/** The axes a run can be coloured by: the grid's (seed last, as it only repeats a point), or the runs' keys. */
+function axesOf(experiment) {
+  const paths = experiment.grid ? Object.keys(experiment.grid) : [...new Set(experiment.runs.flatMap((r) => Object.keys(r.overrides)))];
+  return [...paths.filter((p) => p !== "seed"), ...paths.filter((p) => p === "seed")];
+}
+
+/**
+ * Every run's curves on shared step axes, one colour per value of the chosen axis: the runs of one
+ * grid point (its seeds) share a colour, so the spread over seeds shows as a band of lines.
+ */
+class Curves {
+  constructor() {
+    this.axis = h("select", { id: "colour-axis", name: "colour-axis" });
+    this.legend = h("ul", { class: "colour-legend" });
+    this.charts = h("div", { class: "charts" });
+    this.element = h(
+      "div",
+      { class: "experiment-curves" },
+      h("div", { class: "field field-inline" }, h("label", { for: "colour-axis" }, "Colour by"), this.axis),
+      this.legend,
+      this.charts,
+    );
+    this.points = new Map(); // job id → metric points
+    this.experiment = null;
+    this.loaded = 0;
+    this.axis.addEventListener("change", () => this.draw());
+  }
+
+  async load(experiment, force = false) {
+    this.experiment = experiment;
+    if (!this.axis.options.length) {
+      for (const path of axesOf(experiment)) this.axis.append(h("option", { value: path }, path));
+    }
+    if (!force && Date.now() - this.loaded < CURVES_EVERY_MS && this.points.size === experiment.runs.length) return;
+    this.loaded = Date.now();
+    await Promise.all(
+      experiment.runs.map(async (run) => {
+        const known = this.points.get(run.job_id) || [];
+        const more = await allMetrics(run.job_id, { afterStep: known.at(-1)?.step || 0 });
+        this.points.set(run.job_id, known.concat(more));
+      }),
+    );
+    this.draw();
+  }
+
+  draw() {
+    const experiment = this.experiment;
+    if (!experiment) return;
+    const axis = this.axis.value;
+    // In the grid's own order of the axis' values (not the runs' current sort), so colours stay put.
+    const gridValues = (experiment.grid?.[axis] || []).map((v) => JSON.stringify(v));
+    const seen = experiment.runs.map((run) => JSON.stringify(run.overrides[axis] ?? null));
+    const values = [...new Set([...gridValues.filter((v) => seen.includes(v)), ...seen])];
+    const colour = (run) => PALETTE[values.indexOf(JSON.stringify(run.overrides[axis] ?? null)) % PALETTE.length];
+    replace(
+      this.legend,
+      values.map((value, i) => {
+        const swatch = h("span", { class: "swatch", "aria-hidden": "true" });
+        // Through the CSSOM: the CSP refuses style attributes, not styles set from a script.
+        swatch.style.backgroundColor = PALETTE[i % PALETTE.length];
+        return h("li", { dataset: { value } }, swatch, ` ${axis} = ${JSON.parse(value)}`);
+      }),
+    );
+    const primary = experiment.primary || "exact_w1";
+    const charts = CURVES.map((curve) => {
+      const value = (p) => (curve.key === "primary" ? p.measures?.[primary] : p[curve.key]);
+      // Only runs with points on this chart: series and tables must line up one to one.
+      const drawn = experiment.runs
+        .map((run) => ({ run, points: (this.points.get(run.job_id) || []).filter((p) => value(p) !== undefined) }))
+        .filter((entry) => entry.points.length > 0);
+      const chart = new StepChart({
+        title: curve.title,
+        yLabel: curve.yLabel,
+        series: drawn.map(({ run }) => ({ label: run.name, color: colour(run), points: curve.sparse })),
+      });
+      chart.setTables(drawn.map(({ points }) => [points.map((p) => p.step), points.map(value)]));
+      return chart;
+    });
+    for (const old of this.live || []) old.destroy();
+    this.live = charts;
+    replace(this.charts, charts.map((chart) => chart.element));
+  }
+
+  destroy() {
+    for (const chart of this.live || []) chart.destroy();
+  }
+}
+
 /** The run of each grid point whose best checkpoint ranks first: its samples show the point at its best. */
 function bestRuns(experiment) {
   const runs = new Map(experiment.runs.map((run) => [run.job_id, run]));
@@ -129,6 +224,7 @@ export function mount(root, { id }) {
   const groups = h("div");
   const runs = h("div");
   const gallery = h("div", { class: "experiment-samples" });
+  const curves = new Curves();
   const heading = h("h1", { id: "experiment-heading", tabindex: "-1" }, "Experiment");
   replace(
     root,
@@ -138,6 +234,8 @@ export function mount(root, { id }) {
       h("div", { class: "view-header" }, heading, actions),
       summary,
       groups,
+      h("h2", {}, "Curves"),
+      curves.element,
       h("h2", {}, "Best samples of each grid point"),
       gallery,
       runs,
@@ -192,7 +290,10 @@ export function mount(root, { id }) {
   async function refresh() {
     try {
       const experiment = await getExperiment(id, { sort });
-      if (!stopped) render(experiment);
+      if (!stopped) {
+        render(experiment);
+        curves.load(experiment, experiment.finished).catch(() => {});
+      }
       return experiment;
     } catch (error) {
       if (!stopped) replace(summary, errorMessage(error, "Could not load the experiment"));
@@ -235,5 +336,6 @@ export function mount(root, { id }) {
     stopped = true;
     clearTimeout(timer);
     events?.close();
+    curves.destroy();
   };
 }
