@@ -1,4 +1,5 @@
-"""/api/v1/jobs/{id}/samples: generated images or points from a checkpoint, byte-identical per request."""
+"""What a checkpoint gives over HTTP: samples (/api/v1/jobs/{id}/samples, byte-identical per request), and
+its generator to take away (…/checkpoints/{ref}/generator: ONNX, safetensors, a model card)."""
 
 # No `from __future__ import annotations`: the sample limit below is a local of routes(), read by FastAPI.
 import base64
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
@@ -24,6 +25,7 @@ from service.models import CheckpointRow
 from service.repositories import checkpoints as checkpoint_repo
 from service.runtime import Runtime
 from service.settings import Settings
+from wgan import export
 from wgan.config import ModelSpec
 from wgan.cost import model_cost
 from wgan.render import grid_png, image_png, scatter_png, to_uint8
@@ -37,9 +39,29 @@ DISCONNECT_POLL_SECONDS = 0.1
 MEDIA = {"png": "image/png", "json": "application/json", "npy": "application/octet-stream"}
 
 
-def _etag(checkpoint: CheckpointRow, n: int, seed: int, fmt: str) -> str:
-    key = f"{checkpoint.id}|{checkpoint.sha256}|{n}|{seed}|{fmt}|{RENDER_VERSION}"
+def _etag(checkpoint: CheckpointRow, *parts: object) -> str:
+    key = "|".join(str(part) for part in (checkpoint.id, checkpoint.sha256, *parts, RENDER_VERSION))
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def _found(row: CheckpointRow | None, ref: str) -> CheckpointRow:
+    """The checkpoint `ref` named, or why there is none: 409 for one still to come, 404 for one that is not."""
+    if row is None:
+        if ref == "latest":
+            raise Conflict("the job has no checkpoint yet; samples come from checkpoints")
+        if ref == "best":
+            raise Conflict("the job has no evaluated checkpoint yet; 'best' is the one its measures rank first")
+        raise NotFound(f"the job has no checkpoint {ref!r}")
+    return row
+
+
+def _cache_headers(row: CheckpointRow, ref: str, etag: str) -> dict[str, str]:
+    return {
+        "ETag": etag,
+        # 'latest' and 'best' move on as training goes; a named checkpoint never changes.
+        "Cache-Control": "private, max-age=31536000, immutable" if ref not in MOVING else "private, no-cache",
+        "X-Checkpoint-Step": str(row.step),
+    }
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -133,19 +155,9 @@ def _sample(
     if_none_match: str | None,
     gone: threading.Event,
 ) -> Response:
-    if row is None:
-        if checkpoint == "latest":
-            raise Conflict("the job has no checkpoint yet; samples come from checkpoints")
-        if checkpoint == "best":
-            raise Conflict("the job has no evaluated checkpoint yet; 'best' is the one its measures rank first")
-        raise NotFound(f"the job has no checkpoint {checkpoint!r}")
+    row = _found(row, checkpoint)
     etag = _etag(row, n, seed, fmt)
-    headers = {
-        "ETag": etag,
-        # 'latest' and 'best' move on as training goes; a named checkpoint never changes.
-        "Cache-Control": "private, max-age=31536000, immutable" if checkpoint not in MOVING else "private, no-cache",
-        "X-Checkpoint-Step": str(row.step),
-    }
+    headers = _cache_headers(row, checkpoint, etag)
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     timeout = rt.settings.sample_timeout_seconds
@@ -161,6 +173,63 @@ def _sample(
         # Nobody reads the answer to a client that has gone; one that waited too long is told why.
         raise Unavailable(f"sampling took longer than {timeout:g} s ({exc}); ask for fewer", 1) from exc
     return Response(body, media_type=MEDIA[fmt], headers=headers)
+
+
+EXPORT_MEDIA = {"onnx": "application/onnx", "safetensors": "application/octet-stream", "card": "application/json"}
+EXPORT_SUFFIX = {"onnx": "onnx", "safetensors": "safetensors"}
+
+
+def _serve_generator(
+    rt: Runtime,
+    samplers: SamplerCache,
+    token: str | None,
+    client: str | None,
+    job_id: str,
+    checkpoint: str,
+    fmt: str,
+    if_none_match: str | None,
+) -> Response:
+    with rt.db.reads() as session:
+        principal = admit(rt, session, token, client, SAMPLE_REQUESTS)
+        spec, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
+        if spec is None:
+            raise NotFound(f"no job {job_id}")
+    row = _found(row, checkpoint)
+    etag = _etag(row, "generator", fmt)
+    headers = _cache_headers(row, checkpoint, etag)
+    if _matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    # An export builds and traces the generator: it takes one of the owner's sampling slots.
+    limit = rt.settings.max_concurrent_samples_per_owner
+    lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
+    if lease is None:
+        raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
+    try:
+        sampler = samplers.get(row).sampler
+        if fmt == "onnx":
+            body = export.onnx_bytes(sampler)
+        elif fmt == "safetensors":
+            body = export.safetensors_bytes(sampler)
+        else:
+            card = export.model_card(sampler)
+            card |= {
+                "job_id": job_id,
+                "checkpoint": {"id": row.id, "step": row.step, "measures": row.measures},
+                "dataset": spec["dataset"],
+                "spec": spec,
+                "formats": {
+                    name: f"/api/v1/jobs/{job_id}/checkpoints/{row.id}/generator?format={name}"
+                    for name in EXPORT_SUFFIX
+                },
+            }
+            body = export.card_json(card)
+    finally:
+        rt.slots.release(SAMPLING, principal.owner_id, lease)
+    if fmt in EXPORT_SUFFIX:
+        headers["Content-Disposition"] = (
+            f'attachment; filename="generator-{job_id[:8]}-{row.step}.{EXPORT_SUFFIX[fmt]}"'
+        )
+    return Response(body, media_type=EXPORT_MEDIA[fmt], headers=headers)
 
 
 async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
@@ -240,5 +309,35 @@ def routes(settings: Settings) -> APIRouter:
             raise failure
         assert response is not None
         return response
+
+    @router.get(
+        "/{job_id}/checkpoints/{checkpoint}/generator",
+        responses={
+            200: {
+                "description": "The checkpoint's sampling generator: ONNX (input z [batch, latent_dim], output x), "
+                "safetensors (its weights alone, the spec in the metadata), or a JSON model card.",
+                "content": {"application/onnx": {}, "application/octet-stream": {}, "application/json": {}},
+            },
+            304: {"description": "Not modified (If-None-Match)."},
+            **PROBLEMS(401, 404, 409, 422, 429),
+        },
+        response_class=Response,
+        summary="Take the generator away: ONNX, safetensors, or its model card",
+        tags=["generators"],
+    )
+    async def get_generator(
+        request: Request,
+        job_id: str,
+        checkpoint: Annotated[str, Path(max_length=64, description="A checkpoint id, a step, 'latest' or 'best'.")],
+        credentials: BearerDep,
+        format: Annotated[Literal["onnx", "safetensors", "card"], Query()] = "onnx",
+        if_none_match: Annotated[str | None, Header()] = None,
+    ) -> Response:
+        token = credentials.credentials if credentials else None
+        rt: Runtime = request.app.state.runtime
+        samplers: SamplerCache = request.app.state.samplers
+        return await run_in_threadpool(
+            _serve_generator, rt, samplers, token, client_address(request), job_id, checkpoint, format, if_none_match
+        )
 
     return router

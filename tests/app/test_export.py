@@ -1,0 +1,105 @@
+"""Generators to take away, against the real stack: the ONNX file run in onnxruntime on the service's own
+latents gives the service's samples; the safetensors file rebuilds the generator; the model card says how."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime
+import pytest
+import safetensors.numpy
+import torch
+
+from tests.conftest import TOY_SPEC, wait_for_status
+from wgan.config import TrainSpec
+from wgan.networks import build_generator, model_data_shape
+from wgan.sampling import latent
+
+# A 16 px DCGAN on the digits: a few steps, no evaluation (its classifier would take longer than the job).
+TINY_DCGAN = {
+    "dataset": {"name": "digits"},
+    "model": {"hidden_dim": 8},
+    "batch_size": 16,
+    "steps": 4,
+    "log_every": 2,
+    "checkpoint_every": 4,
+    "evaluate": False,
+}
+SEED, N = 11, 20
+
+
+def _trained(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
+    job = client.post("/api/v1/jobs", json=spec).json()
+    done = wait_for_status(client, job["id"], {"succeeded", "failed"}, timeout=120)
+    assert done["status"] == "succeeded", done["error"]
+    return done
+
+
+@pytest.mark.parametrize("spec", [TOY_SPEC, TINY_DCGAN], ids=["mlp", "dcgan"])
+def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_it(
+    client: httpx.Client, worker: Any, spec: dict[str, Any]
+) -> None:
+    job = _trained(client, spec)
+    resolved = TrainSpec.model_validate(job["spec"])
+    url = f"/api/v1/jobs/{job['id']}/checkpoints/latest/generator"
+    served = np.load(
+        io.BytesIO(
+            client.get(f"/api/v1/jobs/{job['id']}/samples", params={"n": N, "seed": SEED, "format": "npy"}).content
+        )
+    )
+    assert resolved.model.latent_dim is not None
+    z = latent(SEED, N, resolved.model.latent_dim)
+
+    exported = client.get(url, params={"format": "onnx"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "application/onnx"
+    assert exported.headers["content-disposition"].endswith('.onnx"')
+    session = onnxruntime.InferenceSession(exported.content, providers=["CPUExecutionProvider"])
+    (onnx_samples,) = session.run(None, {"z": z})
+    assert onnx_samples.shape == served.shape
+    assert float(np.abs(onnx_samples - served).max()) <= 1e-5
+    # The batch axis is dynamic: one latent at a time gives the same rows.
+    (first,) = session.run(None, {"z": z[:1]})
+    assert float(np.abs(first - served[:1]).max()) <= 1e-5
+
+    weights = client.get(url, params={"format": "safetensors"})
+    assert weights.status_code == 200
+    tensors = safetensors.numpy.load(weights.content)
+    generator = build_generator(resolved.model, model_data_shape(resolved.model))
+    generator.load_state_dict({name: torch.from_numpy(value) for name, value in tensors.items()})
+    with torch.no_grad():
+        rebuilt = generator.eval()(torch.from_numpy(z)).numpy()
+    assert float(np.abs(rebuilt - served).max()) <= 1e-5
+
+    card = client.get(url, params={"format": "card"}).json()
+    assert card["latent"]["dimension"] == resolved.model.latent_dim
+    assert card["output"]["shape"] == list(served.shape[1:])
+    assert card["checkpoint"]["step"] == resolved.steps
+    assert card["onnx"] == {"input": "z", "output": "x", "opset": 17, "batch_axis": "dynamic"}
+    assert client.get(card["formats"]["onnx"]).content == exported.content, "byte-identical per request"
+
+
+def test_an_exported_generator_is_etagged_scoped_and_named_by_any_checkpoint_reference(
+    client: httpx.Client, other_client: httpx.Client, worker: Any
+) -> None:
+    job = _trained(client, TOY_SPEC)
+    checkpoints = client.get(f"/api/v1/jobs/{job['id']}/checkpoints").json()["items"]
+    by_id = f"/api/v1/jobs/{job['id']}/checkpoints/{checkpoints[0]['id']}/generator"
+    first = client.get(by_id, params={"format": "safetensors"})
+    assert first.headers["cache-control"] == "private, max-age=31536000, immutable"
+    assert first.headers["x-checkpoint-step"] == str(checkpoints[0]["step"])
+    again = client.get(by_id, params={"format": "safetensors"}, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    by_step = client.get(
+        f"/api/v1/jobs/{job['id']}/checkpoints/{checkpoints[0]['step']}/generator", params={"format": "safetensors"}
+    )
+    assert by_step.content == first.content
+    assert other_client.get(by_id).status_code == 404
+    assert client.get(f"/api/v1/jobs/{job['id']}/checkpoints/999999/generator").status_code == 404
+    assert client.get(by_id, params={"format": "pickle"}).status_code == 422
+    parked = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()
+    assert client.get(f"/api/v1/jobs/{parked['id']}/checkpoints/latest/generator").status_code == 409
+    client.post(f"/api/v1/jobs/{parked['id']}/cancel")
