@@ -7,7 +7,8 @@ import hashlib
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -22,6 +23,7 @@ from app.sampling_cache import SamplerCache
 from app.telemetry import SAMPLE_LATENCY
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from service.models import CheckpointRow
+from service.principal import Principal
 from service.repositories import checkpoints as checkpoint_repo
 from service.runtime import Runtime
 from service.settings import Settings
@@ -126,20 +128,34 @@ def _serve(
     if_none_match: str | None,
     gone: threading.Event,
 ) -> Response:
-    # The checks the other routes make as dependencies (app.deps.admit), in the same order: key, rate
-    # limit, owned job, in this one trip.
+    principal, spec, row = _visible(rt, token, client, job_id, checkpoint)
+    _check_cost(spec, n, rt.settings)
+    with _sampling_slot(rt, principal):
+        return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone)
+
+
+def _visible(
+    rt: Runtime, token: str | None, client: str | None, job_id: str, ref: str
+) -> tuple[Principal, dict[str, Any], CheckpointRow | None]:
+    """The checks the other routes make as dependencies (app.deps.admit), in the same order: key, rate
+    limit, owned job; then the job's spec and its checkpoint `ref`, all in this one trip."""
     with rt.db.reads() as session:
         principal = admit(rt, session, token, client, SAMPLE_REQUESTS)
-        spec, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
-        if spec is None:
-            raise NotFound(f"no job {job_id}")
-    _check_cost(spec, n, rt.settings)
+        spec, row = checkpoint_repo.find_visible(session, job_id, principal, ref)
+    if spec is None:
+        raise NotFound(f"no job {job_id}")
+    return principal, spec, row
+
+
+@contextmanager
+def _sampling_slot(rt: Runtime, principal: Principal) -> Iterator[None]:
+    """One of the owner's concurrent sampling slots (shared by every API process) while the work runs."""
     limit = rt.settings.max_concurrent_samples_per_owner
     lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
     if lease is None:
         raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
     try:
-        return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone)
+        yield
     finally:
         rt.slots.release(SAMPLING, principal.owner_id, lease)
 
@@ -189,22 +205,14 @@ def _serve_generator(
     fmt: str,
     if_none_match: str | None,
 ) -> Response:
-    with rt.db.reads() as session:
-        principal = admit(rt, session, token, client, SAMPLE_REQUESTS)
-        spec, row = checkpoint_repo.find_visible(session, job_id, principal, checkpoint)
-        if spec is None:
-            raise NotFound(f"no job {job_id}")
-    row = _found(row, checkpoint)
+    principal, spec, found = _visible(rt, token, client, job_id, checkpoint)
+    row = _found(found, checkpoint)
     etag = _etag(row, "generator", fmt)
     headers = _cache_headers(row, checkpoint, etag)
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     # An export builds and traces the generator: it takes one of the owner's sampling slots.
-    limit = rt.settings.max_concurrent_samples_per_owner
-    lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
-    if lease is None:
-        raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
-    try:
+    with _sampling_slot(rt, principal):
         sampler = samplers.get(row).sampler
         if fmt == "onnx":
             body = export.onnx_bytes(sampler)
@@ -223,8 +231,6 @@ def _serve_generator(
                 },
             }
             body = export.card_json(card)
-    finally:
-        rt.slots.release(SAMPLING, principal.owner_id, lease)
     if fmt in EXPORT_SUFFIX:
         headers["Content-Disposition"] = (
             f'attachment; filename="generator-{job_id[:8]}-{row.step}.{EXPORT_SUFFIX[fmt]}"'
