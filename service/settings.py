@@ -105,6 +105,7 @@ class Settings(BaseSettings):
         "the API samples on its own CPU threads, so this bounds a request's time (here ~20 s at 5e10 FLOP/s).",
     )
     max_samples: int = Field(1024, ge=1, description="Largest `n` of a sample request.")
+    max_walk_frames: int = Field(64, ge=2, description="Most frames of a latent walk (`interpolate=A,B`).")
     max_concurrent_samples_per_owner: int = Field(
         4, ge=1, description="Sample requests of one owner in progress at once (all API processes); more: 429."
     )

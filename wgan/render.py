@@ -1,4 +1,5 @@
-"""Encoding samples for people: image grids, single images and scatter plots as PNG."""
+"""Encoding samples for people: image grids, single images and scatter plots as PNG; latent walks as
+animations (GIF, WebP) or strips."""
 
 from __future__ import annotations
 
@@ -95,6 +96,62 @@ def scatter_png(
     rows, cols = _to_pixels(points, plot_extent(reference), size)
     # Each point is a 3×3 dot; points outside the frame are pinned to its edge so none vanish.
     rows, cols = np.clip(rows, 1, size - 2), np.clip(cols, 1, size - 2)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            canvas[rows + dr, cols + dc] = SAMPLE_RGB
+    return encode_png(canvas)
+
+
+WALK_FRAME_MS = 90
+WALK_SCALE = 4  # small generated images are scaled up (nearest) so an animation can be seen
+
+
+def _frames(images: np.ndarray) -> list[Image.Image]:
+    return [
+        Image.fromarray(np.ascontiguousarray(_hwc(image))).resize(
+            (image.shape[2] * WALK_SCALE, image.shape[1] * WALK_SCALE), Image.Resampling.NEAREST
+        )
+        for image in images
+    ]
+
+
+def animation(images: np.ndarray, fmt: str) -> bytes:
+    """N×C×H×W uint8 frames as a looping animated GIF or WebP (lossless), deterministic for the same frames."""
+    frames = _frames(images)
+    buffer = io.BytesIO()
+    if fmt == "gif":
+        frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=WALK_FRAME_MS, loop=0)
+    else:
+        frames[0].save(
+            buffer,
+            format="WEBP",
+            save_all=True,
+            append_images=frames[1:],
+            duration=WALK_FRAME_MS,
+            loop=0,
+            lossless=True,
+        )
+    return buffer.getvalue()
+
+
+def strip_png(images: np.ndarray) -> bytes:
+    """N×C×H×W uint8 frames in one row."""
+    return encode_png(np.ascontiguousarray(image_grid(images, columns=len(images))))
+
+
+def path_png(points: np.ndarray, reference: np.ndarray, background: np.ndarray | None = None) -> bytes:
+    """A walk through 2-D data: its points joined in order over the real distribution."""
+    size = SCATTER_SIZE
+    canvas = (background if background is not None else reference_layer(reference, size)).astype(np.uint8)
+    rows, cols = _to_pixels(points, plot_extent(reference), size)
+    rows, cols = np.clip(rows, 1, size - 2), np.clip(cols, 1, size - 2)
+    for (r0, c0), (r1, c1) in zip(
+        zip(rows[:-1], cols[:-1], strict=True), zip(rows[1:], cols[1:], strict=True), strict=True
+    ):
+        steps = max(abs(int(r1) - int(r0)), abs(int(c1) - int(c0)), 1)
+        line_rows = np.rint(np.linspace(r0, r1, steps + 1)).astype(np.int64)
+        line_cols = np.rint(np.linspace(c0, c1, steps + 1)).astype(np.int64)
+        canvas[line_rows, line_cols] = SAMPLE_RGB
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
             canvas[rows + dr, cols + dc] = SAMPLE_RGB

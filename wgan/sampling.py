@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -87,3 +88,29 @@ def sample(sampler: Sampler, n: int, seed: int, should_stop: Callable[[], bool] 
     z = torch.from_numpy(latent(seed, n, sampler.spec.model.latent_dim)).to(sampler.device)
     with torch.inference_mode():
         return generate(sampler.generator, z, should_stop).numpy()
+
+
+WalkPath = Literal["slerp", "lerp"]
+
+
+def walk_latents(seed_a: int, seed_b: int, frames: int, dim: int, path: WalkPath = "slerp") -> np.ndarray:
+    """`frames` latents from seed A's first latent to seed B's, inclusive. slerp follows the great circle
+    (White 2016, "Sampling generative networks"): a straight line through a Gaussian latent space passes
+    near its centre, where no training latent ever was; lerp is that straight line."""
+    a, b = latent(seed_a, 1, dim)[0].astype(np.float64), latent(seed_b, 1, dim)[0].astype(np.float64)
+    t = np.linspace(0.0, 1.0, frames)[:, None]
+    cosine = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    omega = float(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    if path == "lerp" or np.sin(omega) < 1e-6:
+        walk = (1 - t) * a + t * b
+    else:
+        walk = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    return walk.astype(np.float32)
+
+
+def walk(sampler: Sampler, seed_a: int, seed_b: int, frames: int, path: WalkPath = "slerp") -> np.ndarray:
+    """The generator along a latent walk: (frames, 2) points or (frames, C, H, W) images in [−1, 1]."""
+    assert sampler.spec.model.latent_dim is not None
+    z = torch.from_numpy(walk_latents(seed_a, seed_b, frames, sampler.spec.model.latent_dim, path))
+    with torch.inference_mode():
+        return generate(sampler.generator, z.to(sampler.device)).numpy()

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -30,15 +31,39 @@ from service.settings import Settings
 from wgan import export
 from wgan.config import ModelSpec
 from wgan.cost import model_cost
-from wgan.render import grid_png, image_png, scatter_png, to_uint8
-from wgan.sampling import SamplingStopped, sample
+from wgan.render import animation, grid_png, image_png, path_png, scatter_png, strip_png, to_uint8
+from wgan.sampling import SamplingStopped, WalkPath, sample, walk
 
 RENDER_VERSION = "1"
 MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
 SAMPLING = "sampling"
 SAMPLING_LEASE_SECONDS = 120  # beyond sample_timeout_seconds: a live request never loses its slot
 DISCONNECT_POLL_SECONDS = 0.1
-MEDIA = {"png": "image/png", "json": "application/json", "npy": "application/octet-stream"}
+MEDIA = {
+    "png": "image/png",
+    "json": "application/json",
+    "npy": "application/octet-stream",
+    "gif": "image/gif",
+    "webp": "image/webp",
+}
+ANIMATIONS = frozenset({"gif", "webp"})
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A latent walk: from seed A's latent to seed B's in `frames` steps, along `path`."""
+
+    a: int
+    b: int
+    frames: int
+    path: WalkPath
+
+    @classmethod
+    def parse(cls, interpolate: str | None, frames: int, path: WalkPath) -> "Walk | None":
+        if interpolate is None:
+            return None
+        a, b = (int(part) for part in interpolate.split(","))
+        return cls(a, b, frames, path)
 
 
 def _etag(checkpoint: CheckpointRow, *parts: object) -> str:
@@ -80,25 +105,34 @@ def render(
     seed: int,
     fmt: str,
     should_stop: Callable[[], bool] | None = None,
+    latent_walk: Walk | None = None,
 ) -> bytes:
     loaded = cache.get(checkpoint)
-    samples = sample(loaded.sampler, n, seed, should_stop)
+    if latent_walk is None:
+        samples = sample(loaded.sampler, n, seed, should_stop)
+    else:
+        samples = walk(loaded.sampler, latent_walk.a, latent_walk.b, latent_walk.frames, latent_walk.path)
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, samples, allow_pickle=False)
         return buffer.getvalue()
     if loaded.sampler.is_images:
         images = to_uint8(samples)
+        if fmt in ANIMATIONS:
+            return animation(images, fmt)
         if fmt == "png":
-            return grid_png(images)
+            return grid_png(images) if latent_walk is None else strip_png(images)
         items: list[object] = [base64.b64encode(image_png(image)).decode() for image in images]
     else:
         assert loaded.reference is not None
         if fmt == "png":
-            return scatter_png(samples, loaded.reference, background=loaded.backdrop)
+            draw = scatter_png if latent_walk is None else path_png
+            return draw(samples, loaded.reference, background=loaded.backdrop)
         items = samples.tolist()
     body = schemas.SampleSet(
-        checkpoint=schemas.SampleCheckpoint(id=checkpoint.id, step=checkpoint.step), seed=seed, samples=items
+        checkpoint=schemas.SampleCheckpoint(id=checkpoint.id, step=checkpoint.step),
+        seed=seed if latent_walk is None else latent_walk.a,
+        samples=items,
     )
     return body.model_dump_json().encode()
 
@@ -127,11 +161,16 @@ def _serve(
     fmt: str,
     if_none_match: str | None,
     gone: threading.Event,
+    latent_walk: Walk | None = None,
 ) -> Response:
     principal, spec, row = _visible(rt, token, client, job_id, checkpoint)
-    _check_cost(spec, n, rt.settings)
+    if fmt in ANIMATIONS and latent_walk is None:
+        raise InvalidInput("gif and webp animate a latent walk", [(("query", "format"), "give interpolate=A,B too")])
+    if fmt in ANIMATIONS and spec["model"].get("image_size") is None:
+        raise InvalidInput("2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")])
+    _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
     with _sampling_slot(rt, principal):
-        return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone)
+        return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone, latent_walk)
 
 
 def _visible(
@@ -170,9 +209,10 @@ def _sample(
     fmt: str,
     if_none_match: str | None,
     gone: threading.Event,
+    latent_walk: Walk | None = None,
 ) -> Response:
     row = _found(row, checkpoint)
-    etag = _etag(row, n, seed, fmt)
+    etag = _etag(row, n, seed, fmt) if latent_walk is None else _etag(row, "walk", latent_walk, fmt)
     headers = _cache_headers(row, checkpoint, etag)
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
@@ -184,7 +224,7 @@ def _sample(
 
     try:
         with SAMPLE_LATENCY.labels(fmt).time():
-            body = render(samplers, row, n, seed, fmt, should_stop)
+            body = render(samplers, row, n, seed, fmt, should_stop, latent_walk)
     except SamplingStopped as exc:
         # Nobody reads the answer to a client that has gone; one that waited too long is told why.
         raise Unavailable(f"sampling took longer than {timeout:g} s ({exc}); ask for fewer", 1) from exc
@@ -256,6 +296,8 @@ def routes(settings: Settings) -> APIRouter:
                     "image/png": {},
                     "application/json": {"schema": schemas.SampleSet.model_json_schema()},
                     "application/octet-stream": {},
+                    "image/gif": {},
+                    "image/webp": {},
                 },
             },
             304: {"description": "Not modified (If-None-Match)."},
@@ -278,7 +320,22 @@ def routes(settings: Settings) -> APIRouter:
                 "ranks first: see the job's summary).",
             ),
         ] = "latest",
-        format: Annotated[Literal["png", "json", "npy"], Query()] = "png",
+        format: Annotated[
+            Literal["png", "json", "npy", "gif", "webp"],
+            Query(description="gif and webp animate a latent walk (images only); png of a walk is a strip."),
+        ] = "png",
+        interpolate: Annotated[
+            str | None,
+            Query(
+                pattern=r"^-?[0-9]{1,18},-?[0-9]{1,18}$",
+                description="SEED_A,SEED_B: a latent walk from seed A's first latent to seed B's, instead of n "
+                "samples (for 2-D data, the path drawn over the data).",
+            ),
+        ] = None,
+        frames: Annotated[int, Query(ge=2, le=settings.max_walk_frames, description="Steps of the walk.")] = 16,
+        path: Annotated[
+            Literal["slerp", "lerp"], Query(description="slerp: along the great circle (White 2016); lerp: a line.")
+        ] = "slerp",
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         # One trip to the thread pool for the whole request. As sync dependencies (session, key,
@@ -307,6 +364,7 @@ def routes(settings: Settings) -> APIRouter:
                     format,
                     if_none_match,
                     gone,
+                    Walk.parse(interpolate, frames, path),
                 )
             except Exception as exc:
                 failure = exc  # raised outside the task group, so it reaches the problem handlers as itself

@@ -12,6 +12,17 @@ from app.main import create_app
 from tests.conftest import make_key
 from tests.support.service import settings
 
+# A 16 px DCGAN on the digits: a few steps, no evaluation (its classifier would take longer than the job).
+TINY_DCGAN: dict[str, Any] = {
+    "dataset": {"name": "digits"},
+    "model": {"hidden_dim": 8},
+    "batch_size": 16,
+    "steps": 4,
+    "log_every": 2,
+    "checkpoint_every": 4,
+    "evaluate": False,
+}
+
 
 @pytest.fixture
 def app_with(database: str) -> Iterator[Callable[..., TestClient]]:

@@ -13,25 +13,16 @@ import pytest
 import safetensors.numpy
 import torch
 
+from tests.app.conftest import TINY_DCGAN
 from tests.conftest import TOY_SPEC, wait_for_status
 from wgan.config import TrainSpec
 from wgan.networks import build_generator, model_data_shape
 from wgan.sampling import latent
 
-# A 16 px DCGAN on the digits: a few steps, no evaluation (its classifier would take longer than the job).
-TINY_DCGAN = {
-    "dataset": {"name": "digits"},
-    "model": {"hidden_dim": 8},
-    "batch_size": 16,
-    "steps": 4,
-    "log_every": 2,
-    "checkpoint_every": 4,
-    "evaluate": False,
-}
 SEED, N = 11, 20
 
 
-def _trained(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
+def trained(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
     job = client.post("/api/v1/jobs", json=spec).json()
     done = wait_for_status(client, job["id"], {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done["error"]
@@ -42,7 +33,7 @@ def _trained(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
 def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_it(
     client: httpx.Client, worker: Any, spec: dict[str, Any]
 ) -> None:
-    job = _trained(client, spec)
+    job = trained(client, spec)
     resolved = TrainSpec.model_validate(job["spec"])
     url = f"/api/v1/jobs/{job['id']}/checkpoints/latest/generator"
     served = np.load(
@@ -85,7 +76,7 @@ def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_i
 def test_an_exported_generator_is_etagged_scoped_and_named_by_any_checkpoint_reference(
     client: httpx.Client, other_client: httpx.Client, worker: Any
 ) -> None:
-    job = _trained(client, TOY_SPEC)
+    job = trained(client, TOY_SPEC)
     checkpoints = client.get(f"/api/v1/jobs/{job['id']}/checkpoints").json()["items"]
     by_id = f"/api/v1/jobs/{job['id']}/checkpoints/{checkpoints[0]['id']}/generator"
     first = client.get(by_id, params={"format": "safetensors"})
