@@ -273,6 +273,15 @@ def test_create_a_job_from_the_form_and_watch_it_train(
     expect(page.locator(".slider-output")).to_contain_text(f"step {summary['best']['step']} (")
     expect(page.locator(".slider-output")).to_contain_text("the best")
     expect(image).to_have_attribute("data-step", str(summary["best"]["step"]))
+    # A latent walk from this seed to the next, drawn over the 2-D data; pressed again, the samples are back.
+    walk = page.get_by_role("button", name="Latent walk")
+    walk.click()
+    expect(walk).to_have_attribute("aria-pressed", "true")
+    expect(image).to_have_attribute("data-walk", "7,8")
+    expect(page.locator(".samples-note")).to_contain_text("a walk from seed 7 to 8")
+    assert natural_width(image) > 0
+    walk.click()
+    expect(image).to_have_attribute("data-walk", "")
     exact_points = counts(chart(page, "Wasserstein distance"))["exact W1"]
     expect(chart(page, "Modes covered")).to_have_attribute("data-counts", re.compile(rf'"covered":{exact_points}\b'))
 

@@ -117,10 +117,14 @@ export async function allMetrics(id, { afterStep = 0, signal } = {}) {
  * A PNG of samples as a Blob. <img src> cannot send the Authorization header, so the image is
  * fetched here and shown through an object URL; the step it came from is in X-Checkpoint-Step.
  */
-export async function fetchSamples(id, { n = 64, seed = 0, checkpoint = "latest", signal } = {}) {
-  const response = await send(`${job(id)}/samples${query({ n, seed, checkpoint, format: "png" })}`, {
+export async function fetchSamples(
+  id,
+  { n = 64, seed = 0, checkpoint = "latest", signal, interpolate, frames, format = "png" } = {},
+) {
+  const search = interpolate ? { interpolate, frames, checkpoint, format } : { n, seed, checkpoint, format };
+  const response = await send(`${job(id)}/samples${query(search)}`, {
     signal,
-    headers: { Accept: "image/png" },
+    headers: { Accept: `image/${format}` },
   });
   const step = response.headers.get("X-Checkpoint-Step");
   return { blob: await response.blob(), step: step === null ? null : Number(step) };

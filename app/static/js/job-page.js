@@ -11,6 +11,7 @@ const PENALISED = new Set(["wgan-gp", "wgan-lp"]);
 const PACE_WINDOW = 20; // metric points averaged for the time left
 const STATUS_REFETCH_MS = 250;
 const SAMPLE_DEBOUNCE_MS = 200;
+const WALK_FRAMES = 16;
 
 // Digits and MNIST are judged by a classifier; every evaluated job gets the exact W1 in data space.
 const JUDGED = new Set(["digits", "mnist"]);
@@ -133,6 +134,8 @@ export function mount(root, { id }) {
 
   const seedInput = h("input", { id: "sample-seed", type: "number", inputmode: "numeric", value: "0", step: "1" });
   const shuffleButton = h("button", { type: "button", class: "button button-quiet" }, "Another seed");
+  // A latent walk from this seed to the next: an animation for images, a path over 2-D data.
+  const walkButton = h("button", { type: "button", class: "button button-quiet", "aria-pressed": "false" }, "Latent walk");
   const slider = h("input", {
     id: "checkpoint-slider",
     type: "range",
@@ -248,8 +251,12 @@ export function mount(root, { id }) {
     sampleTimer = later(() => {
       const chosen = checkpoints[Number(slider.value)];
       if (!chosen) return;
-      const seed = Number.parseInt(seedInput.value, 10);
-      samples.show({ seed: Number.isFinite(seed) ? seed : 0, checkpoint: chosen.id });
+      const parsed = Number.parseInt(seedInput.value, 10);
+      const seed = Number.isFinite(parsed) ? parsed : 0;
+      const walking = walkButton.getAttribute("aria-pressed") === "true";
+      const format = job?.spec?.model?.image_size ? "gif" : "png";
+      const walk = walking ? { to: seed + 1, frames: WALK_FRAMES, format } : null;
+      samples.show({ seed, checkpoint: chosen.id, walk });
     }, SAMPLE_DEBOUNCE_MS);
   }
 
@@ -291,6 +298,10 @@ export function mount(root, { id }) {
     loadSamplesSoon();
   });
   seedInput.addEventListener("change", loadSamplesSoon);
+  walkButton.addEventListener("click", () => {
+    walkButton.setAttribute("aria-pressed", walkButton.getAttribute("aria-pressed") === "true" ? "false" : "true");
+    loadSamplesSoon();
+  });
   shuffleButton.addEventListener("click", () => {
     seedInput.value = String(Math.floor(Math.random() * 1_000_000));
     loadSamplesSoon();
@@ -429,6 +440,7 @@ export function mount(root, { id }) {
                   h("label", { for: "sample-seed" }, "Seed"),
                   seedInput,
                   shuffleButton,
+                  walkButton,
                 ),
                 h(
                   "div",

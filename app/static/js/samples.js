@@ -18,14 +18,17 @@ export class SampleImage {
     this.element = h("div", { class: "samples-frame", dataset: { state: "empty" } }, this.image, this.note);
   }
 
-  async show({ seed = 0, checkpoint = "latest" } = {}) {
+  /** `walk` ({to, frames, format}): a latent walk from `seed` to `walk.to` instead of a grid of samples. */
+  async show({ seed = 0, checkpoint = "latest", walk = null } = {}) {
     this.controller?.abort();
     const controller = new AbortController();
     this.controller = controller;
     this.element.dataset.state = "loading";
     this.element.setAttribute("aria-busy", "true");
     try {
-      const { blob, step } = await fetchSamples(this.jobId, { n: this.n, seed, checkpoint, signal: controller.signal });
+      const options = { n: this.n, seed, checkpoint, signal: controller.signal };
+      if (walk) Object.assign(options, { interpolate: `${seed},${walk.to}`, frames: walk.frames, format: walk.format });
+      const { blob, step } = await fetchSamples(this.jobId, options);
       if (controller.signal.aborted) return;
       const url = URL.createObjectURL(blob);
       await new Promise((resolve, reject) => {
@@ -38,7 +41,9 @@ export class SampleImage {
       this.image.hidden = false;
       this.image.dataset.step = String(step);
       this.image.dataset.seed = String(seed);
-      this.note.textContent = step === null ? "" : `Step ${step}, seed ${seed}`;
+      this.image.dataset.walk = walk ? `${seed},${walk.to}` : "";
+      const what = walk ? `a walk from seed ${seed} to ${walk.to}` : `seed ${seed}`;
+      this.note.textContent = step === null ? "" : `Step ${step}, ${what}`;
       this.element.dataset.state = "loaded";
     } catch (error) {
       if (error.name === "AbortError") return;
