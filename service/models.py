@@ -166,6 +166,8 @@ class Job(Base):
         Index("ix_jobs_owner_created", "owner_id", "created_at", "id"),
         Index("ix_jobs_status", "status"),
         Index("ix_jobs_experiment_id", "experiment_id"),
+        # The preview's speed estimate reads the newest jobs of a queue (repositories.jobs.recent_speeds).
+        Index("ix_jobs_queue_created", "queue", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
