@@ -74,9 +74,6 @@ def experiment_links(experiment_id: str) -> schemas.ExperimentLinks:
 def experiment(row: Experiment, runs: Sequence[Job], sort: str | None = None) -> schemas.Experiment:
     results = [experiments.run_result(job) for job in runs]
     ordered = experiments.ranked(results, sort) if sort else results
-    counts: dict[str, int] = {}
-    for job in runs:
-        counts[job.status.status.value] = counts.get(job.status.status.value, 0) + 1
     primary = next((job.summary["primary"] for job in runs if job.summary), None)
     return schemas.Experiment(
         id=row.id,
@@ -85,7 +82,7 @@ def experiment(row: Experiment, runs: Sequence[Job], sort: str | None = None) ->
         base=row.base,
         grid=row.grid,
         primary=primary,
-        counts=counts,
+        counts=experiments.status_counts(runs),
         progress=schemas.Progress(
             step=sum(job.progress_step for job in runs), total_steps=sum(job.total_steps for job in runs)
         ),

@@ -91,6 +91,15 @@ def expand(grid: dict[str, list[Any]] | None, runs: list[dict[str, Any]] | None,
     return [dict(overrides) for overrides in runs]
 
 
+def status_counts(runs: Sequence[Job]) -> dict[str, int]:
+    """Runs by the status the API shows."""
+    counts: dict[str, int] = {}
+    for job in runs:
+        status = job.status.status.value
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
 def label(overrides: dict[str, Any]) -> str:
     """A run's overrides as a short name: "loss.kind=vanilla, seed=1"."""
     return ", ".join(f"{path}={value}" for path, value in overrides.items()) or "base"

@@ -76,12 +76,12 @@ class Transition:
         if kind is EventType.STATUS:
             run = RunStatus(job_id=job.id, **data)
             self._experiment_event(job.experiment_id, EventType.RUN_STATUS, run.model_dump(mode="json"))
-            if run.status.final and experiment_repo.unfinished_runs(self.session, job.experiment_id) == 0:
-                counts: dict[str, int] = {}
-                for other in experiment_repo.runs(self.session, job.experiment_id):
-                    counts[other.status.status.value] = counts.get(other.status.status.value, 0) + 1
-                done = ExperimentFinished(counts=counts).model_dump(mode="json")
-                self._experiment_event(job.experiment_id, EventType.FINISHED, done)
+            if run.status.final:
+                # Read under the experiment row's lock (taken by the append above): one run ends it, once.
+                runs = experiment_repo.runs(self.session, job.experiment_id)
+                if all(other.status.final for other in runs):
+                    done = ExperimentFinished(counts=experiments.status_counts(runs)).model_dump(mode="json")
+                    self._experiment_event(job.experiment_id, EventType.FINISHED, done)
         elif kind is EventType.CHECKPOINT:
             checkpoint = RunCheckpoint(
                 job_id=job.id,
