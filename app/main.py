@@ -16,7 +16,7 @@ from app.body_limit import BodyLimit
 from app.cached import Cached
 from app.openapi import describe_limits
 from app.readiness import check_all
-from app.routes import dashboard, datasets, events, experiments, health, jobs, metrics, operations, samples
+from app.routes import dashboard, datasets, events, experiments, health, jobs, metrics, operations, samples, webhooks
 from app.sampling_cache import SamplerCache
 from app.security_headers import SecurityHeaders
 from app.streaming import EventHub
@@ -79,6 +79,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         metrics.routes(settings),
         samples.routes(settings),
         experiments.routes(settings),
+        webhooks.routes(settings),
     ):
         app.include_router(router)
     for module in (events, datasets, health, operations, dashboard):

@@ -8,11 +8,25 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # The records a job produces have one shape, service.records', on REST and in the event stream alike.
-from service.records import CheckpointOut as CheckpointOut
-from service.records import JobError as JobError
-from service.records import Metric as Metric
+from service.records import CheckpointOut as CheckpointOut, JobError as JobError, Metric as Metric
 from service.settings import Settings
-from service.states import JobStatus as JobStatus
+from service.states import DeliveryState, JobStatus as JobStatus, WebhookEvent
+
+# The job and the experiment have one shape too, service.views', on REST and in webhooks alike.
+from service.views import (
+    Experiment as Experiment,
+    ExperimentGroup as ExperimentGroup,
+    ExperimentLinks as ExperimentLinks,
+    ExperimentRun as ExperimentRun,
+    Job as Job,
+    JobLinks as JobLinks,
+    JobSummary as JobSummary,
+    LatestMetrics as LatestMetrics,
+    Progress as Progress,
+    Spread as Spread,
+    SummaryAt as SummaryAt,
+)
+from service.webhooks import MAX_URL_CHARS
 from wgan.config import MAX_NAME, NO_CONTROL_CHARACTERS, ModelSpec, TrainSpec
 
 
@@ -48,68 +62,6 @@ def bounded_spec(settings: Settings) -> type[TrainSpec]:
         checkpoint_every=(Annotated[int, Field(ge=1, le=settings.max_steps)], 500),
         log_every=(Annotated[int, Field(ge=1, le=settings.max_steps)], 10),
     )
-
-
-class Progress(BaseModel):
-    step: int
-    total_steps: int
-
-
-class LatestMetrics(BaseModel):
-    step: int
-    critic_loss: float | None
-    generator_loss: float | None
-    wasserstein_estimate: float | None
-    gradient_penalty: float | None = None
-    seconds_per_step: float | None = None
-    exact_w1: float | None = None
-    measures: dict[str, float] | None = Field(None, description="The newest evaluation's measures.")
-
-
-class SummaryAt(BaseModel):
-    step: int
-    checkpoint_id: str
-    value: float
-
-
-class JobSummary(BaseModel):
-    """The job's quality over its checkpoints."""
-
-    primary: str = Field(description="The measure that ranks checkpoints (lower is better): 'exact_w1' or 'frechet'.")
-    checkpoints: int
-    evaluated: int = Field(description="Checkpoints whose evaluation gave the primary measure.")
-    newest: SummaryAt | None
-    best: SummaryAt | None = Field(description="Sample from it with ?checkpoint=best.")
-    spearman: float | None = Field(
-        description="Rank correlation of the critic's Wasserstein estimate with the primary measure over the "
-        "checkpoints (the WGAN paper's claim: near 1 when the estimate tracks quality); null below three."
-    )
-
-
-class JobLinks(BaseModel):
-    self: str
-    events: str
-    metrics: str
-    samples: str
-    checkpoints: str
-
-
-class Job(BaseModel):
-    id: str
-    name: str
-    status: JobStatus
-    spec: TrainSpec = Field(description="The spec with every default filled in.")
-    progress: Progress
-    latest_metrics: LatestMetrics
-    error: JobError | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
-    attempts: int = Field(description="How many times a worker has taken the job up (more after a lost worker).")
-    summary: JobSummary | None = Field(None, description="Null until the first checkpoint.")
-    experiment_id: str | None = Field(None, description="The experiment this job is a run of, if any.")
-    links: JobLinks
 
 
 class StepCostOut(BaseModel):
@@ -207,53 +159,70 @@ class ExperimentCreate(BaseModel):
     )
 
 
-class ExperimentRun(BaseModel):
-    job_id: str
-    name: str
-    overrides: dict[str, Any]
-    status: JobStatus
-    progress: Progress
-    final: float | None = Field(description="The primary measure at the run's newest checkpoint (lower is better).")
-    best: float | None = Field(description="The primary measure at its best checkpoint.")
-    links: JobLinks
-
-
-class Spread(BaseModel):
-    mean: float | None
-    sd: float | None = Field(description="Sample standard deviation over the seeds; null below two.")
-    n: int = Field(description="Runs with a value.")
-
-
-class ExperimentGroup(BaseModel):
-    point: dict[str, Any] = Field(description="The overrides that define the group: every one but the seed.")
-    runs: list[str] = Field(description="Its runs' job ids.")
-    final: Spread
-    best: Spread
-
-
-class ExperimentLinks(BaseModel):
-    self: str
-    events: str
-    cancel: str
-
-
-class Experiment(BaseModel):
-    id: str
-    name: str
-    created_at: datetime
-    base: dict[str, Any]
-    grid: dict[str, list[Any]] | None
-    primary: str | None = Field(description="The measure final and best are in: 'exact_w1' or 'frechet'.")
-    counts: dict[str, int] = Field(description="Runs by status.")
-    progress: Progress = Field(description="Generator steps done over all runs, and their total.")
-    finished: bool = Field(description="Every run has ended.")
-    runs: list[ExperimentRun] = Field(description="Ordered by ?sort= (default: the grid's order).")
-    groups: list[ExperimentGroup] = Field(description="Runs that differ only in seed, with mean ± sd over them.")
-    links: ExperimentLinks
-
-
 class ExperimentPage(BaseModel):
     items: list[Experiment]
+    next_cursor: str | None
+
+
+class WebhookCreate(BaseModel):
+    """A receiver for some of the owner's events. Messages follow the Standard Webhooks specification:
+    signed with the secret the response shows once, retried with backoff for about a day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description="http(s) URL to POST to. It must resolve to public addresses (loopback, private, link-local "
+        "and metadata addresses are refused unless the deployment allows them); redirects are not followed.",
+        examples=["https://example.com/hooks/wgan"],
+    )
+    events: list[WebhookEvent] = Field(min_length=1, max_length=len(WebhookEvent), description="What to send.")
+    description: str = Field("", max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)
+
+
+class WebhookLinks(BaseModel):
+    self: str
+    deliveries: str
+
+
+class Webhook(BaseModel):
+    id: str
+    url: str
+    events: list[WebhookEvent]
+    description: str
+    created_at: datetime
+    links: WebhookLinks
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(
+        description="whsec_…: the key of every message's webhook-signature (Standard Webhooks). Shown only now."
+    )
+
+
+class WebhookList(BaseModel):
+    items: list[Webhook]
+
+
+class Delivery(BaseModel):
+    id: str
+    webhook_id: str
+    message_id: str = Field(description="The webhook-id header: the same on every retry and redelivery.")
+    event: WebhookEvent
+    status: DeliveryState = Field(description="pending (first try or a retry to come), delivered (a 2xx) or failed.")
+    attempts: int
+    last_status_code: int | None = Field(description="The receiver's status code at the last attempt, if it answered.")
+    last_error: str | None = Field(description="Why the last attempt failed, if it did.")
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="When it will be tried next (pending only).")
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any] = Field(description='The body as sent: {"type", "timestamp", "data"}.')
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
     next_cursor: str | None
 
 

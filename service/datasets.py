@@ -10,8 +10,7 @@ from service.artifacts import dataset_key
 from service.errors import Conflict, NotFound, PayloadTooLarge
 from service.models import Dataset, new_id
 from service.principal import Principal
-from service.repositories import datasets as dataset_repo
-from service.repositories import owners as owner_repo
+from service.repositories import datasets as dataset_repo, owners as owner_repo
 from service.runtime import Runtime
 from wgan.data.sources import info_for_array
 

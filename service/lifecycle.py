@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service import experiments, idempotency, summary
+from service import experiments, idempotency, summary, views, webhooks
 from service.artifacts import job_prefix
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
@@ -42,14 +42,16 @@ from service.records import (
     StatusEvent,
     finite_measures,
 )
-from service.repositories import checkpoints as checkpoint_repo
-from service.repositories import events as event_repo
-from service.repositories import experiments as experiment_repo
-from service.repositories import jobs as job_repo
-from service.repositories import metrics as metric_repo
-from service.repositories import owners as owner_repo
+from service.repositories import (
+    checkpoints as checkpoint_repo,
+    events as event_repo,
+    experiments as experiment_repo,
+    jobs as job_repo,
+    metrics as metric_repo,
+    owners as owner_repo,
+)
 from service.runtime import Runtime
-from service.states import ErrorType, JobState
+from service.states import ErrorType, JobState, JobStatus, WebhookEvent
 from wgan.config import MAX_NAME, TrainSpec
 
 log = logging.getLogger(__name__)
@@ -63,10 +65,35 @@ class Transition:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.events: list[Event | ExperimentEvent] = []
+        self.outbox = webhooks.Outbox(session)
 
     def event(self, job: Job, kind: EventType, data: Any) -> None:
         self.events.append(event_repo.append(self.session, job.id, kind, data))
         self.tell_experiment(job, kind, data)
+        self.tell_webhooks(job, kind, data)
+
+    def tell_webhooks(self, job: Job, kind: EventType, data: Any) -> None:
+        """The owner's webhooks hear of a job's start and end and of its checkpoints, each body a snapshot
+        of the job (or checkpoint) as REST shows it at that moment."""
+        if kind is EventType.STATUS:
+            topic = _JOB_TOPICS.get(JobStatus(data["status"]))
+            # Started once: taking a job up again after a lost worker is no new start.
+            if topic is not None and (topic is not WebhookEvent.JOB_STARTED or job.attempts == 1):
+                self.outbox.add(job.owner_id, topic, lambda: views.job_view(job).model_dump(mode="json"))
+        elif kind is EventType.CHECKPOINT:
+            self.outbox.add(
+                job.owner_id,
+                WebhookEvent.CHECKPOINT_CREATED,
+                lambda: self._run_checkpoint(job, data).model_dump(mode="json"),
+            )
+
+    @staticmethod
+    def _run_checkpoint(job: Job, data: Any) -> RunCheckpoint:
+        return RunCheckpoint(
+            job_id=job.id,
+            checkpoint=CheckpointOut.model_validate(data),
+            summary=summary.public(job.summary) if job.summary else None,
+        )
 
     def tell_experiment(self, job: Job, kind: EventType, data: Any) -> None:
         """A run's status changes and checkpoints go to its experiment's stream as well (not its metrics:
@@ -82,12 +109,16 @@ class Transition:
                 if all(other.status.final for other in runs):
                     done = ExperimentFinished(counts=experiments.status_counts(runs)).model_dump(mode="json")
                     self._experiment_event(job.experiment_id, EventType.FINISHED, done)
+                    experiment_id = job.experiment_id
+                    self.outbox.add(
+                        job.owner_id,
+                        WebhookEvent.EXPERIMENT_FINISHED,
+                        lambda: views.experiment_view(self.session.get_one(Experiment, experiment_id), runs).model_dump(
+                            mode="json"
+                        ),
+                    )
         elif kind is EventType.CHECKPOINT:
-            checkpoint = RunCheckpoint(
-                job_id=job.id,
-                checkpoint=CheckpointOut.model_validate(data),
-                summary=summary.public(job.summary) if job.summary else None,
-            )
+            checkpoint = self._run_checkpoint(job, data)
             self._experiment_event(job.experiment_id, EventType.RUN_CHECKPOINT, checkpoint.model_dump(mode="json"))
 
     def _experiment_event(self, experiment_id: str, kind: EventType, data: Any) -> None:
@@ -103,12 +134,23 @@ class Transition:
         self.event(job, EventType.STATUS, StatusEvent.of(state, error).model_dump(mode="json"))
 
 
+_JOB_TOPICS = {
+    JobStatus.RUNNING: WebhookEvent.JOB_STARTED,
+    JobStatus.SUCCEEDED: WebhookEvent.JOB_SUCCEEDED,
+    JobStatus.FAILED: WebhookEvent.JOB_FAILED,
+    JobStatus.CANCELLED: WebhookEvent.JOB_CANCELLED,
+}
+
+
 @contextmanager
 def _transition(rt: Runtime) -> Iterator[Transition]:
     with rt.db.transaction() as session:
         step = Transition(session)
         yield step
     rt.events.publish(step.events)
+    # Committed, so a delivery whose task is not sent now (broker away) is still sent by the webhook sweep.
+    for delivery_id in step.outbox.made:
+        rt.tasks.send_delivery(delivery_id)
 
 
 # --- from the API ------------------------------------------------------------------------------

@@ -14,8 +14,13 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 TRAIN_TASK = "worker.train"
+DELIVER_TASK = "worker.webhooks.deliver"
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
+# Webhook deliveries have their own queue and their own worker (`wgan-service webhooks`): a receiver that
+# hangs must never wait behind hours of training, nor make training wait.
+WEBHOOK_QUEUE = "webhooks"
+DELIVERY_MARKER = "delivery:"
 MARKER_TIMEOUT = 1.0
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 0.5}
 
@@ -72,25 +77,39 @@ class TaskQueue:
     def enqueue_training(self, job_id: str, queue: str) -> bool:
         """Send the training task. False if the broker is unreachable: the job stays queued and the
         reaper sends it again later, so nothing is lost."""
+        return self._send(TRAIN_TASK, job_id, job_id, queue)
+
+    def send_delivery(self, delivery_id: str) -> bool:
+        """Send a webhook delivery's task. False if the broker is unreachable: the delivery stays pending
+        and the webhook sweep sends it again."""
+        return self._send(DELIVER_TASK, DELIVERY_MARKER + delivery_id, delivery_id, WEBHOOK_QUEUE)
+
+    def _send(self, task: str, marker: str, argument: str, queue: str) -> bool:
         try:
             # Marked before it is sent: a worker that takes the task at once finds the marker to clear.
             if self._markers is not None:
-                self._markers.set(self._marker_prefix + job_id, queue, ex=self._marker_seconds)
-            self.celery.send_task(TRAIN_TASK, args=[job_id], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+                self._markers.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
+            self.celery.send_task(task, args=[argument], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
         except Exception as exc:
-            log.warning("could not enqueue job %s on %s: %s", job_id, queue, exc)
-            self.taken(job_id)
+            log.warning("could not send %s %s on %s: %s", task, argument, queue, exc)
+            self._clear(marker)
             return False
         return True
 
     def taken(self, job_id: str) -> None:
         """A worker has the job's task (or it was never sent): no task of it waits in the broker."""
+        self._clear(job_id)
+
+    def delivery_taken(self, delivery_id: str) -> None:
+        self._clear(DELIVERY_MARKER + delivery_id)
+
+    def _clear(self, marker: str) -> None:
         if self._markers is None:
             return
         try:
-            self._markers.delete(self._marker_prefix + job_id)
+            self._markers.delete(self._marker_prefix + marker)
         except redis.RedisError as exc:
-            log.warning("could not clear the sent marker of job %s: %s", job_id, exc)
+            log.warning("could not clear the sent marker %s: %s", marker, exc)
 
     def lost(self, jobs: Sequence[tuple[str, str]]) -> list[str]:
         """Of these queued (job id, queue) pairs, the jobs whose task the broker no longer holds.
@@ -98,20 +117,29 @@ class TaskQueue:
         With a Redis broker: those whose marker is gone. Without one (the embedded default), the jobs on
         queues that are empty: a duplicate is harmless there, as the claim refuses it.
         """
-        if not jobs:
+        return self._lost([(job_id, job_id, queue) for job_id, queue in jobs])
+
+    def lost_deliveries(self, delivery_ids: Sequence[str]) -> list[str]:
+        """Of these pending deliveries, those whose task the broker no longer holds (a duplicate is
+        harmless: an attempt takes the delivery's lease first)."""
+        return self._lost([(DELIVERY_MARKER + did, did, WEBHOOK_QUEUE) for did in delivery_ids])
+
+    def _lost(self, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        """Of (marker, id, queue) triples, the ids whose task is no longer in the broker."""
+        if not items:
             return []
         if self._markers is None:
             depths = self.depths()
-            return [job_id for job_id, queue in jobs if depths.get(queue, 1) == 0]
+            return [item_id for _, item_id, queue in items if depths.get(queue, 1) == 0]
         try:
             pipe = self._markers.pipeline(transaction=False)
-            for job_id, _ in jobs:
-                pipe.exists(self._marker_prefix + job_id)
+            for marker, _, _ in items:
+                pipe.exists(self._marker_prefix + marker)
             present = pipe.execute()
         except redis.RedisError as exc:
             log.warning("cannot tell which tasks the broker holds (%s); re-sending none this time", exc)
             return []
-        return [job_id for (job_id, _), held in zip(jobs, present, strict=True) if not held]
+        return [item_id for (_, item_id, _), held in zip(items, present, strict=True) if not held]
 
     def depths(self) -> dict[str, int]:
         """Tasks waiting per queue, as the broker reports them; empty when it cannot be reached."""
@@ -120,7 +148,7 @@ class TaskQueue:
             with self.celery.connection_for_read() as connection:
                 connection.ensure_connection(max_retries=1, timeout=1.0)
                 channel = connection.default_channel
-                for queue in (CPU_QUEUE, GPU_QUEUE):
+                for queue in (CPU_QUEUE, GPU_QUEUE, WEBHOOK_QUEUE):
                     try:
                         depths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
                     except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -203,6 +204,31 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long /metrics and /readyz reuse their database and broker reads."
     )
 
+    max_webhooks_per_owner: int = Field(20, ge=1, description="Webhooks one owner may register.")
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDR blocks a webhook URL may resolve into although they are not public (JSON list, e.g. "
+        "'[\"10.1.0.0/16\"]'). Loopback, private, link-local and metadata addresses are refused otherwise.",
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Longest one delivery attempt may take, connecting to reading the status."
+    )
+    webhook_retry_first_seconds: float = Field(5.0, gt=0, description="Wait before a failed delivery's first retry.")
+    webhook_retry_factor: float = Field(3.0, ge=1, description="Each retry waits this many times the last wait…")
+    webhook_retry_max_seconds: float = Field(6 * 3600.0, gt=0, description="…but never longer than this.")
+    webhook_max_attempts: int = Field(
+        12, ge=1, description="Attempts before a delivery is given up (the defaults retry for about a day)."
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, description="Deliveries one `wgan-service webhooks` process makes at once (threads)."
+    )
+    webhook_sweep_seconds: float = Field(
+        5.0, gt=0, description="How often the webhook sender sends due retries and re-sends lost deliveries."
+    )
+    webhook_retention_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="How long finished deliveries are kept for GET …/deliveries."
+    )
+
     log_level: str = Field("INFO", description="Log level of API and workers.")
     log_json: bool = Field(False, description="One JSON object per log line.")
 
@@ -211,6 +237,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `WGAN_WORKER_ALIVE_FILE=` means "none", not the current directory.
         return None if value == "" else value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for block in value:
+            ipaddress.ip_network(block, strict=False)  # a ValueError names the bad block
+        return value
 
     @model_validator(mode="after")
     def _fill_embedded_defaults(self) -> Settings:

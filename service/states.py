@@ -93,3 +93,22 @@ class RunOutcome(StrEnum):
     STOPPED = "stopped"
     WAITING_FOR_CAPACITY = "waiting_for_capacity"
     NOT_CLAIMED = "not_claimed"
+
+
+class WebhookEvent(StrEnum):
+    """What a webhook can subscribe to; the body's `type` (service.webhooks)."""
+
+    JOB_STARTED = "job.started"  # first taken up by a worker (a resume after a lost worker is no new start)
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
+    CHECKPOINT_CREATED = "checkpoint.created"
+    EXPERIMENT_FINISHED = "experiment.finished"
+
+
+class DeliveryState(StrEnum):
+    """A webhook delivery: still to be sent (first try or a retry), received (a 2xx), or given up on."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import stack
 from tests.support.isolated import Stack
-from tests.support.processes import ServiceProcess, start_api, start_worker
+from tests.support.processes import ServiceProcess, start_api, start_webhook_sender, start_worker
 
 # The settings of the service under test, fixed before any service module reads them, so the
 # in-process helpers below (keys, direct queries) and the processes share one configuration.
@@ -67,6 +67,13 @@ def log_dir() -> Path:
 @pytest.fixture(scope="session")
 def worker(database: str, log_dir: Path) -> Iterator[ServiceProcess]:
     process = start_worker(ENV, log_dir)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_sender(database: str, log_dir: Path) -> Iterator[ServiceProcess]:
+    process = start_webhook_sender(ENV, log_dir)
     yield process
     process.stop()
 

@@ -40,7 +40,7 @@ def config() -> dict:
 
 
 def test_compose_file_validates_and_has_every_service(config: dict) -> None:
-    assert {"postgres", "redis", "migrate", "api", "worker", "worker-gpu"} <= config["services"].keys()
+    assert {"postgres", "redis", "migrate", "api", "worker", "webhooks", "worker-gpu"} <= config["services"].keys()
     assert config["services"]["postgres"]["healthcheck"]["test"]
     assert "pgdata" in config["volumes"]
 
@@ -62,7 +62,7 @@ def test_gpu_worker_is_a_profile_with_an_nvidia_reservation(config: dict) -> Non
 
 def test_services_run_real_cli_commands_against_the_shared_stores(config: dict) -> None:
     parser = build_parser()
-    for name in ("migrate", "api", "worker", "worker-gpu"):
+    for name in ("migrate", "api", "worker", "webhooks", "worker-gpu"):
         service = config["services"][name]
         command = service["command"]
         assert command[0] == "wgan-service"
@@ -137,7 +137,7 @@ def test_each_container_has_a_health_check_that_fits_what_it_runs(config: dict) 
     parser = build_parser()
     services = config["services"]
     assert "healthcheck" not in services["api"]  # the image's own check: the API's /healthz
-    for name in ("worker", "worker-gpu"):
+    for name in ("worker", "webhooks", "worker-gpu"):
         test = services[name]["healthcheck"]["test"]
         assert test[0] == "CMD" and test[1:] == ["wgan-service", "healthcheck", "worker"], name
     assert services["migrate"]["healthcheck"]["test"] == ["NONE"]  # a one-shot job has no health to check

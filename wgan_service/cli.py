@@ -1,4 +1,4 @@
-"""The `wgan-service` command: serve, worker, dev, migrate, keys."""
+"""The `wgan-service` command: serve, worker, webhooks, dev, migrate, keys."""
 
 from __future__ import annotations
 
@@ -66,6 +66,30 @@ def _worker(settings: Settings, queues: str | None, quiet: bool = False) -> int:
             f"--queues={names}",
             f"--loglevel={settings.log_level}",
             f"--hostname=wgan-{names.replace(',', '-')}-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+    return 0
+
+
+def _webhooks(settings: Settings, quiet: bool = False) -> int:
+    from service.logging_setup import configure_logging
+    from service.queue import WEBHOOK_QUEUE
+    from worker.webhooks import webhook_app
+
+    configure_logging(settings)
+    # Threads, not processes: an attempt mostly waits on a receiver, and one that hangs holds one thread
+    # for at most webhook_timeout_seconds while the others go on.
+    webhook_app(settings).worker_main(
+        [
+            *(["--quiet"] if quiet else []),
+            "worker",
+            "--pool=threads",
+            f"--concurrency={settings.webhook_concurrency}",
+            f"--queues={WEBHOOK_QUEUE}",
+            f"--loglevel={settings.log_level}",
+            f"--hostname=wgan-webhooks-{os.getpid()}@%h",
             "--without-gossip",
             "--without-mingle",
         ]
@@ -143,6 +167,7 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
         [sys.executable, "-m", "wgan_service", "worker", "--quiet"],
         env={**os.environ, "WGAN_WORKER_ALIVE_FILE": str(alive)},
     )
+    sender = subprocess.Popen([sys.executable, "-m", "wgan_service", "webhooks", "--quiet"])
     url = f"http://{host or settings.host}:{port or settings.port}"
     threading.Thread(
         target=_announce_when_ready, args=(url, alive, key, settings.data_dir / DEV_KEY_FILE), daemon=True
@@ -150,11 +175,13 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
     try:
         return _serve(settings, host, port)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(WORKER_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for child in (worker, sender):
+            child.send_signal(signal.SIGTERM)
+        for child in (worker, sender):
+            try:
+                child.wait(WORKER_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def _healthcheck(settings: Settings, role: str) -> int:
@@ -214,13 +241,22 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wgan-service", description="Train and serve Wasserstein GANs.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("serve", "run the HTTP API"), ("dev", "migrate, then run the API and a worker together")):
+    for name, text in (
+        ("serve", "run the HTTP API"),
+        ("dev", "migrate, then run the API, a worker and the webhook sender together"),
+    ):
         command = sub.add_parser(name, help=text, description=text)
         command.add_argument("--host", help="address to bind (WGAN_HOST)")
         command.add_argument("--port", type=int, help="port (WGAN_PORT)")
     worker = sub.add_parser("worker", help="run a training worker", description="Run a Celery training worker.")
     worker.add_argument("--queues", help="comma-separated: cpu, or gpu,cpu on a GPU host (WGAN_WORKER_QUEUES)")
     worker.add_argument("--quiet", action="store_true", help="leave out Celery's start-up banner")
+    hooks = sub.add_parser(
+        "webhooks",
+        help="run the webhook sender",
+        description="Run the Celery worker that delivers webhooks (the webhooks queue), apart from training.",
+    )
+    hooks.add_argument("--quiet", action="store_true", help="leave out Celery's start-up banner")
     sub.add_parser("migrate", help="bring the database schema to the newest migration")
     health = sub.add_parser(
         "healthcheck",
@@ -249,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host, args.port)
     if args.command == "worker":
         return _worker(settings, args.queues, args.quiet)
+    if args.command == "webhooks":
+        return _webhooks(settings, args.quiet)
     if args.command == "healthcheck":
         return _healthcheck(settings, args.role)
     if args.command == "dev":

@@ -8,6 +8,7 @@ import threading
 
 from service import lifecycle
 from service.runtime import Runtime
+from worker.alive import mark_alive
 
 log = logging.getLogger(__name__)
 
@@ -19,23 +20,14 @@ class Reaper(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        self._mark_alive()
+        mark_alive(self.rt.settings.worker_alive_file)
         while not self._done.wait(self.rt.settings.reaper_seconds):
             try:
                 lifecycle.reap(self.rt)
             except Exception:
                 log.exception("reaper pass failed")
             else:
-                self._mark_alive()
-
-    def _mark_alive(self) -> None:
-        # What `wgan-service healthcheck worker` reads: fresh while this worker runs and reaches its database.
-        path = self.rt.settings.worker_alive_file
-        if path is not None:
-            try:
-                path.touch()
-            except OSError as exc:
-                log.warning("cannot touch the alive file %s: %s", path, exc)
+                mark_alive(self.rt.settings.worker_alive_file)
 
     def stop(self) -> None:
         self._done.set()

@@ -20,13 +20,14 @@ from app.openapi import PROBLEMS
 from app.streaming import EventHub
 from service.errors import InvalidInput, NotFound, RateLimited
 from service.events import message
-from service.models import ExperimentEvent
-from service.models import experiment_stream as experiment_channel
+from service.models import ExperimentEvent, experiment_stream as experiment_channel
 from service.principal import Principal
-from service.repositories import events as event_repo
-from service.repositories import experiments as experiment_repo
-from service.repositories import jobs as job_repo
-from service.repositories import keys as key_repo
+from service.repositories import (
+    events as event_repo,
+    experiments as experiment_repo,
+    jobs as job_repo,
+    keys as key_repo,
+)
 from service.runtime import Runtime
 
 router = APIRouter(tags=["events"])

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from app import presenters, schemas
 from app.deps import JOB_SUBMISSIONS, PrincipalDep, ReadSessionDep, RuntimeDep, rate_limit
 from app.openapi import PROBLEMS, require_json, with_body_type
-from service import jobs as job_service
-from service import lifecycle
+from service import jobs as job_service, lifecycle
 from service.errors import InvalidInput, NotFound
 from service.estimates import estimate
 from service.models import Job

@@ -9,8 +9,7 @@ from app import presenters, schemas
 from app.deps import ReadSessionDep
 from app.openapi import PROBLEMS
 from app.routes.jobs import JobDep
-from service.repositories import checkpoints as checkpoint_repo
-from service.repositories import metrics as metric_repo
+from service.repositories import checkpoints as checkpoint_repo, metrics as metric_repo
 from service.repositories.checkpoints import MAX_STEP
 from service.settings import Settings
 

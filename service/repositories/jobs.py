@@ -13,7 +13,17 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.models import CheckpointRow, Event, Experiment, IdempotencyRecord, Job, MetricRow, is_id, utcnow
+from service.models import (
+    CheckpointRow,
+    Event,
+    Experiment,
+    IdempotencyRecord,
+    Job,
+    MetricRow,
+    WebhookDelivery,
+    is_id,
+    utcnow,
+)
 from service.principal import Principal
 from service.states import JobState, JobStatus
 
@@ -39,7 +49,7 @@ def get_any(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
-def encode_cursor(row: Job | Experiment) -> str:
+def encode_cursor(row: Job | Experiment | WebhookDelivery) -> str:
     raw = f"{row.created_at.isoformat()}|{row.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 

@@ -95,6 +95,16 @@ def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker", queue
     return worker
 
 
+def start_webhook_sender(env: dict[str, str], log_dir: Path, name: str = "webhooks") -> ServiceProcess:
+    sender = ServiceProcess(name, python("-m", "wgan_service", "webhooks"), env, log_dir).start()
+    try:
+        sender.wait_for_log("webhook sender ready", timeout=90)
+    except BaseException:
+        sender.kill()
+        raise
+    return sender
+
+
 def start_api(
     env: dict[str, str], log_dir: Path, port: int | None = None, name: str = "api"
 ) -> tuple[ServiceProcess, str]:

@@ -28,6 +28,14 @@ FAST_TIMINGS = {
     "WGAN_WORKER_NICE": "0",
     "WGAN_WORKER_TORCH_THREADS": "1",
     "WGAN_LOG_LEVEL": "INFO",
+    # Webhook receivers in tests listen on 127.0.0.1, which production refuses; retries within seconds.
+    "WGAN_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.1/32"]',
+    "WGAN_WEBHOOK_TIMEOUT_SECONDS": "2",
+    "WGAN_WEBHOOK_RETRY_FIRST_SECONDS": "0.5",
+    "WGAN_WEBHOOK_RETRY_FACTOR": "2",
+    "WGAN_WEBHOOK_RETRY_MAX_SECONDS": "2",
+    "WGAN_WEBHOOK_MAX_ATTEMPTS": "3",
+    "WGAN_WEBHOOK_SWEEP_SECONDS": "0.3",
 }
 
 
