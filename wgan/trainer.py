@@ -125,32 +125,41 @@ class Trainer:
     def fit(self, hooks: Hooks | None = None) -> Outcome:
         """Train up to `spec.steps` generator steps from the current step."""
         hooks = hooks or Hooks()
-        total = self.spec.steps
-        self._interval_start = (self.step, time.perf_counter())
-        self.generator.train()
-        self.critic.train()
-        for step in range(self.step + 1, total + 1):
+        self.begin()
+        for step in range(self.step + 1, self.spec.steps + 1):
             for _ in range(self.critic_iterations(step)):
                 self._critic_step()
             self._generator_step()
-            self.step = step
-            stopping = hooks.should_stop()
-            checkpoint_now = step % self.spec.checkpoint_every == 0 or step == total or stopping
-            if checkpoint_now or step % self.spec.log_every == 0:
-                point = self._flush_metrics()
-                if hooks.evaluate and checkpoint_now:
-                    try:
-                        point.evaluation = hooks.evaluate(self)
-                    except Exception as exc:
-                        point.evaluation_error = f"{type(exc).__name__}: {exc}"
-                    # The evaluation's time is not training time: the next interval starts after it.
-                    self._interval_start = (step, time.perf_counter())
-                hooks.on_metrics(point)
-            if checkpoint_now:
-                hooks.on_checkpoint(self.checkpoint())
-            if stopping and step < total:
+            if self.after_step(step, hooks):
                 return "stopped"
         return "completed"
+
+    def begin(self) -> None:
+        """Ready to train from the current step: the networks in training mode, the clock started."""
+        self._interval_start = (self.step, time.perf_counter())
+        self.generator.train()
+        self.critic.train()
+
+    def after_step(self, step: int, hooks: Hooks) -> bool:
+        """Everything after generator step `step`'s update: metrics, evaluation and checkpoint when due, and
+        whether to stop early. Raises TrainingDiverged. wgan.stacked calls it for each run of a stack."""
+        self.step = step
+        total = self.spec.steps
+        stopping = hooks.should_stop()
+        checkpoint_now = step % self.spec.checkpoint_every == 0 or step == total or stopping
+        if checkpoint_now or step % self.spec.log_every == 0:
+            point = self._flush_metrics()
+            if hooks.evaluate and checkpoint_now:
+                try:
+                    point.evaluation = hooks.evaluate(self)
+                except Exception as exc:
+                    point.evaluation_error = f"{type(exc).__name__}: {exc}"
+                # The evaluation's time is not training time: the next interval starts after it.
+                self._interval_start = (step, time.perf_counter())
+            hooks.on_metrics(point)
+        if checkpoint_now:
+            hooks.on_checkpoint(self.checkpoint())
+        return stopping and step < total
 
     def critic_iterations(self, step: int) -> int:
         """Critic updates before generator step `step` (1-based)."""

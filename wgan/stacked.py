@@ -1,0 +1,236 @@
+"""Runs that fit together train together: K solo trainers whose forward and backward passes are done as
+one, their parameters stacked along a leading run axis (torch.func.vmap turns each linear layer into a
+batched matmul and each convolution into a grouped one).
+
+Each run stays a whole solo `Trainer`: its own networks (initialised from its own seed, so a stacked run
+starts bit-identical to the same run alone), its own optimizers (so learning rate and betas may differ),
+its own RNG (every draw, real batch, latents and penalty mixing, made from it in the solo order), its own
+clip value and penalty weight, its own moving average, metric sums, checkpoints and restore. Only the
+arithmetic is shared: the stacked tensors are built from the runs' parameters with torch.stack at each
+step, so gradients flow back to each run's own leaves and its optimizer steps as it would alone.
+
+Small networks leave a CPU (or a GPU) mostly idle, since each step is many small kernels; a stack makes
+each kernel K times larger for the same count, which is where the speed comes from (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from wgan.config import TrainSpec
+from wgan.losses import NORM_EPS, clip_weights_
+from wgan.trainer import Hooks, Outcome, Trainer
+
+# Fields that runs of one stack may set differently: each run's own optimizer, RNG, clipping, penalty
+# weight and moving average carry them. Everything else shapes the shared computation.
+PER_RUN_FIELDS = {"name", "seed", "optimizer", "generator_ema", "evaluate"}
+PER_RUN_LOSS_FIELDS = {"gp_weight", "clip_value"}
+
+
+def stack_key(spec: TrainSpec) -> str | None:
+    """Runs with the same key can train in one stack; None: this run always trains alone (compiled
+    networks or spectral norm, whose power iterations are per-module state the stack does not carry)."""
+    if spec.compile or spec.model.spectral_norm:
+        return None
+    shared = spec.model_dump(mode="json", exclude=PER_RUN_FIELDS | {"steps", "checkpoint_every", "log_every"})
+    shared["loss"] = {k: v for k, v in shared["loss"].items() if k not in PER_RUN_LOSS_FIELDS}
+    # The loop's shape: every run logs, checkpoints and ends at the same steps.
+    shared["schedule"] = [spec.steps, spec.checkpoint_every, spec.log_every]
+    return repr(sorted(shared.items()))
+
+
+def can_stack(trainers: Sequence[Trainer]) -> bool:
+    keys = {stack_key(t.spec) for t in trainers}
+    steps = {t.step for t in trainers}
+    devices = {t.device for t in trainers}
+    return None not in keys and len(keys) == 1 and len(steps) == 1 and len(devices) == 1
+
+
+@dataclass
+class RunResult:
+    """How one run of a stack ended: its outcome, or what stopped it (TrainingDiverged, a hook's error)."""
+
+    outcome: Outcome | None = None
+    error: BaseException | None = None
+
+
+class _Stacked:
+    """One network of every run as a single batched function: parameters and buffers stacked on dim 0."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        self.modules = list(modules)
+        self.template = modules[0]
+        self.param_names = [name for name, _ in self.template.named_parameters()]
+        self.buffer_names = [name for name, _ in self.template.named_buffers()]
+        self._params = [list(m.parameters()) for m in self.modules]
+        self._buffers = [list(m.buffers()) for m in self.modules]
+
+        def call(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor) -> Tensor:
+            return functional_call(self.template, (params, buffers), (x,))
+
+        self._batched = vmap(call, in_dims=(0, 0, 0))
+
+    def leaves(self) -> list[Tensor]:
+        return [p for params in self._params for p in params]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Each run's network on its own slice of x ([K, batch, ...] → [K, batch, ...]); training-mode
+        batch-norm statistics are written back to each run's module, as its own forward would."""
+        params = {name: torch.stack([ps[i] for ps in self._params]) for i, name in enumerate(self.param_names)}
+        buffers = {name: torch.stack([bs[i] for bs in self._buffers]) for i, name in enumerate(self.buffer_names)}
+        out = self._batched(params, buffers, x)
+        if buffers and self.template.training:
+            with torch.no_grad():
+                for i, name in enumerate(self.buffer_names):
+                    for k, own in enumerate(self._buffers):
+                        own[i].copy_(buffers[name][k])
+        return out
+
+
+class StackedTrainer:
+    """K compatible solo trainers (stack_key) trained as one; `fit` returns each run's result."""
+
+    def __init__(self, trainers: Sequence[Trainer]) -> None:
+        if not trainers:
+            raise ValueError("a stack needs at least one run")
+        if not can_stack(trainers):
+            raise ValueError("these runs cannot share a stack: their shapes, steps or devices differ")
+        self.trainers = list(trainers)
+        first = self.trainers[0]
+        self.kind = first.kind
+        self.batch_size = first.batch_size
+        self.device = first.device
+        self._penalised = first._penalised
+        self._one_critic_pass = first._one_critic_pass
+        self._active = list(range(len(self.trainers)))
+        self._build()
+
+    def _build(self) -> None:
+        runs = [self.trainers[k] for k in self._active]
+        self.generator = _Stacked([t.generator for t in runs])
+        self.critic = _Stacked([t.critic for t in runs])
+        weights = [t.spec.loss.gp_weight or 0.0 for t in runs]
+        self._gp_weight = torch.tensor(weights, device=self.device)
+
+    @property
+    def step(self) -> int:
+        return self.trainers[self._active[0]].step if self._active else self.trainers[0].step
+
+    def fit(self, hooks: Sequence[Hooks]) -> list[RunResult]:
+        """Train every run to its last step. A run whose hook asks it to stop, whose losses diverge or whose
+        hook fails leaves the stack at that step (checkpointed as it would be alone); the others go on."""
+        if len(hooks) != len(self.trainers):
+            raise ValueError("one Hooks per run")
+        results = [RunResult() for _ in self.trainers]
+        for trainer in self.trainers:
+            trainer.begin()
+        first = self.trainers[0]
+        for step in range(first.step + 1, first.spec.steps + 1):
+            for _ in range(first.critic_iterations(step)):
+                self._critic_step()
+            self._generator_step()
+            leaving = []
+            for k in self._active:
+                try:
+                    if self.trainers[k].after_step(step, hooks[k]):
+                        results[k].outcome = "stopped"
+                        leaving.append(k)
+                except Exception as exc:
+                    results[k].error = exc
+                    leaving.append(k)
+            if leaving:
+                self._active = [k for k in self._active if k not in leaving]
+                if not self._active:
+                    break
+                self._build()
+        for k in self._active:
+            results[k].outcome = "completed"
+        return results
+
+    # --- one update of every run --------------------------------------------------------------
+
+    def _runs(self) -> list[Trainer]:
+        return [self.trainers[k] for k in self._active]
+
+    def _critic_step(self) -> None:
+        runs, batch = self._runs(), self.batch_size
+        # Each run's draws from its own RNG, in the order it makes them alone: real, latents, then mixing.
+        real = torch.stack([t.data.sample(batch, t.rng) for t in runs])
+        z = torch.stack([t.noise(batch) for t in runs])
+        with torch.no_grad():
+            fake = self.generator(z)
+        if self._one_critic_pass:
+            scores = self.critic(torch.cat([real, fake], dim=1))
+            d_real, d_fake = scores[:, :batch], scores[:, batch:]
+        else:
+            d_real, d_fake = self.critic(real), self.critic(fake)
+        loss = _critic_losses(self.kind, d_real, d_fake)
+        estimate = d_real.detach().mean(1) - d_fake.detach().mean(1)
+        penalty: Tensor | None = None
+        if self._penalised:
+            penalty = self._penalty(runs, real, fake)
+            loss = loss + self._gp_weight * penalty
+        for t in runs:
+            t.opt_critic.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        for k, t in enumerate(runs):
+            t.opt_critic.step()
+            if t.kind == "wgan-clip":
+                assert t.spec.loss.clip_value is not None
+                clip_weights_(t._critic_params, t.spec.loss.clip_value)
+            t._sum_critic += loss[k].detach()
+            t._sum_estimate += estimate[k]
+            if penalty is not None:
+                t._sum_penalty += penalty[k].detach()
+            t._critic_updates += 1
+
+    def _penalty(self, runs: list[Trainer], real: Tensor, fake: Tensor) -> Tensor:
+        """Each run's E[(‖∇D(x̂)‖ − 1)²] (one-sided for WGAN-LP), as wgan.losses.gradient_penalty alone."""
+        eps_shape = (real.shape[1],) + (1,) * (real.dim() - 2)
+        eps = torch.stack([torch.rand(eps_shape, generator=t.rng, device=self.device) for t in runs])
+        points = torch.lerp(fake, real, eps).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.critic(points).sum(), points, create_graph=True)
+        norms = torch.sqrt(grad.flatten(2).pow(2).sum(dim=2) + NORM_EPS)
+        excess = norms - 1.0
+        if self.kind == "wgan-lp":
+            excess = excess.clamp(min=0.0)
+        return excess.pow(2).mean(dim=1)
+
+    def _generator_step(self) -> None:
+        runs = self._runs()
+        z = torch.stack([t.noise(self.batch_size) for t in runs])
+        loss = _generator_losses(self.kind, self.critic(self.generator(z)))
+        leaves = self.generator.leaves()
+        grads = torch.autograd.grad(loss.sum(), leaves)
+        for leaf, grad in zip(leaves, grads, strict=True):
+            # The batched backward hands some gradients over transposed; the fused optimizers read memory
+            # in the parameter's own order, so they get the parameter's layout (as backward() gives it).
+            leaf.grad = grad.contiguous()
+        for k, t in enumerate(runs):
+            t.opt_generator.step()
+            if t.generator_ema is not None:
+                assert t.spec.generator_ema is not None
+                with torch.no_grad():
+                    for average, param in zip(t._ema_params, t._gen_params, strict=True):
+                        average.lerp_(param, 1.0 - t.spec.generator_ema)
+            t._sum_generator += loss[k].detach()
+            t._generator_updates += 1
+
+
+def _critic_losses(kind: str, d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """wgan.losses.critic_loss for each run: [K, batch] scores → [K] losses."""
+    if kind == "vanilla":
+        return F.softplus(-d_real).mean(1) + F.softplus(d_fake).mean(1)
+    return d_fake.mean(1) - d_real.mean(1)
+
+
+def _generator_losses(kind: str, d_fake: Tensor) -> Tensor:
+    if kind == "vanilla":
+        return F.softplus(-d_fake).mean(1)
+    return -d_fake.mean(1)
