@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service import experiments, idempotency, summary, views, webhooks
+from service import experiments, idempotency, stacking, summary, views, webhooks
 from service.artifacts import job_prefix
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
@@ -319,8 +319,12 @@ def _submit_experiment(
             jobs.append(_new_job(step, principal, named, experiment, run.overrides))
         if idempotency_key is not None and jobs:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, jobs[0].id)
-    for job in jobs:
-        rt.tasks.enqueue_training(job.id, job.queue)
+    # Runs that fit together train together, one task per stack (service.stacking).
+    for group in stacking.plan(jobs, rt.settings):
+        if len(group) == 1:
+            rt.tasks.enqueue_training(group[0].id, group[0].queue)
+        else:
+            rt.tasks.enqueue_stack([job.id for job in group], group[0].queue)
     return experiment
 
 

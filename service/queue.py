@@ -14,6 +14,8 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 TRAIN_TASK = "worker.train"
+# One task for the runs of an experiment that train as one stack (wgan.stacked); each still has its marker.
+TRAIN_STACK_TASK = "worker.train_stack"
 DELIVER_TASK = "worker.webhooks.deliver"
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
@@ -77,22 +79,31 @@ class TaskQueue:
     def enqueue_training(self, job_id: str, queue: str) -> bool:
         """Send the training task. False if the broker is unreachable: the job stays queued and the
         reaper sends it again later, so nothing is lost."""
-        return self._send(TRAIN_TASK, job_id, job_id, queue)
+        return self._send(TRAIN_TASK, [job_id], job_id, queue)
+
+    def enqueue_stack(self, job_ids: Sequence[str], queue: str) -> bool:
+        """Send one task that trains these jobs as a stack. False if the broker is unreachable: they stay
+        queued, and the reaper sends each one again, alone."""
+        return self._send(TRAIN_STACK_TASK, list(job_ids), list(job_ids), queue)
 
     def send_delivery(self, delivery_id: str) -> bool:
         """Send a webhook delivery's task. False if the broker is unreachable: the delivery stays pending
         and the webhook sweep sends it again."""
-        return self._send(DELIVER_TASK, DELIVERY_MARKER + delivery_id, delivery_id, WEBHOOK_QUEUE)
+        return self._send(DELIVER_TASK, [DELIVERY_MARKER + delivery_id], delivery_id, WEBHOOK_QUEUE)
 
-    def _send(self, task: str, marker: str, argument: str, queue: str) -> bool:
+    def _send(self, task: str, markers: list[str], argument: object, queue: str) -> bool:
         try:
             # Marked before it is sent: a worker that takes the task at once finds the marker to clear.
             if self._markers is not None:
-                self._markers.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
+                pipe = self._markers.pipeline(transaction=False)
+                for marker in markers:
+                    pipe.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
+                pipe.execute()
             self.celery.send_task(task, args=[argument], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
         except Exception as exc:
             log.warning("could not send %s %s on %s: %s", task, argument, queue, exc)
-            self._clear(marker)
+            for marker in markers:
+                self._clear(marker)
             return False
         return True
 

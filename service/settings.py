@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     max_running_per_owner: int = Field(4, ge=1, description="Jobs of one owner training at once; more wait queued.")
 
     # Workers
+    max_stack_runs: int = Field(
+        8,
+        ge=1,
+        description="Most runs of one experiment a worker trains as one stack (at most max_running_per_owner); "
+        "1: every run alone.",
+    )
+    max_stack_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Memory a stack may take, by wgan.stacked.run_bytes' estimate per run."
+    )
     worker_queues: str = Field("cpu", description="Comma-separated queues: 'cpu', or 'gpu,cpu' on a GPU host.")
     worker_torch_threads: int = Field(
         0,

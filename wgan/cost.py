@@ -31,6 +31,9 @@ class ModelCost:
     critic_params: int
     generator_flops: int
     critic_flops: int
+    # Floats each network's layers output for one example: what its training keeps for the backward.
+    generator_activations: int = 0
+    critic_activations: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,10 @@ def _model_cost(model_json: str) -> ModelCost:
     # eval(): batch norm on one example would refuse to train; the FLOPs are the same.
     generator.eval()
     critic.eval()
-    with FlopCounterMode(display=False) as counted:
+    with FlopCounterMode(display=False) as counted, _ActivationCount(generator) as generator_activations:
         generator(z)
     generator_flops = counted.get_total_flops()
-    with FlopCounterMode(display=False) as counted:
+    with FlopCounterMode(display=False) as counted, _ActivationCount(critic) as critic_activations:
         critic(x)
     critic_flops = counted.get_total_flops()
     return ModelCost(
@@ -75,7 +78,30 @@ def _model_cost(model_json: str) -> ModelCost:
         critic_params=sum(p.numel() for p in critic.parameters()),
         generator_flops=int(generator_flops),
         critic_flops=int(critic_flops),
+        generator_activations=generator_activations.total,
+        critic_activations=critic_activations.total,
     )
+
+
+class _ActivationCount:
+    """Sums the elements every leaf module of a network outputs while the block runs."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.network = network
+        self.total = 0
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def _count(self, module: torch.nn.Module, inputs: object, output: torch.Tensor) -> None:
+        self.total += output.numel()
+
+    def __enter__(self) -> _ActivationCount:
+        leaves = [m for m in self.network.modules() if not list(m.children())]
+        self._handles = [m.register_forward_hook(self._count) for m in leaves]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
 
 
 def step_cost(spec: TrainSpec) -> StepCost:

@@ -15,7 +15,7 @@ each kernel K times larger for the same count, which is where the speed comes fr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 from wgan.config import TrainSpec
+from wgan.cost import model_cost
 from wgan.losses import NORM_EPS, clip_weights_
 from wgan.trainer import Hooks, Outcome, Trainer
 
@@ -43,6 +44,29 @@ def stack_key(spec: TrainSpec) -> str | None:
     # The loop's shape: every run logs, checkpoints and ends at the same steps.
     shared["schedule"] = [spec.steps, spec.checkpoint_every, spec.log_every]
     return repr(sorted(shared.items()))
+
+
+# A run's share of a stack's memory, in floats per parameter: the parameter, its gradient, Adam's two
+# moments, the moving average, and the stacked copy with its gradient.
+STATE_COPIES = 7
+# Per example of the batch, in each network's activations: the generator's twice (the critic's fakes, the
+# generator step); the critic's on real and fake, at the interpolates with the penalty's own graph
+# (about three times a forward), and in the generator step.
+GENERATOR_PASSES = 2
+CRITIC_PASSES = 6
+FLOAT_BYTES = 4
+
+
+def run_bytes(spec: TrainSpec) -> int:
+    """What one run adds to a stack's memory, estimated from its counted parameters and activations
+    (wgan.cost, on the meta device): the bound a worker's stack size respects."""
+    assert spec.batch_size is not None
+    cost = model_cost(spec.model)
+    params = cost.generator_params + cost.critic_params
+    activations = spec.batch_size * (
+        GENERATOR_PASSES * cost.generator_activations + CRITIC_PASSES * cost.critic_activations
+    )
+    return FLOAT_BYTES * (STATE_COPIES * params + activations)
 
 
 def can_stack(trainers: Sequence[Trainer]) -> bool:
@@ -122,9 +146,12 @@ class StackedTrainer:
     def step(self) -> int:
         return self.trainers[self._active[0]].step if self._active else self.trainers[0].step
 
-    def fit(self, hooks: Sequence[Hooks]) -> list[RunResult]:
+    def fit(
+        self, hooks: Sequence[Hooks], on_leave: Callable[[int, RunResult], None] = lambda k, result: None
+    ) -> list[RunResult]:
         """Train every run to its last step. A run whose hook asks it to stop, whose losses diverge or whose
-        hook fails leaves the stack at that step (checkpointed as it would be alone); the others go on."""
+        hook fails leaves the stack at that step (checkpointed as it would be alone), `on_leave` hears of it
+        at once, and the others go on."""
         if len(hooks) != len(self.trainers):
             raise ValueError("one Hooks per run")
         results = [RunResult() for _ in self.trainers]
@@ -144,6 +171,8 @@ class StackedTrainer:
                 except Exception as exc:
                     results[k].error = exc
                     leaving.append(k)
+            for k in leaving:
+                on_leave(k, results[k])
             if leaving:
                 self._active = [k for k in self._active if k not in leaving]
                 if not self._active:
@@ -151,6 +180,7 @@ class StackedTrainer:
                 self._build()
         for k in self._active:
             results[k].outcome = "completed"
+            on_leave(k, results[k])
         return results
 
     # --- one update of every run --------------------------------------------------------------

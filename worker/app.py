@@ -13,12 +13,12 @@ from celery import Celery
 from celery.signals import worker_ready, worker_shutting_down
 
 from service.logging_setup import job_logging
-from service.queue import TRAIN_TASK
+from service.queue import TRAIN_STACK_TASK, TRAIN_TASK
 from service.runtime import Runtime
 from worker.extensions import load_extension
 from worker.monitor import SHUTDOWN
 from worker.reaper import Reaper
-from worker.training import run_job
+from worker.training import run_job, run_stack
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,13 @@ def worker_app(rt: Runtime) -> Celery:
         rt.tasks.taken(job_id)
         with job_logging(job_id):
             return run_job(rt, job_id, worker_id, extension).value
+
+    @app.task(name=TRAIN_STACK_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def train_stack(job_ids: list[str]) -> dict[str, str]:
+        for job_id in job_ids:
+            rt.tasks.taken(job_id)
+        outcomes = run_stack(rt, job_ids, worker_id, extension)
+        return {job_id: outcome.value for job_id, outcome in outcomes.items()}
 
     def on_ready(**_: Any) -> None:
         # Torch threads are set per job (worker.training.training_threads).

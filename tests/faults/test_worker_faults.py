@@ -57,6 +57,30 @@ def test_kill_9_mid_training_resumes_and_records_every_step_once(make_stack, kil
     assert _checkpoint_steps(stack, job_id) == [50, 100, 150, 200, 250, 300]
 
 
+def test_kill_9_mid_stack_resumes_every_run_from_its_own_checkpoint(make_stack) -> None:
+    stack = make_stack()
+    stack.api()
+    first = stack.worker("first")
+    with stack.client() as client:
+        made = client.post("/api/v1/experiments", json={"name": "s", "base": FAULT_SPEC, "grid": {"seed": [0, 1, 2]}})
+        assert made.status_code == 202, made.text
+    ids = [run["job_id"] for run in made.json()["runs"]]
+    for job_id in ids:
+        stack.wait_job(job_id, lambda j: j["progress_step"] >= 120, 90, "step 120")
+    assert "training a stack of 3 runs" in first.log()
+    first.kill()
+    killed_at = {job_id: stack.job(job_id)["progress_step"] for job_id in ids}
+    second = stack.worker("second")
+    for job_id in ids:
+        done = _finished(stack, job_id)
+        assert done["status"] == "succeeded", done["error"]
+        assert done["attempts"] == 2
+        assert stack.metric_steps(job_id) == ALL_STEPS  # every step once, none lost
+        assert _checkpoint_steps(stack, job_id) == [50, 100, 150, 200, 250, 300]
+    # Each run resumed from its own newest checkpoint (alone: the reaper hands them on one by one).
+    assert sorted(_resumed_from(stack, second.log())) == sorted((killed_at[i] // 50) * 50 for i in ids)
+
+
 @pytest.mark.parametrize("fault", ["kill-mid-write@150", "kill-before-manifest@150"])
 def test_kill_during_a_checkpoint_write_never_uses_the_half_written_one(make_stack, fault: str) -> None:
     stack = make_stack(fault=fault)
