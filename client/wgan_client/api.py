@@ -82,10 +82,11 @@ def experiment_path(experiment: ExperimentRef, *rest: str) -> str:
 
 
 def dataset_path(dataset: DatasetRef) -> str:
-    ident = dataset if isinstance(dataset, str) else dataset.id
-    if ident is None:
-        raise ValueError(f"{dataset.name!r} is built in: only uploads have an id")  # type: ignore[union-attr]
-    return f"{DATASETS}/{_segment(ident)}"
+    if isinstance(dataset, str):
+        return f"{DATASETS}/{_segment(dataset)}"
+    if dataset.id is None:
+        raise ValueError(f"{dataset.name!r} is built in: only uploads have an id")
+    return f"{DATASETS}/{_segment(dataset.id)}"
 
 
 def _checkpoint(ref: CheckpointRef) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.client.conftest import WAIT_SECONDS
 from tests.conftest import TOY_SPEC, make_key
-from wgan_client import AsyncClient, CheckpointEvent, JobStatus, MetricsEvent, NotFound, StatusEvent, WaitTimeout
+from wgan_client import AsyncClient, CheckpointEvent, JobStatus, MetricsEvent, NotFound, StatusEvent
 
 
 async def _life(api: str, key: str) -> None:
@@ -38,16 +38,3 @@ async def _life(api: str, key: str) -> None:
 
 def test_a_jobs_life_with_the_async_client(api: str, worker: Any) -> None:
     asyncio.run(_life(api, make_key()))
-
-
-async def _wait_briefly(api: str, key: str) -> None:
-    async with AsyncClient(api, key) as client:
-        job = await client.submit({**TOY_SPEC, "steps": 100_000, "checkpoint_every": 100_000})
-        with pytest.raises(WaitTimeout):
-            await client.wait(job, timeout=1.5)
-        await client.cancel(job)
-        assert (await client.wait(job, timeout=WAIT_SECONDS)).status is JobStatus.CANCELLED
-
-
-def test_wait_gives_up_at_its_timeout(api: str, worker: Any) -> None:
-    asyncio.run(_wait_briefly(api, make_key()))

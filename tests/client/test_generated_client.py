@@ -61,7 +61,7 @@ def test_a_generated_client_runs_a_jobs_life(api: str, worker: Any, tmp_path: Pa
 
         client = generated.AuthenticatedClient(base_url=api, token=make_key())
         with client:
-            job = create_job_api_v1_jobs_post.sync(client=client, body=JobSpec.from_dict(TOY_SPEC))
+            job = create_job_api_v1_jobs_post.sync(client=client, body=JobSpec.from_dict({**TOY_SPEC, "steps": 20}))
             assert isinstance(job, Job) and job.status == JobStatus.QUEUED
 
             deadline = time.monotonic() + 60
@@ -70,20 +70,20 @@ def test_a_generated_client_runs_a_jobs_life(api: str, worker: Any, tmp_path: Pa
                 time.sleep(0.2)
                 job = get_job_api_v1_jobs_job_id_get.sync(job.id, client=client)
             assert job.status == JobStatus.SUCCEEDED
-            assert job.spec.steps == 60 and job.progress.step == 60
+            assert job.spec.steps == 20 and job.progress.step == 20
 
             page = list_jobs_api_v1_jobs_get.sync(client=client)
             assert [item.id for item in page.items] == [job.id]
 
             metrics = list_metrics_api_v1_jobs_job_id_metrics_get.sync(job.id, client=client)
-            assert [point.step for point in metrics.items] == list(range(5, 61, 5))
+            assert [point.step for point in metrics.items] == list(range(5, 21, 5))
 
             answer = get_samples_api_v1_jobs_job_id_samples_get.sync_detailed(
                 job.id, client=client, n=8, seed=2, format_=SampleFormat.JSON
             )
             assert answer.status_code == 200
             samples = SampleSet.from_dict(json.loads(answer.content))
-            assert samples.seed == 2 and samples.checkpoint.step == 60
+            assert samples.seed == 2 and samples.checkpoint.step == 20
             assert len(samples.samples) == 8 and all(len(point) == 2 for point in samples.samples)
 
             deleted = delete_job_api_v1_jobs_job_id_delete.sync_detailed(job.id, client=client)
