@@ -1,4 +1,4 @@
-"""The `wgan-service` command: serve, worker, dev, migrate, keys, submit."""
+"""The `wgan-service` command: serve, worker, dev, migrate, keys."""
 
 from __future__ import annotations
 
