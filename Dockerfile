@@ -20,6 +20,8 @@ COPY app ./app
 COPY worker ./worker
 COPY wgan_service ./wgan_service
 COPY migrations ./migrations
+# The Python client, which `wgan-service submit` uses; the distribution maps it from client/.
+COPY client/wgan_client ./client/wgan_client
 # A plain install into the venv (not -e): the image needs no source tree, the migrations and the
 # dashboard's files travel as package data. Every other dependency at the version the tests ran
 # with; torch==2.13.0 there accepts the build above.

@@ -39,7 +39,7 @@ test: $(DEV)
 lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy wgan app worker service wgan_service bench
+	$(BIN)/mypy wgan app worker service wgan_service bench client/wgan_client
 	$(BIN)/lint-imports
 
 format: $(DEV)

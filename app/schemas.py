@@ -34,8 +34,10 @@ def bounded_spec(settings: Settings) -> type[TrainSpec]:
     """The job spec as this deployment accepts it: the engine's TrainSpec, subclassed with the limits
     the settings give (so OpenAPI shows them and a request over one is a 422 naming the field). Routes
     that take a spec are built with it (app.routes.jobs.routes)."""
+    # Its own name: two components both titled ModelSpec (this and the engine's, which jobs show) make
+    # client generators refuse the document as a duplicate model.
     bounded_model = create_model(
-        "ModelSpec",
+        "JobModelSpec",
         __base__=ModelSpec,
         latent_dim=(Annotated[int, Field(ge=1, le=settings.max_latent_dim)] | None, None),
         hidden_dim=(

@@ -22,7 +22,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in PACKAGES:
+    for package in (*PACKAGES, "client/wgan_client"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     target = tmp_path_factory.mktemp("site")
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
@@ -49,6 +49,8 @@ def test_the_code_comes_from_the_install_not_the_source_tree(installed: Path, tm
     assert all(path.startswith(str(installed)) for path in where.stdout.split())
     assert (installed / "migrations" / "alembic.ini").is_file()
     assert (installed / "app" / "static" / "index.html").is_file()
+    # The client, from client/, ships in the service's distribution too (its `submit` command uses it).
+    assert (installed / "wgan_client" / "client.py").is_file() and (installed / "wgan_client" / "py.typed").is_file()
 
 
 def test_migrate_works_from_a_plain_install(installed: Path, tmp_path: Path) -> None:

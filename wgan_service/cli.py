@@ -238,6 +238,14 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(settings: Settings, args: argparse.Namespace) -> int:
+    from wgan_service import submit
+
+    key = args.key or os.environ.get("WGAN_API_KEY") or submit.dev_key(settings.data_dir, DEV_KEY_FILE)
+    url = args.url or submit.default_url(settings.host, settings.port)
+    return submit.run(args.spec, follow_job=args.follow, url=url, key=key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wgan-service", description="Train and serve Wasserstein GANs.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,6 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
     key_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = key_sub.add_parser("revoke", help="revoke a key by id or prefix")
     revoke.add_argument("key", help="the key's id or its prefix")
+    submit = sub.add_parser(
+        "submit",
+        help="submit a job spec (JSON) to a running service",
+        description="Submit a job spec through the Python client (wgan_client); --follow shows its training.",
+    )
+    submit.add_argument("spec", help="a JSON file with the job spec, or - for standard input")
+    submit.add_argument(
+        "--follow", action="store_true", help="show progress until the job ends; exit 1 unless it succeeded"
+    )
+    submit.add_argument("--url", help="the service (default: WGAN_URL, else this host's WGAN_HOST and WGAN_PORT)")
+    submit.add_argument("--key", help="API key (default: WGAN_API_KEY, else the embedded default's dev key)")
     return parser
 
 
@@ -293,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         return _dev(settings, args.host, args.port)
     if args.command == "migrate":
         return _migrate(settings)
+    if args.command == "submit":
+        return _submit(settings, args)
     return _keys(settings, args)
 
 

@@ -292,9 +292,12 @@ def routes(settings: Settings) -> APIRouter:
         responses={
             200: {
                 "description": "A PNG grid (or scatter plot for 2-D data), JSON, or the raw float32 array (npy).",
+                # As a model, not its inline JSON schema: FastAPI then lists it (and SampleCheckpoint) among the
+                # components, where the inline schema's own $defs refs resolved nowhere for client generators.
+                "model": schemas.SampleSet,
                 "content": {
                     "image/png": {},
-                    "application/json": {"schema": schemas.SampleSet.model_json_schema()},
+                    "application/json": {},
                     "application/octet-stream": {},
                     "image/gif": {},
                     "image/webp": {},
