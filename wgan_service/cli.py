@@ -1,4 +1,4 @@
-"""The `wgan-service` command: serve, worker, webhooks, dev, migrate, keys."""
+"""The `wgan-service` command: serve, worker, webhooks, dev, migrate, keys, submit."""
 
 from __future__ import annotations
 

@@ -95,3 +95,9 @@ def test_stacks_respect_their_run_and_memory_bounds() -> None:
     groups = stacking.plan(_jobs(mixed), limits)
     assert sorted([job.id for job in group] for group in groups) == [["0", "1", "3"], ["2"]]
     assert np.isfinite(run_bytes(spec)) and run_bytes(spec) > 0
+    # Convnets stack on GPU queues only: on a CPU their grouped convolutions are slower than one by one.
+    dcgan = assemble(TrainSpec.model_validate({"dataset": {"name": "digits"}, "steps": 4})).spec
+    convnets = [dcgan.model_copy(update={"seed": seed}) for seed in range(3)]
+    assert [len(group) for group in stacking.plan(_jobs(convnets), limits)] == [1, 1, 1]
+    on_gpu = [Job(id=str(i), spec=s.model_dump(mode="json"), queue="gpu") for i, s in enumerate(convnets)]
+    assert [len(group) for group in stacking.plan(on_gpu, limits)] == [3]
