@@ -71,8 +71,9 @@ def worker(database: str, log_dir: Path) -> Iterator[ServiceProcess]:
     process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def webhook_sender(database: str, log_dir: Path) -> Iterator[ServiceProcess]:
+    """The webhook sender, for the modules that use it only: its sweep would poll the database all suite long."""
     process = start_webhook_sender(ENV, log_dir)
     yield process
     process.stop()

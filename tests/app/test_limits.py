@@ -93,13 +93,24 @@ def test_the_api_refuses_an_oversized_request_head(make_stack) -> None:
     address = urlparse(stack.api_url)
 
     def head_with(header_bytes: int) -> bytes:
+        """The start of the answer to a request with a head that large, sent in pieces as a slow client would;
+        b"reset" if the server tore the connection down before its answer could be read."""
+        import select
+
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * header_bytes + b"\r\n\r\n"
         with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
-            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * header_bytes + b"\r\n\r\n")
-            return connection.recv(64)
+            try:
+                for start in range(0, len(head), 16384):
+                    connection.sendall(head[start : start + 16384])
+                    if select.select([connection], [], [], 0)[0]:
+                        break  # it has answered: stop sending, read what it said
+                return connection.recv(64)
+            except ConnectionResetError:
+                return b"reset"
 
     assert head_with(4000).startswith(b"HTTP/1.1 200")
     refused = head_with(1_000_000)
-    assert refused.startswith(b"HTTP/1.1 4"), refused
+    assert refused.startswith(b"HTTP/1.1 4") or refused == b"reset", refused
 
 
 def test_an_address_sending_bad_keys_is_throttled_before_its_keys_are_checked(limited_api: str) -> None:
