@@ -39,18 +39,27 @@ def per_example_grad_norm(critic: nn.Module, points: Tensor) -> Tensor:
     points = points.detach().requires_grad_(True)
     scores = critic(points)
     (grad,) = torch.autograd.grad(scores.sum(), points, create_graph=True)
-    return torch.sqrt(grad.flatten(1).pow(2).sum(dim=1) + NORM_EPS)
+    return grad_norms(grad, batch_dims=1)
+
+
+def grad_norms(grad: Tensor, batch_dims: int) -> Tensor:
+    """The norm of each example's gradient, over all its dimensions (those after the first `batch_dims`)."""
+    return torch.sqrt(grad.flatten(batch_dims).pow(2).sum(dim=-1) + NORM_EPS)
+
+
+def penalty_of(norms: Tensor, one_sided: bool) -> Tensor:
+    """(‖∇D‖ − 1)², or only its excess above 1 when one-sided, averaged over the last (example) dimension."""
+    excess = norms - 1.0
+    if one_sided:
+        excess = excess.clamp(min=0.0)
+    return excess.pow(2).mean(dim=-1)
 
 
 def gradient_penalty(
     critic: nn.Module, real: Tensor, fake: Tensor, one_sided: bool, generator: torch.Generator | None = None
 ) -> Tensor:
     """Unweighted penalty: E[(‖∇D(x̂)‖ − 1)²] (WGAN-GP) or E[max(0, ‖∇D(x̂)‖ − 1)²] (WGAN-LP)."""
-    norms = per_example_grad_norm(critic, interpolate(real, fake, generator))
-    excess = norms - 1.0
-    if one_sided:
-        excess = excess.clamp(min=0.0)
-    return excess.pow(2).mean()
+    return penalty_of(per_example_grad_norm(critic, interpolate(real, fake, generator)), one_sided)
 
 
 def clip_weights_(parameters: Sequence[Tensor], clip_value: float) -> None:

@@ -25,7 +25,7 @@ from torch.func import functional_call, vmap
 
 from wgan.config import TrainSpec
 from wgan.cost import model_cost
-from wgan.losses import NORM_EPS, clip_weights_
+from wgan.losses import grad_norms, penalty_of
 from wgan.trainer import Hooks, Outcome, Trainer
 
 # Fields that runs of one stack may set differently: each run's own optimizer, RNG, clipping, penalty
@@ -211,9 +211,7 @@ class StackedTrainer:
         loss.sum().backward()
         for k, t in enumerate(runs):
             t.opt_critic.step()
-            if t.kind == "wgan-clip":
-                assert t.spec.loss.clip_value is not None
-                clip_weights_(t._critic_params, t.spec.loss.clip_value)
+            t.clip_critic()
             t._sum_critic += loss[k].detach()
             t._sum_estimate += estimate[k]
             if penalty is not None:
@@ -226,11 +224,7 @@ class StackedTrainer:
         eps = torch.stack([torch.rand(eps_shape, generator=t.rng, device=self.device) for t in runs])
         points = torch.lerp(fake, real, eps).detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(self.critic(points).sum(), points, create_graph=True)
-        norms = torch.sqrt(grad.flatten(2).pow(2).sum(dim=2) + NORM_EPS)
-        excess = norms - 1.0
-        if self.kind == "wgan-lp":
-            excess = excess.clamp(min=0.0)
-        return excess.pow(2).mean(dim=1)
+        return penalty_of(grad_norms(grad, batch_dims=2), one_sided=self.kind == "wgan-lp")
 
     def _generator_step(self) -> None:
         runs = self._runs()
@@ -244,11 +238,7 @@ class StackedTrainer:
             leaf.grad = grad.contiguous()
         for k, t in enumerate(runs):
             t.opt_generator.step()
-            if t.generator_ema is not None:
-                assert t.spec.generator_ema is not None
-                with torch.no_grad():
-                    for average, param in zip(t._ema_params, t._gen_params, strict=True):
-                        average.lerp_(param, 1.0 - t.spec.generator_ema)
+            t.update_average()
             t._sum_generator += loss[k].detach()
             t._generator_updates += 1
 

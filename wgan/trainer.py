@@ -197,9 +197,7 @@ class Trainer:
         self.opt_critic.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_critic.step()
-        if self.kind == "wgan-clip":
-            assert self.spec.loss.clip_value is not None
-            clip_weights_(self._critic_params, self.spec.loss.clip_value)
+        self.clip_critic()
         self._sum_critic += loss.detach().float()
         self._sum_estimate += estimate
         self._critic_updates += 1
@@ -213,13 +211,23 @@ class Trainer:
         for param, grad in zip(self._gen_params, grads, strict=True):
             param.grad = grad
         self.opt_generator.step()
+        self.update_average()
+        self._sum_generator += loss.detach().float()
+        self._generator_updates += 1
+
+    def clip_critic(self) -> None:
+        """After each critic update: WGAN's weight clipping, for the kind that has it."""
+        if self.kind == "wgan-clip":
+            assert self.spec.loss.clip_value is not None
+            clip_weights_(self._critic_params, self.spec.loss.clip_value)
+
+    def update_average(self) -> None:
+        """After each generator update: the moving average of its weights, when the spec keeps one."""
         if self.generator_ema is not None:
             assert self.spec.generator_ema is not None
             with torch.no_grad():
                 for average, param in zip(self._ema_params, self._gen_params, strict=True):
                     average.lerp_(param, 1.0 - self.spec.generator_ema)
-        self._sum_generator += loss.detach().float()
-        self._generator_updates += 1
 
     @property
     def sampling_generator(self) -> torch.nn.Module:
