@@ -30,6 +30,19 @@ def walkthrough() -> str:
     return block.group(1)
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: Linux, as the tests' machine)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_the_readme_walkthrough_succeeds_as_written(tmp_path: Path) -> None:
     port = free_port()
     script = walkthrough()
@@ -61,7 +74,12 @@ def test_the_readme_walkthrough_succeeds_as_written(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}\n{dev.log()[-3000:]}"
     finally:
+        children = _children(dev.pid)
         dev.stop()
+    # Stopped as make run is stopped: its worker and webhook sender end with it, none left running orphaned.
+    assert len(children) == 2, children
+    assert dev.proc is not None and dev.proc.returncode != -9, "dev had to be killed"
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == []
     out = done.stdout
     assert re.search(r"HTTP/1.1 202 Accepted\r?\n(?:.*\r?\n)*?location: /api/v1/jobs/[0-9a-f-]{36}", out, re.I)
     assert re.search(r"HTTP/1.1 201 Created\r?\n(?:.*\r?\n)*?location: /api/v1/datasets/", out, re.I)

@@ -172,6 +172,10 @@ def _dev(settings: Settings, host: str | None, port: int | None) -> int:
     threading.Thread(
         target=_announce_when_ready, args=(url, alive, key, settings.data_dir / DEV_KEY_FILE), daemon=True
     ).start()
+    # uvicorn re-raises the SIGTERM it stopped for once it is done, through the handler it found: this one
+    # turns it into SystemExit, so the finally below stops the children. Under the default handler the
+    # process died at once and left its worker and webhook sender running, orphaned.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         return _serve(settings, host, port)
     finally:
