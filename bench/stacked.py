@@ -146,7 +146,7 @@ def render(data: Result) -> str:
             "which the worker trains one after another, and as one experiment whose seeds the worker trains as one "
             "stack (`wgan.stacked`). Total generator steps per second over all runs, from the first run's start to "
             "the last one's end (recording, checkpoints and the hand-offs between jobs included). The worker picks "
-            f"its torch threads by the work per step, as in production ({', '.join(_choices(data))} threads). "
+            f"its torch threads by the work per step, as in production ({', '.join(data['thread_choices'])} threads). "
             f"GFLOP/s are counted by `wgan.cost`; matmul peak: the best fp32 {PEAK_SIZE}³ matmul at "
             f"{torch.get_num_threads()} threads, {num(best, 1)} GFLOP/s.",
             "",
@@ -165,17 +165,6 @@ def render(data: Result) -> str:
             ),
         ]
     )
-
-
-def _choices(data: Result) -> list[str]:
-    return sorted({_label(choice) for choice in data["thread_choices"]})
-
-
-def _label(choice: str) -> str:
-    # A result stored by the first version kept the log line's end: "N torch thread(s)", then ": ids" for a stack.
-    if choice.startswith(("alone", "stack")):
-        return choice
-    return f"{'stack' if ': ' in choice else 'alone'}: {choice.split(' ', 1)[0]}"
 
 
 BENCHMARK = Benchmark(
