@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from app import schemas
-from service.models import CheckpointRow, Dataset, MetricRow, Webhook, WebhookDelivery
+from service.models import CheckpointRow, Dataset, Webhook, WebhookDelivery
 from service.views import (
     experiment_links as experiment_links,
     experiment_view as experiment,
@@ -23,14 +23,9 @@ __all__ = [
     "experiment_links",
     "job",
     "job_links",
-    "metric",
     "webhook",
     "webhook_links",
 ]
-
-
-def metric(row: MetricRow) -> schemas.Metric:
-    return schemas.Metric.of(row)
 
 
 def checkpoint(row: CheckpointRow) -> schemas.CheckpointOut:

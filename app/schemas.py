@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 # The records a job produces have one shape, service.records', on REST and in the event stream alike.
+from service.history import MetricHistory as MetricHistory
 from service.records import CheckpointOut as CheckpointOut, JobError as JobError, Metric as Metric
 from service.settings import Settings
 from service.states import DeliveryState, JobStatus as JobStatus, WebhookEvent

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 
 from service.models import Event, ExperimentEvent
 from service.records import EventType, is_final_status
+from service.repositories.events import StoredEvent
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,17 @@ def channel_prefix(settings: Settings) -> str:
 def message(seq: int, kind: str, data: Any) -> dict[str, Any]:
     """An event as streams handle it: its data already JSON-encoded once, for every client to reuse.
     `final` marks the last event a stream will ever have: a job's final status, an experiment's end."""
-    final = (kind == EventType.STATUS and is_final_status(data)) or kind == EventType.FINISHED
-    return {"seq": seq, "type": kind, "final": final, "raw": json.dumps(data, separators=(",", ":"))}
+    return _message(seq, kind, json.dumps(data, separators=(",", ":")), lambda: data)
+
+
+def stored_message(event: StoredEvent) -> dict[str, Any]:
+    """A replayed event, its stored JSON sent as it is; only a status event's is read (is it the last?)."""
+    return _message(event.seq, event.type, event.raw, lambda: json.loads(event.raw))
+
+
+def _message(seq: int, kind: str, raw: str, data: Callable[[], Any]) -> dict[str, Any]:
+    final = (kind == EventType.STATUS and is_final_status(data())) or kind == EventType.FINISHED
+    return {"seq": seq, "type": kind, "final": final, "raw": raw}
 
 
 def encode(event: Event | ExperimentEvent) -> str:

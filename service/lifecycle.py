@@ -49,6 +49,7 @@ from service.repositories import (
     jobs as job_repo,
     metrics as metric_repo,
     owners as owner_repo,
+    rollups as rollup_repo,
 )
 from service.runtime import Runtime
 from service.states import ErrorType, JobState, JobStatus, WebhookEvent
@@ -458,7 +459,9 @@ def record(
         job = job_repo.holds_claim(step.session, job_id, worker_id)
         if job is None:
             raise ClaimLost(f"job {job_id} is no longer claimed by {worker_id}")
-        metric_repo.insert_ignoring_duplicates(step.session, [{"job_id": job_id, **m.stored()} for m in metrics])
+        rows = [{"job_id": job_id, **m.stored()} for m in metrics]
+        new_steps = metric_repo.insert_ignoring_duplicates(step.session, rows)
+        rollup_repo.add(step.session, job_id, [row for row in rows if row["step"] in new_steps])
         if metrics:
             step.event(job, EventType.METRICS, [m.model_dump(mode="json") for m in metrics])
             job.progress_step = metrics[-1].step

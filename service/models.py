@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -209,6 +210,16 @@ class Job(Base):
 
 class MetricRow(Base):
     __tablename__ = "metrics"
+    __table_args__ = (
+        # The few points that carry measures (checkpoint steps), for the downsampled history (service.history).
+        Index(
+            "ix_metrics_measured",
+            "job_id",
+            "step",
+            postgresql_where=text("measures IS NOT NULL"),
+            sqlite_where=text("measures IS NOT NULL"),
+        ),
+    )
 
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -218,8 +229,42 @@ class MetricRow(Base):
     gradient_penalty: Mapped[float | None] = mapped_column(Float, default=None)
     seconds_per_step: Mapped[float] = mapped_column(Float)
     # What the evaluation measured at this step (checkpoint steps only): exact_w1, modes_covered, …
-    measures: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # SQL NULL where there are none (not JSON null), so ix_metrics_measured leaves those rows out.
+    measures: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     time: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MetricRollup(Base):
+    """One aligned block of a job's metric steps summarised: how many points it holds, its first and last
+    step, and per logged series the smallest and largest finite value and the value at its last step.
+
+    Kept at a few block sizes (service.repositories.rollups) as points are stored, so a downsampled history
+    of any length reads a few thousand rows, never every point.
+    """
+
+    __tablename__ = "metric_rollups"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, primary_key=True)  # steps per block
+    block: Mapped[int] = mapped_column(Integer, primary_key=True)  # its first step is block * size
+    count: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(Integer)
+    last_step: Mapped[int] = mapped_column(Integer)
+    critic_loss_min: Mapped[float | None] = mapped_column(Float, default=None)
+    critic_loss_max: Mapped[float | None] = mapped_column(Float, default=None)
+    critic_loss_last: Mapped[float | None] = mapped_column(Float, default=None)
+    generator_loss_min: Mapped[float | None] = mapped_column(Float, default=None)
+    generator_loss_max: Mapped[float | None] = mapped_column(Float, default=None)
+    generator_loss_last: Mapped[float | None] = mapped_column(Float, default=None)
+    wasserstein_estimate_min: Mapped[float | None] = mapped_column(Float, default=None)
+    wasserstein_estimate_max: Mapped[float | None] = mapped_column(Float, default=None)
+    wasserstein_estimate_last: Mapped[float | None] = mapped_column(Float, default=None)
+    gradient_penalty_min: Mapped[float | None] = mapped_column(Float, default=None)
+    gradient_penalty_max: Mapped[float | None] = mapped_column(Float, default=None)
+    gradient_penalty_last: Mapped[float | None] = mapped_column(Float, default=None)
+    seconds_per_step_min: Mapped[float | None] = mapped_column(Float, default=None)
+    seconds_per_step_max: Mapped[float | None] = mapped_column(Float, default=None)
+    seconds_per_step_last: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class CheckpointRow(Base):

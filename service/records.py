@@ -4,11 +4,13 @@ records, the REST API returns them, and the event stream sends them, so the thre
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import RowMapping
 
 from service.models import MetricRow
 from service.states import ErrorType, JobState, JobStatus
@@ -53,6 +55,11 @@ def is_final_status(data: Any) -> bool:
     return isinstance(data, dict) and data.get("status") in {status.value for status in JobStatus if status.final}
 
 
+def _json_float(value: Any) -> Any:
+    # As pydantic writes them: JSON has no NaN or infinity, so those go out as null.
+    return value if not isinstance(value, float) or math.isfinite(value) else None
+
+
 def finite_measures(measures: dict[str, float] | None) -> dict[str, float] | None:
     """JSON has no NaN: a measure that came out undefined is left out rather than stored as garbage."""
     kept = {name: value for name, value in (measures or {}).items() if math.isfinite(value)}
@@ -61,6 +68,8 @@ def finite_measures(measures: dict[str, float] | None) -> dict[str, float] | Non
 
 # The figures a metric point has in every shape: the trainer's, its row's and this one.
 _LOGGED = ("step", "critic_loss", "generator_loss", "wasserstein_estimate", "gradient_penalty", "seconds_per_step")
+# A point's columns in its row (service.models.MetricRow), the job's id aside.
+STORED_COLUMNS = (*_LOGGED, "measures", "time")
 
 
 # No docstrings on the wire models: pydantic would put them into the OpenAPI document.
@@ -93,6 +102,20 @@ class Metric(BaseModel):  # one logged step of a job
         found = measures or {}
         headline = {"exact_w1": found.get("exact_w1"), "modes_covered": found.get("modes_covered")}
         return cls(**logged, **headline, measures=measures, time=time)
+
+    @staticmethod
+    def json_of(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+        """What `Metric.of(row).model_dump(mode="json")` gives, straight from the row's columns
+        (STORED_COLUMNS): a page of thousands of points builds no model per point."""
+        point: dict[str, Any] = {name: _json_float(row[name]) for name in _LOGGED}
+        point["step"] = row["step"]
+        measures = row["measures"]
+        found = measures or {}
+        point["exact_w1"] = found.get("exact_w1")
+        point["modes_covered"] = found.get("modes_covered")
+        point["measures"] = measures
+        point["time"] = row["time"].isoformat().replace("+00:00", "Z")
+        return point
 
     def stored(self) -> dict[str, Any]:
         """The columns of its row (service.models.MetricRow), the job's id aside."""

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     max_list_limit: int = Field(200, ge=1, description="Largest page of the job and experiment lists.")
     max_experiment_runs: int = Field(64, ge=1, description="Most runs (grid points × seeds) in one experiment.")
     metrics_page_limit: int = Field(5000, ge=1, description="Largest page of metric points.")
+    history_buckets: int = Field(
+        2000, ge=1, description="Buckets of a downsampled metric history when the request names no number."
+    )
+    max_history_buckets: int = Field(10_000, ge=1, description="Most buckets a downsampled history may ask for.")
     idempotency_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long an Idempotency-Key is remembered.")
     rate_jobs_per_minute: int = Field(
         60, ge=0, description="Job submissions per owner (all its keys) in any 60 s (0: no limit)."

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
@@ -19,8 +19,8 @@ from app.deps import RuntimeDep, StreamPrincipalDep
 from app.openapi import PROBLEMS
 from app.streaming import EventHub
 from service.errors import InvalidInput, NotFound, RateLimited
-from service.events import message
-from service.models import ExperimentEvent, experiment_stream as experiment_channel
+from service.events import stored_message
+from service.models import experiment_stream as experiment_channel
 from service.principal import Principal
 from service.repositories import (
     events as event_repo,
@@ -58,7 +58,7 @@ def read_job(rt: Runtime, job_id: str, principal: Principal, after: int) -> Read
         if job is None or not key_repo.is_active(session, principal.key_id):
             return GONE
         rows = event_repo.after(session, job_id, after, REPLAY_BATCH)
-        return Read(True, job.status.final, [message(row.seq, row.type, row.data) for row in rows])
+        return Read(True, job.status.final, [stored_message(row) for row in rows])
 
 
 def read_experiment(rt: Runtime, experiment_id: str, principal: Principal, after: int) -> Read:
@@ -66,9 +66,9 @@ def read_experiment(rt: Runtime, experiment_id: str, principal: Principal, after
         experiment = experiment_repo.get(session, experiment_id, principal)
         if experiment is None or not key_repo.is_active(session, principal.key_id):
             return GONE
-        rows: list[ExperimentEvent] = list(experiment_repo.events_after(session, experiment_id, after, REPLAY_BATCH))
+        rows = experiment_repo.events_after(session, experiment_id, after, REPLAY_BATCH)
         ended = experiment_repo.unfinished_runs(session, experiment_id) == 0
-        return Read(True, ended, [message(row.seq, row.type, row.data) for row in rows])
+        return Read(True, ended, [stored_message(row) for row in rows])
 
 
 def _sse(item: dict[str, Any], first: bool) -> ServerSentEvent:
@@ -101,6 +101,16 @@ LastEventId = Annotated[
         alias="Last-Event-ID",
         pattern=rf"^[0-9]{{0,{MAX_EVENT_ID_DIGITS}}}$",
         description="The id of the last event received: the stream resumes after it.",
+    ),
+]
+# EventSource cannot send a header on its first connection: a client that has read the history
+# (its last_event_id) starts after it with this, and the browser's own Last-Event-ID takes over on reconnects.
+StartAfter = Annotated[
+    str | None,
+    Query(
+        alias="last_event_id",
+        pattern=rf"^[0-9]{{0,{MAX_EVENT_ID_DIGITS}}}$",
+        description="Start after this event id (as Last-Event-ID, which wins when both are sent).",
     ),
 ]
 
@@ -136,14 +146,25 @@ class Stream:
         return cls(rt, principal, subject, channel, read, last, first.backlog, lease)
 
 
-def job_stream(rt: RuntimeDep, job_id: str, principal: StreamPrincipalDep, last_event_id: LastEventId = None) -> Stream:
-    return Stream.open(rt, principal, job_id, job_id, read_job, last_event_id)
+def job_stream(
+    rt: RuntimeDep,
+    job_id: str,
+    principal: StreamPrincipalDep,
+    last_event_id: LastEventId = None,
+    start_after: StartAfter = None,
+) -> Stream:
+    return Stream.open(rt, principal, job_id, job_id, read_job, last_event_id or start_after)
 
 
 def experiment_stream(
-    rt: RuntimeDep, experiment_id: str, principal: StreamPrincipalDep, last_event_id: LastEventId = None
+    rt: RuntimeDep,
+    experiment_id: str,
+    principal: StreamPrincipalDep,
+    last_event_id: LastEventId = None,
+    start_after: StartAfter = None,
 ) -> Stream:
-    return Stream.open(rt, principal, experiment_id, experiment_channel(experiment_id), read_experiment, last_event_id)
+    channel = experiment_channel(experiment_id)
+    return Stream.open(rt, principal, experiment_id, channel, read_experiment, last_event_id or start_after)
 
 
 async def follow(request: Request, stream: Stream) -> AsyncIterator[ServerSentEvent]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.orm import Session
 
-from service.models import Event, Job
+from service.models import Event, EventLog, Job
 from service.records import EventType
 
 
@@ -31,6 +31,21 @@ def add(session: Session, job_id: str, seq: int, kind: EventType, data: Any) -> 
     return event
 
 
-def after(session: Session, job_id: str, seq: int, limit: int) -> Sequence[Event]:
-    query = select(Event).where(Event.job_id == job_id, Event.seq > seq).order_by(Event.seq).limit(limit)
-    return session.scalars(query).all()
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as its log holds it: the data still the JSON text it was stored as."""
+
+    seq: int
+    type: str
+    raw: str
+
+
+def stored_after(session: Session, log: type[EventLog], subject: Any, seq: int, limit: int) -> list[StoredEvent]:
+    """Events of one log (`subject`: its Event.job_id or ExperimentEvent.experiment_id column compared to an
+    id) after `seq`, their data as text: a replay sends it on without decoding and encoding it again."""
+    query = select(log.seq, log.type, cast(log.data, Text)).where(subject, log.seq > seq).order_by(log.seq).limit(limit)
+    return [StoredEvent(seq, kind, raw) for seq, kind, raw in session.execute(query)]
+
+
+def after(session: Session, job_id: str, seq: int, limit: int) -> list[StoredEvent]:
+    return stored_after(session, Event, Event.job_id == job_id, seq, limit)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.models import Experiment, ExperimentEvent, Job, is_id
 from service.principal import Principal
 from service.records import EventType
+from service.repositories.events import StoredEvent, stored_after
 from service.repositories.jobs import decode_cursor, encode_cursor
 from service.states import JobState
 
@@ -80,14 +81,8 @@ def append_event(session: Session, experiment_id: str, kind: EventType, data: An
     return event
 
 
-def events_after(session: Session, experiment_id: str, seq: int, limit: int) -> Sequence[ExperimentEvent]:
-    query = (
-        select(ExperimentEvent)
-        .where(ExperimentEvent.experiment_id == experiment_id, ExperimentEvent.seq > seq)
-        .order_by(ExperimentEvent.seq)
-        .limit(limit)
-    )
-    return session.scalars(query).all()
+def events_after(session: Session, experiment_id: str, seq: int, limit: int) -> list[StoredEvent]:
+    return stored_after(session, ExperimentEvent, ExperimentEvent.experiment_id == experiment_id, seq, limit)
 
 
 def delete_rows(session: Session, experiment: Experiment) -> None:

@@ -402,25 +402,23 @@ def test_a_failed_job_shows_its_error(page: Page, dashboard_key: str) -> None:
         "attempts": 1,
         "links": {},
     }
-    points = [
-        {"step": step, "critic_loss": 1.0, "generator_loss": 0.5, "wasserstein_estimate": 0.2, "gradient_penalty": 0.1}
-        for step in range(5, 45, 5)
-    ]
-    stream = "".join(
-        f"id: {n}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
-        for n, (kind, data) in enumerate(
-            [
-                ("status", {"status": "running", "error": None}),
-                ("metrics", points),
-                ("status", {"status": "failed", "error": job["error"]}),
-            ],
-            start=1,
-        )
-    )
+    steps = list(range(5, 45, 5))
+    values = {"critic_loss": 1.0, "generator_loss": 0.5, "wasserstein_estimate": 0.2, "gradient_penalty": 0.1}
+    values["seconds_per_step"] = 0.01
+    # Its history as GET …/metrics/history gives it: one bucket per point, for so short a job.
+    history = {
+        "points": len(steps),
+        "bucket_steps": 1,
+        "last_event_id": 3,
+        "first_step": steps,
+        "last_step": steps,
+        "count": [1] * len(steps),
+        "series": {name: {kind: [v] * len(steps) for kind in ("min", "max", "last")} for name, v in values.items()},
+        "measured": [],
+    }
     page.route("**/api/v1/jobs/failed-job", lambda route: route.fulfill(json=job))
-    page.route(
-        "**/api/v1/jobs/failed-job/events?*", lambda route: route.fulfill(body=stream, content_type="text/event-stream")
-    )
+    page.route("**/api/v1/jobs/failed-job/metrics/history*", lambda route: route.fulfill(json=history))
+    page.route("**/api/v1/jobs/failed-job/checkpoints", lambda route: route.fulfill(json={"items": []}))
 
     sign_in(page, dashboard_key, "#/jobs/failed-job")
     alert = page.get_by_role("alert").filter(has_text="The job failed: diverged")

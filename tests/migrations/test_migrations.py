@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 from service.db import make_engine
 from service.migrate import alembic_config, upgrade
@@ -57,21 +57,25 @@ def test_downgrade_to_base_and_up_again(empty_database: str) -> None:
     assert _diff(empty_database) == []
 
 
+def _add_old_job(connection: Connection) -> None:
+    """Owner 'o' and its finished job 'j', in the columns every revision has."""
+    connection.execute(text("INSERT INTO owners (id, name, created_at) VALUES ('o', 'o', '2026-01-01')"))
+    connection.execute(
+        text(
+            "INSERT INTO jobs (id, owner_id, name, status, spec, queue, progress_step, total_steps, "
+            "cancel_requested, attempts, event_seq, created_at) VALUES "
+            "('j', 'o', 'j', 'succeeded', '{}', 'cpu', 20, 20, false, 1, 0, '2026-01-01')"
+        )
+    )
+
+
 def test_measures_recorded_before_0002_are_carried_into_it_and_back(empty_database: str) -> None:
     from alembic import command
-    from sqlalchemy import text
 
     upgrade(empty_database, "0001")
     engine = make_engine(empty_database)
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO owners (id, name, created_at) VALUES ('o', 'o', '2026-01-01')"))
-        connection.execute(
-            text(
-                "INSERT INTO jobs (id, owner_id, name, status, spec, queue, progress_step, total_steps, "
-                "cancel_requested, attempts, event_seq, created_at) VALUES "
-                "('j', 'o', 'j', 'succeeded', '{}', 'cpu', 20, 20, false, 1, 0, '2026-01-01')"
-            )
-        )
+        _add_old_job(connection)
         for step, w1, modes in ((10, None, None), (20, 0.25, 7.0)):
             connection.execute(
                 text(
@@ -91,3 +95,36 @@ def test_measures_recorded_before_0002_are_carried_into_it_and_back(empty_databa
         back = connection.execute(text("SELECT step, exact_w1, modes_covered FROM metrics ORDER BY step")).all()
     engine.dispose()
     assert [tuple(row) for row in back] == [(10, None, None), (20, 0.25, 7.0)]
+
+
+def test_points_recorded_before_0007_get_the_rollups_new_points_get(empty_database: str) -> None:
+    from service import history
+    from service.db import Database
+
+    upgrade(empty_database, "0006")
+    engine = make_engine(empty_database)
+    with engine.begin() as connection:
+        _add_old_job(connection)
+        connection.execute(
+            text(
+                "INSERT INTO metrics (job_id, step, critic_loss, generator_loss, wasserstein_estimate, "
+                "gradient_penalty, seconds_per_step, measures, time) "
+                "VALUES ('j', :step, :loss, 0, 0, NULL, 0.1, :measures, '2026-01-01')"
+            ),
+            [
+                {"step": step, "loss": float(step % 97), "measures": '{"exact_w1": 0.5}' if step % 100 == 0 else "null"}
+                for step in range(1, 1001)
+            ],
+        )
+    engine.dispose()
+    upgrade(empty_database)
+    db = Database(empty_database)
+    with db.reads() as session:
+        got = history.read(session, "j", 20, last_event_id=0)
+    db.dispose()
+    # JSON null became SQL NULL: only the measured points are measured, and the partial index holds them.
+    assert [m.step for m in got.measured] == list(range(100, 1001, 100))
+    assert got.points == sum(got.count) == 1000
+    spans = list(zip(got.first_step, got.last_step, strict=True))
+    assert got.series.critic_loss.max == [float(max(s % 97 for s in range(a, b + 1))) for a, b in spans]
+    assert got.series.critic_loss.last == [float(b % 97) for _, b in spans]

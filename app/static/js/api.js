@@ -97,20 +97,9 @@ export function createJob(spec, idempotencyKey) {
   return json("jobs", { method: "POST", body: spec, headers: { "Idempotency-Key": idempotencyKey } });
 }
 
-export function listMetrics(id, { afterStep = 0, limit = 1000, signal } = {}) {
-  return json(`${job(id)}/metrics${query({ after_step: afterStep, limit })}`, { signal });
-}
-
-/** Every metric point after `afterStep`, following the pages. */
-export async function allMetrics(id, { afterStep = 0, signal } = {}) {
-  const points = [];
-  let after = afterStep;
-  for (;;) {
-    const page = await listMetrics(id, { afterStep: after, signal });
-    points.push(...page.items);
-    if (page.next_after_step === null || page.items.length === 0) return points;
-    after = page.next_after_step;
-  }
+/** The job's metrics downsampled to at most `buckets` buckets: min, max and last of each series per bucket. */
+export function metricHistory(id, { buckets, signal } = {}) {
+  return json(`${job(id)}/metrics/history${query(buckets ? { buckets } : {})}`, { signal });
 }
 
 /**
@@ -131,8 +120,10 @@ export async function fetchSamples(
 }
 
 /** EventSource sends no headers, so the stream (and only the stream) takes the key in the query. */
-export function openEvents(id) {
-  const url = `${BASE}${job(id)}/events${query({ access_token: getKey() })}`;
+export function openEvents(id, { after } = {}) {
+  // `after`: the first connection starts past it (the history's last_event_id); reconnects send Last-Event-ID.
+  const search = after === undefined ? { access_token: getKey() } : { access_token: getKey(), last_event_id: after };
+  const url = `${BASE}${job(id)}/events${query(search)}`;
   return new EventSource(url);
 }
 

@@ -109,6 +109,12 @@ export class StepChart {
     this.schedule();
   }
 
+  /** Drop every point (a fresh history replaces them). */
+  clear() {
+    this.columns = [[], ...this.series.map(() => [])];
+    this.schedule();
+  }
+
   /** Replace everything with tables aligned on step: [[steps, ys...], ...] from different jobs. */
   setTables(tables) {
     const usable = tables.filter((t) => t[0].length > 0);

@@ -1,10 +1,11 @@
 // One experiment: its grid points with mean ± sd over seeds, its runs ranked, the best samples of each
 // grid point side by side, kept current by the experiment's one event stream.
 
-import { allMetrics, cancelExperiment, deleteExperiment, getExperiment, openExperimentEvents } from "./api.js";
+import { cancelExperiment, deleteExperiment, getExperiment, metricHistory, openExperimentEvents } from "./api.js";
 import { PALETTE, StepChart } from "./charts.js";
 import { announce, h, replace } from "./dom.js";
 import { number } from "./format.js";
+import { historyPoints } from "./history.js";
 import { SampleImage } from "./samples.js";
 import { errorMessage, loading, statusBadge } from "./widgets.js";
 
@@ -12,6 +13,8 @@ import { errorMessage, loading, statusBadge } from "./widgets.js";
 const REFRESH_AFTER_MS = 500;
 // Curves are every run's metrics: re-read at most this often while runs train.
 const CURVES_EVERY_MS = 5000;
+// Buckets per run's curve: a chart a few hundred pixels wide, with dozens of runs overlaid.
+const RUN_BUCKETS = 500;
 const CURVES = [
   { key: "wasserstein_estimate", title: "Wasserstein estimate (critic)", yLabel: "estimate" },
   { key: "primary", title: "Primary measure at checkpoints (lower is better)", yLabel: "measure", sparse: true },
@@ -150,9 +153,8 @@ class Curves {
     this.loaded = Date.now();
     await Promise.all(
       experiment.runs.map(async (run) => {
-        const known = this.points.get(run.job_id) || [];
-        const more = await allMetrics(run.job_id, { afterStep: known.at(-1)?.step || 0 });
-        this.points.set(run.job_id, known.concat(more));
+        // Each run downsampled: up to 64 runs overlaid stay a few thousand points each, at any length.
+        this.points.set(run.job_id, historyPoints(await metricHistory(run.job_id, { buckets: RUN_BUCKETS })));
       }),
     );
     this.draw();

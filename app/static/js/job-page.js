@@ -1,9 +1,10 @@
 // One job: live curves from its event stream, samples per checkpoint, the spec, cancel and delete.
 
-import { cancelJob, deleteJob, getJob, openEvents } from "./api.js";
+import { cancelJob, deleteJob, getJob, listCheckpoints, metricHistory, openEvents } from "./api.js";
 import { PALETTE, StepChart } from "./charts.js";
 import { announce, h, replace } from "./dom.js";
 import { datasetLabel, dateTime, isFinal, number } from "./format.js";
+import { historyPoints, recentPace } from "./history.js";
 import { SampleImage } from "./samples.js";
 import { errorMessage, loading, progress, statusBadge } from "./widgets.js";
 
@@ -12,6 +13,9 @@ const PACE_WINDOW = 20; // metric points averaged for the time left
 const STATUS_REFETCH_MS = 250;
 const SAMPLE_DEBOUNCE_MS = 200;
 const WALK_FRAMES = 16;
+// Points the charts take from the live stream before the page swaps them for a fresh downsampled
+// history: a job watched for days draws as fast, and holds as little, as one opened a minute ago.
+const LIVE_POINTS = 20_000;
 
 // Digits and MNIST are judged by a classifier; every evaluated job gets the exact W1 in data space.
 const JUDGED = new Set(["digits", "mnist"]);
@@ -102,6 +106,9 @@ export function mount(root, { id }) {
   let follow = true; // the slider follows the newest checkpoint until the user moves it back
   const pace = []; // recent seconds_per_step values: their mean gives a steadier time left
   const timers = new Set();
+  let lastEventId; // the newest event taken, where a new connection starts
+  let livePoints = 0;
+  let reloading = null; // live points held while a fresh history loads, or null
 
   replace(root, loading("the job"));
 
@@ -221,6 +228,53 @@ export function mount(root, { id }) {
     const secondsPerStep = pace.length ? pace.reduce((a, b) => a + b, 0) / pace.length : undefined;
     replace(progressSlot, progress(job, { secondsPerStep }));
   }
+
+  // Events can arrive hundreds a second (a fast job, a reconnect's backlog): the progress is redrawn
+  // at most once a frame, like the charts.
+  let progressPending = false;
+  function showProgressSoon() {
+    if (progressPending) return;
+    progressPending = true;
+    requestAnimationFrame(() => {
+      progressPending = false;
+      if (!stopped) showProgress();
+    });
+  }
+
+  function takeHistory(history) {
+    feed(charts, historyPoints(history));
+    pace.splice(0, pace.length, ...recentPace(history, PACE_WINDOW));
+  }
+
+  function takeLive(points) {
+    if (reloading !== null) {
+      reloading.push(...points);
+      return;
+    }
+    feed(charts, points);
+    livePoints += points.length;
+    if (livePoints > LIVE_POINTS) reloadHistory();
+  }
+
+  async function reloadHistory() {
+    reloading = [];
+    let history = null;
+    try {
+      history = await metricHistory(id);
+    } catch {
+      // Keep what is drawn; the next overflow tries again.
+    }
+    const held = reloading;
+    reloading = null;
+    livePoints = 0;
+    if (stopped) return;
+    if (history) {
+      for (const chart of Object.values(charts)) chart.clear();
+      takeHistory(history);
+    }
+    feed(charts, held); // what streamed in meanwhile; steps already drawn are skipped
+  }
+
 
   // Status events are replayed from the start of the job, so rather than trust each one the page
   // re-reads the job (debounced): the row in the database is the one source of truth.
@@ -351,14 +405,18 @@ export function mount(root, { id }) {
 
   // --- The event stream -----------------------------------------------------------------------------
   function connect() {
-    source = openEvents(id);
+    source = openEvents(id, { after: lastEventId });
+    const track = (event) => {
+      if (event.lastEventId) lastEventId = Number(event.lastEventId);
+    };
     source.addEventListener("open", () => {
       streamNote.textContent = isFinal(job.status) ? "" : "Live.";
     });
     source.addEventListener("metrics", (event) => {
+      track(event);
       const points = JSON.parse(event.data);
       if (!points.length) return;
-      feed(charts, points);
+      takeLive(points);
       for (const point of points) if (Number.isFinite(point.seconds_per_step)) pace.push(point.seconds_per_step);
       pace.splice(0, Math.max(0, pace.length - PACE_WINDOW));
       const last = points[points.length - 1];
@@ -366,13 +424,15 @@ export function mount(root, { id }) {
         job.progress = { ...job.progress, step: last.step };
         job.latest_metrics = { ...job.latest_metrics, ...last };
       }
-      showProgress();
+      showProgressSoon();
     });
     source.addEventListener("checkpoint", (event) => {
+      track(event);
       addCheckpoint(JSON.parse(event.data));
       refetchSoon(); // the summary (best checkpoint, Spearman) moves with each checkpoint
     });
     source.addEventListener("status", (event) => {
+      track(event);
       const data = JSON.parse(event.data);
       if (isFinal(data.status)) {
         // The server ends the stream after the final status; closing stops EventSource reconnecting.
@@ -391,10 +451,20 @@ export function mount(root, { id }) {
   }
 
   // --- Load -----------------------------------------------------------------------------------------
-  getJob(id)
-    .then((loaded) => {
+  // The history first, then the job and its checkpoints: both are then at least as new as the history's
+  // last event, so the stream that follows on from it repeats at most what they hold (and the page
+  // skips repeats), never misses a change. Nothing is replayed from the start of a long job.
+  async function load() {
+    const history = await metricHistory(id);
+    const [loaded, saved] = await Promise.all([getJob(id), listCheckpoints(id)]);
+    return { history, loaded, saved };
+  }
+
+  load()
+    .then(({ history, loaded, saved }) => {
       if (stopped) return;
       job = loaded;
+      lastEventId = history.last_event_id;
       charts = makeCharts(job);
       samples = new SampleImage({ jobId: id, alt: `Samples generated by ${job.name}` });
       const specText = JSON.stringify(job.spec, null, 2);
@@ -467,10 +537,14 @@ export function mount(root, { id }) {
         ),
       );
       document.title = `${job.name} · wgan-service`;
+      takeHistory(history);
+      checkpoints = saved.items.map((c) => ({ id: c.id, step: c.step }));
       renderStatus();
       updateSlider();
-      samples.waiting(); // until the stream delivers a checkpoint
-      connect();
+      if (checkpoints.length) loadSamplesSoon();
+      else samples.waiting(); // until the stream delivers a checkpoint
+      // A finished job's page has everything already; a stream would only say so (204).
+      if (!isFinal(job.status)) connect();
     })
     .catch((error) => {
       if (stopped) return;
