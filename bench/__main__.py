@@ -14,6 +14,7 @@ import torch
 from bench import (
     api_load,
     defaults,
+    history,
     images,
     quality,
     sampling,
@@ -55,6 +56,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     stacked.BENCHMARK,
     sampling.BENCHMARK,
     streaming.BENCHMARK,
+    history.BENCHMARK,
     api_load.BENCHMARK,
     soak.BENCHMARK,
 )

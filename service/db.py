@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _compact_json(value: Any) -> str:
+    # Stored as the event stream sends it: a replay passes the stored text on as it is (app/routes/events.py),
+    # so it is byte for byte what a live client got.
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -30,7 +37,11 @@ def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> E
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            json_serializer=_compact_json,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No pre-ping: it costs a round trip on every checkout. After a Postgres restart the first use of
@@ -43,7 +54,14 @@ def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> E
         # such a session instead, and the frozen process finds its connection gone when it wakes.
         timeout_ms = round(idle_in_transaction_seconds * 1000)
         connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800, connect_args=connect_args)
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
+        connect_args=connect_args,
+        json_serializer=_compact_json,
+    )
 
 
 class Database:

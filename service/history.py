@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.models import MetricRow
-from service.records import Metric
+from service.records import MEASURES_DOC
 from service.repositories import rollups
 from service.repositories.rollups import SIZES
 
@@ -33,13 +33,18 @@ class Plan:
 
 
 def plan(first: int, last: int, buckets: int) -> Plan:
-    """The coarsest blocks that still give `buckets` buckets (at most) over steps first…last."""
-    wanted = max(1, math.ceil((last - first + 1) / buckets))
-    size = max((s for s in (1, *SIZES) if s <= wanted), default=1)
+    """How to read steps first…last as `buckets` buckets at most, reading as few rows as possible: the
+    points themselves while there are few, else the finest blocks that number no more than the buckets
+    (one bucket each), and groups of the coarsest blocks only for fewer buckets than those make."""
+    wanted = math.ceil((last - first + 1) / buckets)
+    if wanted < SIZES[0]:
+        return Plan(1, first, wanted)
+    for size in SIZES:
+        if last // size - first // size + 1 <= buckets:
+            return Plan(size, first // size * size, size)
+    size = SIZES[-1]
     origin = first // size * size
-    # Aligning the origin down to a block may lengthen the span by up to a block: size the width on it.
-    wanted = max(1, math.ceil((last - origin + 1) / buckets))
-    width = math.ceil(wanted / size) * size
+    width = math.ceil(math.ceil((last - origin + 1) / buckets) / size) * size
     return Plan(size, origin, width)
 
 
@@ -57,6 +62,14 @@ class HistorySeries(BaseModel):
     seconds_per_step: SeriesHistory
 
 
+class MeasuredHistory(BaseModel):  # the sparse measures as columns: every measured point, or a bucket's last
+    step: list[int] = Field(
+        description="Steps that carry measures (checkpoint steps): every one, or where a bucket holds several, "
+        "its last."
+    )
+    measures: list[dict[str, float]] = Field(description=f"What was measured at each. {MEASURES_DOC}")
+
+
 class MetricHistory(BaseModel):  # a job's metrics downsampled: columns, one entry per bucket
     points: int = Field(description="Metric points the job has recorded in the range.")
     bucket_steps: int = Field(description="Steps each bucket spans (the last may be partly empty).")
@@ -68,10 +81,7 @@ class MetricHistory(BaseModel):  # a job's metrics downsampled: columns, one ent
     last_step: list[int] = Field(description="Each bucket's last recorded step: where its `last` values are.")
     count: list[int] = Field(description="Points in each bucket.")
     series: HistorySeries
-    measured: list[Metric] = Field(
-        description="Points that carry measures (checkpoint steps): every one, or where a bucket holds "
-        "several, its last."
-    )
+    measured: MeasuredHistory
 
 
 def read(
@@ -98,44 +108,51 @@ def read(
             last_step=[],
             count=[],
             series=HistorySeries(**{name: empty for name in names}),
-            measured=[],
+            measured=MeasuredHistory(step=[], measures=[]),
         )
     chosen = plan(first, last, buckets)
-    rows = rollups.buckets(session, job_id, chosen.size, chosen.origin, chosen.width, first, last)
+    got = rollups.buckets(session, job_id, chosen.size, chosen.origin, chosen.width, first, last)
     series = {
-        name: SeriesHistory(
-            min=[row.lows[name] for row in rows],
-            max=[row.highs[name] for row in rows],
-            last=[row.lasts[name] for row in rows],
-        )
+        name: SeriesHistory.model_construct(min=got.lows[name], max=got.highs[name], last=got.lasts[name])
         for name in names
     }
-    return MetricHistory(
-        points=sum(row.count for row in rows),
+    # Built without validation: every value came from typed columns, and a history is thousands of them.
+    return MetricHistory.model_construct(
+        points=sum(got.count),
         bucket_steps=chosen.width,
         last_event_id=last_event_id,
-        first_step=[row.first_step for row in rows],
-        last_step=[row.last_step for row in rows],
-        count=[row.count for row in rows],
-        series=HistorySeries(**series),
-        measured=[Metric.of(row) for row in _measured(session, job_id, chosen, rows[0].first_step, rows[-1].last_step)],
+        first_step=got.first_step,
+        last_step=got.last_step,
+        count=got.count,
+        series=HistorySeries.model_construct(None, **series),
+        measured=_measured(session, job_id, chosen, buckets, got.first_step[0], got.last_step[-1]),
     )
 
 
-def _measured(session: Session, job_id: str, chosen: Plan, first: int, last: int) -> list[MetricRow]:
-    # The partial index ix_metrics_measured holds only these rows: a few per job, however long it ran.
+def _measured(session: Session, job_id: str, chosen: Plan, buckets: int, first: int, last: int) -> MeasuredHistory:
+    """Each bucket's last measured point. Read straight from the partial index ix_metrics_measured (it
+    holds only these rows) while there are few; grouped by the database for a job that measured more."""
     in_range = (
         MetricRow.job_id == job_id,
         MetricRow.measures.is_not(None),
         MetricRow.step >= first,
         MetricRow.step <= last,
     )
-    bucket = (MetricRow.step - chosen.origin) // chosen.width
-    lasts = select(func.max(MetricRow.step).label("step")).where(*in_range).group_by(bucket).subquery()
-    query = (
-        select(MetricRow)
-        .join(lasts, MetricRow.step == lasts.c.step)
-        .where(MetricRow.job_id == job_id)
-        .order_by(MetricRow.step)
-    )
-    return list(session.scalars(query).all())
+    few = 2 * buckets
+    rows = session.execute(
+        select(MetricRow.step, MetricRow.measures).where(*in_range).order_by(MetricRow.step).limit(few + 1)
+    ).all()
+    if len(rows) > few:
+        bucket = (MetricRow.step - chosen.origin) // chosen.width
+        lasts = select(func.max(MetricRow.step).label("step")).where(*in_range).group_by(bucket).subquery()
+        rows = session.execute(
+            select(MetricRow.step, MetricRow.measures)
+            .join(lasts, MetricRow.step == lasts.c.step)
+            .where(MetricRow.job_id == job_id)
+            .order_by(MetricRow.step)
+        ).all()
+    newest: dict[int, tuple[int, dict[str, float]]] = {}
+    for step, measures in rows:  # in step order: a bucket's later point replaces its earlier
+        newest[(step - chosen.origin) // chosen.width] = (step, measures)
+    kept = list(newest.values())
+    return MeasuredHistory.model_construct(step=[step for step, _ in kept], measures=[m for _, m in kept])

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     )
     max_list_limit: int = Field(200, ge=1, description="Largest page of the job and experiment lists.")
     max_experiment_runs: int = Field(64, ge=1, description="Most runs (grid points × seeds) in one experiment.")
-    metrics_page_limit: int = Field(5000, ge=1, description="Largest page of metric points.")
+    metrics_page_limit: int = Field(10_000, ge=1, description="Largest page of metric points.")
     history_buckets: int = Field(
         2000, ge=1, description="Buckets of a downsampled metric history when the request names no number."
     )

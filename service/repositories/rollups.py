@@ -34,9 +34,10 @@ from sqlalchemy.orm import Session
 
 from service.models import MetricRollup, MetricRow
 
-# Steps per block, each 16× the last: a history's buckets are never more than 16 blocks wide, so its
-# grouping reads at most 16 rows per bucket, at any length up to max_steps.
-SIZES = (16, 256, 4096, 65536)
+# Steps per block, each twice the last: for any length there is a size whose blocks number between half
+# and all of the buckets asked for, and a history reads those rows as they are, by primary key. The
+# finest is 4 steps, so a job needs grouping of its points only while it has under 4 points per bucket.
+SIZES = tuple(2**k for k in range(2, 17))
 # The series a point logs every step (service.records.Metric); measures are sparse and read as points.
 SERIES = ("critic_loss", "generator_loss", "wasserstein_estimate", "gradient_penalty", "seconds_per_step")
 # Larger than any finite float a loss may hold: NaN and ±inf compare false (NULL on SQLite) and drop out.
@@ -196,65 +197,82 @@ def extent(session: Session, job_id: str) -> Extent:
 
 
 @dataclass(frozen=True)
-class Bucket:
-    """One bucket of a downsampled history: what its points were, per series (min, max, last)."""
+class Buckets:
+    """A downsampled history as columns, one entry per bucket: its points and steps, and per series the
+    minimum, maximum and last value of its points."""
 
-    count: int
-    first_step: int
-    last_step: int
-    lows: dict[str, float | None]
-    highs: dict[str, float | None]
-    lasts: dict[str, float | None]
+    count: list[int]
+    first_step: list[int]
+    last_step: list[int]
+    lows: dict[str, list[float | None]]
+    highs: dict[str, list[float | None]]
+    lasts: dict[str, list[float | None]]
 
 
 def _finite_sql(column: Any) -> ColumnElement[Any]:
     return case((and_(column > -FINITE_BOUND, column < FINITE_BOUND), column), else_=None)
 
 
-def buckets(session: Session, job_id: str, size: int, origin: int, width: int, first: int, last: int) -> list[Bucket]:
-    """The job's points from step `first` to `last` grouped into buckets of `width` steps from `origin`.
+def buckets(session: Session, job_id: str, size: int, origin: int, width: int, first: int, last: int) -> Buckets:
+    """The job's points from step `first` to `last` in buckets of `width` steps from `origin`.
 
-    size 1 groups the points themselves; any of SIZES groups that size's blocks, which `origin` and
-    `width` must be multiples of, so every block lies inside one bucket and the extremes are exact.
+    size 1 reads the points themselves; any of SIZES reads that size's blocks, which `origin` and `width`
+    must then be multiples of, so every block lies inside one bucket and the extremes are exact. A width of
+    one point or one block reads its rows as they are, by primary key: the common case, and the fast one.
     """
+    n = len(SERIES)
+    if size == 1 and width == 1:
+        values = [_finite_sql(getattr(MetricRow, name)) for name in SERIES]
+        rows = session.execute(
+            select(MetricRow.step, *values)
+            .where(MetricRow.job_id == job_id, MetricRow.step >= first, MetricRow.step <= last)
+            .order_by(MetricRow.step)
+        ).all()
+        columns = list(zip(*rows, strict=True)) or [()] * (1 + n)
+        steps, series = list(columns[0]), [list(c) for c in columns[1:]]
+        return Buckets([1] * len(steps), steps, steps, _named(series), _named(series), _named(series))
+    if width == size:
+        table = cast(Table, MetricRollup.__table__)
+        rows = session.execute(
+            select(*(table.c[name] for name in VALUE_COLUMNS))
+            .where(
+                table.c.job_id == job_id,
+                table.c.size == size,
+                table.c.block >= first // size,
+                table.c.block <= last // size,
+            )
+            .order_by(table.c.block)
+        ).all()
+        return _columns(rows, n, interleaved=True)
     if size == 1:
         grouped = _grouped_points(job_id, origin, width, first, last)
-        lasts = [MetricRow.step, *(getattr(MetricRow, name) for name in SERIES)]
-        rows = session.execute(
-            select(grouped, *(_finite_sql(column) for column in lasts[1:]))
-            .join(MetricRow, and_(MetricRow.job_id == job_id, MetricRow.step == grouped.c.last_step))
-            .order_by(grouped.c.bucket)
-        ).all()
+        lasts: list[Any] = [_finite_sql(getattr(MetricRow, name)) for name in SERIES]
+        joined = and_(MetricRow.job_id == job_id, MetricRow.step == grouped.c.last_step)
+        rows = session.execute(select(grouped, *lasts).join(MetricRow, joined).order_by(grouped.c.bucket)).all()
     else:
         grouped = _grouped_blocks(job_id, size, origin, width, first, last)
-        rows = session.execute(
-            select(grouped, *(getattr(MetricRollup, f"{name}_last") for name in SERIES))
-            .join(
-                MetricRollup,
-                and_(
-                    MetricRollup.job_id == job_id,
-                    MetricRollup.size == size,
-                    MetricRollup.last_step == grouped.c.last_step,
-                ),
-            )
-            .order_by(grouped.c.bucket)
-        ).all()
-    n = len(SERIES)
-    out = []
-    for row in rows:
-        _bucket, count, first_step, last_step, *values = row
-        lows, highs, lasts_ = values[:n], values[n : 2 * n], values[2 * n :]
-        out.append(
-            Bucket(
-                int(count),
-                first_step,
-                last_step,
-                dict(zip(SERIES, lows, strict=True)),
-                dict(zip(SERIES, highs, strict=True)),
-                dict(zip(SERIES, lasts_, strict=True)),
-            )
+        lasts = [getattr(MetricRollup, f"{name}_last") for name in SERIES]
+        joined = and_(
+            MetricRollup.job_id == job_id, MetricRollup.size == size, MetricRollup.last_step == grouped.c.last_step
         )
-    return out
+        rows = session.execute(select(grouped, *lasts).join(MetricRollup, joined).order_by(grouped.c.bucket)).all()
+    return _columns([row[1:] for row in rows], n, interleaved=False)
+
+
+def _named(columns: list[list[Any]]) -> dict[str, list[Any]]:
+    return dict(zip(SERIES, columns, strict=True))
+
+
+def _columns(rows: Sequence[Any], n: int, interleaved: bool) -> Buckets:
+    """Rows of (count, first_step, last_step, then the series' values) as columns. `interleaved`: the
+    values come as VALUE_COLUMNS orders them (min, max, last per series), else all mins, all maxes, all lasts."""
+    columns = [list(c) for c in zip(*rows, strict=True)] or [[] for _ in range(3 + 3 * n)]
+    count, first_step, last_step, values = columns[0], columns[1], columns[2], columns[3:]
+    if interleaved:
+        lows, highs, lasts = values[0::3], values[1::3], values[2::3]
+    else:
+        lows, highs, lasts = values[:n], values[n : 2 * n], values[2 * n :]
+    return Buckets([int(c) for c in count], first_step, last_step, _named(lows), _named(highs), _named(lasts))
 
 
 def _grouped_points(job_id: str, origin: int, width: int, first: int, last: int) -> Subquery:

@@ -36,9 +36,9 @@ def test_history_agrees_with_the_points_and_the_stream_follows_on_from_it(client
             assert series["min"][i] == min(p[name] for p in inside)
             assert series["max"][i] == max(p[name] for p in inside)
             assert series["last"][i] == by_step[last][name]
-    measured = [m["step"] for m in history["measured"]]
-    assert measured and all(by_step[step]["measures"] for step in measured)
-    assert history["measured"][-1] == points[-1]  # the final checkpoint's point, whole
+    measured = history["measured"]
+    assert measured["step"] and measured["measures"] == [by_step[step]["measures"] for step in measured["step"]]
+    assert measured["step"][-1] == points[-1]["step"]  # the final checkpoint's
 
     # The history was read after the job finished: its last event is the final status, so a stream
     # started there has nothing to send, and one started an event earlier sends just that status.
@@ -46,6 +46,7 @@ def test_history_agrees_with_the_points_and_the_stream_follows_on_from_it(client
     assert history["last_event_id"] == int(events[-1].id)
     url = f"/api/v1/jobs/{job['id']}/events"
     assert client.get(url, params={"last_event_id": history["last_event_id"]}).status_code == 204
+
     def stream(params: dict, headers: dict | None = None) -> str:
         with client.stream("GET", url, params=params, headers=headers or {}) as response:
             assert response.status_code == 200

@@ -18,6 +18,8 @@ from playwright.sync_api import FilePayload, Locator, Page, expect
 from app.security_headers import HEADERS
 from tests.conftest import TOY_SPEC, wait_for_status
 from tests.dashboard.conftest import PHONE, shoot, sign_in
+from tests.support import million
+from tests.support.service import settings
 from wgan.config import TrainSpec, resolve
 
 STATIC = Path(__file__).resolve().parents[2] / "app" / "static"
@@ -414,7 +416,7 @@ def test_a_failed_job_shows_its_error(page: Page, dashboard_key: str) -> None:
         "last_step": steps,
         "count": [1] * len(steps),
         "series": {name: {kind: [v] * len(steps) for kind in ("min", "max", "last")} for name, v in values.items()},
-        "measured": [],
+        "measured": {"step": [], "measures": []},
     }
     page.route("**/api/v1/jobs/failed-job", lambda route: route.fulfill(json=job))
     page.route("**/api/v1/jobs/failed-job/metrics/history*", lambda route: route.fulfill(json=history))
@@ -429,6 +431,33 @@ def test_a_failed_job_shows_its_error(page: Page, dashboard_key: str) -> None:
     expect(chart(page, "Critic and generator loss")).to_have_attribute("data-points", "8")
     expect(page.get_by_text("No checkpoint yet; samples appear after the first one.")).to_be_visible()
     shoot(page, "job-failed")
+
+
+@pytest.mark.browser
+def test_a_million_point_job_draws_its_whole_history_and_its_final_values(
+    page: Page, http: httpx.Client, dashboard_key: str
+) -> None:
+    # A million points written straight into Postgres (training them would take hours), then read back by
+    # the real API: the page draws the downsampled history, never the points one by one.
+    job = submit(http, name="million", device="cuda", steps=1_000_000, log_every=1)
+    url = settings().database_url
+    million.fill(url, job["id"], 1_000_000)
+    final = million.newest(url, 1_000_000)
+
+    sign_in(page, dashboard_key, f"#/jobs/{job['id']}")
+    losses = chart(page, "Critic and generator loss")
+    described = losses.locator("p.visually-hidden")
+    expect(described).to_contain_text("up to step 1000000;")
+    # The chart's line ends on the job's newest point, with the values the dashboard's number() shows.
+    latest = page.evaluate(
+        "([c, g]) => [Number(c.toPrecision(4)).toString(), Number(g.toPrecision(4)).toString()]",
+        [final["critic_loss"], final["generator_loss"]],
+    )
+    expect(described).to_contain_text(f"latest critic loss {latest[0]}, generator loss {latest[1]}.")
+    # A few thousand points drawn, each bucket's min, max and last, and the dozen spikes among them.
+    assert 1000 < points(losses) <= 3 * 2000 + 1000
+    expect(page.locator(".status-line .badge")).to_have_text("succeeded")
+    assert page.evaluate("() => performance.getEntriesByType('resource').every((r) => !r.name.includes('/metrics?'))")
 
 
 # --- Compare --------------------------------------------------------------------------------------------------------

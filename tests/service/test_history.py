@@ -6,61 +6,22 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service import history, lifecycle
 from service.auth import authenticate
-from service.db import Database
-from service.migrate import upgrade
-from service.models import Job, Owner, new_id
+from service.principal import Principal
 from service.records import Metric
 from service.repositories import metrics as metric_repo, rollups
-from service.states import JobState
+from service.runtime import Runtime
 from tests.conftest import make_key
-from tests.support.service import runtime, settings
-from wgan.config import TrainSpec
+from tests.service.conftest import PARKED, Stored
+from tests.support.service import runtime
 from wgan.trainer import MetricPoint
 
-PARKED = TrainSpec.model_validate({"dataset": {"name": "8gaussians"}, "device": "cuda", "steps": 40})
 SERIES = rollups.SERIES
-
-
-@dataclass
-class Stored:
-    db: Database
-    job_id: str
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def job(request, tmp_path: Path, database: str) -> Iterator[Stored]:
-    url = settings().database_url if request.param == "postgresql" else f"sqlite:///{tmp_path / 'history.db'}"
-    if request.param == "sqlite":
-        upgrade(url)
-    db = Database(url)
-    owner_id, job_id = new_id(), new_id()
-    with db.transaction() as session:
-        session.add(Owner(id=owner_id, name=f"history-{owner_id[:8]}"))
-        session.flush()
-        session.add(
-            Job(
-                id=job_id,
-                owner_id=owner_id,
-                name="history",
-                status=JobState.RUNNING,
-                spec=PARKED.model_dump(mode="json"),
-                queue="gpu",
-                total_steps=10**6,
-            )
-        )
-    yield Stored(db, job_id)
-    with db.transaction() as session:
-        session.delete(session.get(Owner, owner_id))
-    db.dispose()
 
 
 def _points(steps: list[int], seed: int) -> list[dict[str, Any]]:
@@ -113,14 +74,14 @@ def _check(got: history.MetricHistory, points: list[dict[str, Any]], buckets: in
         expected.extend(measured[-1:])  # the bucket's last measured point
     assert covered == len(points)  # buckets are disjoint and in step order
     assert got.first_step == sorted(got.first_step)
-    assert [m.step for m in got.measured] == expected
-    assert all(m.measures == by_step[m.step]["measures"] for m in got.measured)
+    assert got.measured.step == expected
+    assert got.measured.measures == [by_step[step]["measures"] for step in expected]
 
 
 @pytest.mark.parametrize(
     ("steps", "buckets"),
     [
-        (list(range(50, 1_000_001, 50)), 2000),  # 20,000 points of log_every 50: blocks of 256 steps
+        (list(range(200, 1_000_001, 200)), 2000),  # 5,000 points of log_every 200: blocks of 512 steps
         (list(range(1, 3001)), 2000),  # fewer steps than 16 per bucket: the points themselves
         (list(range(10, 90_001, 10)), 7),  # few, wide buckets: blocks of 4096
     ],
@@ -137,11 +98,11 @@ def test_every_bucket_keeps_its_extremes_and_its_last_point(job: Stored, steps: 
     assert got.series.critic_loss.last[-1] == points[-1]["critic_loss"]
     assert max(v for v in got.series.critic_loss.max if v is not None) == max(p["critic_loss"] for p in points)
     if got.bucket_steps <= 500:  # a checkpoint every 500 steps: every one has a bucket of its own
-        assert [m.step for m in got.measured] == [p["step"] for p in points if p["measures"]]
+        assert got.measured.step == [p["step"] for p in points if p["measures"]]
 
 
 def test_a_range_reads_only_its_blocks_and_says_which_steps_it_holds(job: Stored) -> None:
-    points = _points(list(range(5, 100_001, 5)), seed=2)
+    points = _points(list(range(20, 100_001, 20)), seed=2)
     _store(job, points, batch=5000)
     with job.db.reads() as session:
         got = history.read(session, job.job_id, 100, last_event_id=0, from_step=40_000, to_step=41_000)
@@ -153,20 +114,20 @@ def test_a_range_reads_only_its_blocks_and_says_which_steps_it_holds(job: Stored
 
 
 def test_many_checkpoints_in_one_bucket_keep_the_last(job: Stored) -> None:
-    points = _points(list(range(1, 20_001)), seed=3)
+    points = _points(list(range(1, 5_001)), seed=3)
     for p in points:
         p["measures"] = {"exact_w1": p["step"] / 1000} if p["step"] % 10 == 0 else None
     _store(job, points, batch=2000)
     with job.db.reads() as session:
         got = history.read(session, job.job_id, 50, last_event_id=0)
     _check(got, points, 50)  # each bucket's last measured point, and no other
-    assert len(got.measured) == len(got.count) < len([p for p in points if p["measures"]])
+    assert len(got.measured.step) == len(got.count) < len([p for p in points if p["measures"]])
 
 
 def test_an_empty_job_has_an_empty_history(job: Stored) -> None:
     with job.db.reads() as session:
         got = history.read(session, job.job_id, 2000, last_event_id=1)
-    assert (got.points, got.count, got.measured, got.last_event_id) == (0, [], [], 1)
+    assert (got.points, got.count, got.measured.step, got.last_event_id) == (0, [], [], 1)
 
 
 def test_plan_never_exceeds_the_buckets_asked_for() -> None:
@@ -180,12 +141,16 @@ def test_plan_never_exceeds_the_buckets_asked_for() -> None:
         assert (last - chosen.origin) // chosen.width + 1 <= buckets
 
 
-def test_a_step_recorded_again_after_a_resume_is_counted_once(database: str) -> None:
-    rt = runtime()
+def _owner(rt: Runtime) -> Principal:
     with rt.db.reads() as session:
         owner = authenticate(session, make_key())
     assert owner is not None
-    job = lifecycle.submit(rt, owner, PARKED)
+    return owner
+
+
+def test_a_step_recorded_again_after_a_resume_is_counted_once(database: str) -> None:
+    rt = runtime()
+    job = lifecycle.submit(rt, _owner(rt), PARKED)
     lifecycle.claim(rt, job.id, "first")
 
     def metric(step: int, loss: float) -> Metric:
@@ -201,3 +166,30 @@ def test_a_step_recorded_again_after_a_resume_is_counted_once(database: str) -> 
     assert got.count == [30]
     assert (got.series.critic_loss.min, got.series.critic_loss.max) == ([-30.0], [20.0])
     assert got.series.critic_loss.last == [-30.0]
+
+
+def test_the_generated_million_point_jobs_have_the_rollups_the_recorder_keeps(database: str) -> None:
+    """tests/support/million.py builds rollups in SQL for speed: they are the ones fold() makes."""
+    from sqlalchemy import select
+
+    from service.db import Database
+    from service.models import MetricRollup, MetricRow
+    from tests.support import million
+
+    rt = runtime()
+    job = lifecycle.submit(rt, _owner(rt), PARKED)
+    million.fill(rt.settings.database_url, job.id, 3000)
+    db = Database(rt.settings.database_url)
+    with db.reads() as session:
+        table = MetricRow.__table__
+        points = session.execute(select(table).where(table.c.job_id == job.id)).mappings().all()
+        stored = session.execute(select(MetricRollup.__table__).where(MetricRollup.job_id == job.id)).mappings().all()
+    db.dispose()
+    folded = {key: block.columns(job.id, key) for key, block in rollups.fold(points).items()}
+    got = {(row["size"], row["block"]): dict(row) for row in stored}
+    assert got.keys() == folded.keys()
+    for key, row in got.items():
+        want = folded[key]
+        assert row.pop("job_id") == want.pop("job_id")
+        assert row == pytest.approx(want, rel=1e-12), key
+    assert million.newest(rt.settings.database_url, 3000)["critic_loss"] == points[-1]["critic_loss"]

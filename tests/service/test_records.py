@@ -1,14 +1,17 @@
-"""A metric page built straight from columns is the JSON the Metric model writes, point for point."""
+"""A metric page built without a model per point (by Postgres, or straight from the columns) is the JSON the
+Metric model writes, point for point."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from service.models import MetricRow
 from service.records import STORED_COLUMNS, Metric
+from service.repositories import metrics as metric_repo
+from tests.service.conftest import Stored
 
 
 @pytest.mark.parametrize(
@@ -36,3 +39,40 @@ def test_json_of_a_row_is_what_the_model_writes(values: dict, time: datetime) ->
     fast = json.dumps(Metric.json_of(columns), allow_nan=False)
     assert json.loads(fast) == json.loads(Metric.of(row).model_dump_json())
     assert list(json.loads(fast)) == list(Metric.model_fields)  # the same keys, in the same order
+
+
+def test_a_page_is_what_the_model_writes_on_every_database(job: Stored) -> None:
+    from sqlalchemy import select
+
+    now = datetime(2026, 12, 3, 7, 0, 0, 250, tzinfo=UTC)
+    points = [
+        {
+            "step": step,
+            "critic_loss": 0.1 * step,
+            "generator_loss": -1.0 / step,
+            "wasserstein_estimate": 1e-300 * step,
+            "gradient_penalty": None if step % 3 else 0.5,
+            "seconds_per_step": 0.002,
+            "measures": {"exact_w1": 0.25, "modes_covered": 7.0} if step % 4 == 0 else None,
+            "time": now + timedelta(seconds=step),
+        }
+        for step in range(1, 12)
+    ]
+    points[4]["gradient_penalty"] = float("inf")  # JSON has none: null, as pydantic writes it
+    with job.db.transaction() as session:
+        metric_repo.insert_ignoring_duplicates(session, [{"job_id": job.job_id, **p} for p in points])
+    pages, after = [], 0
+    with job.db.reads() as session:
+        while True:
+            items, after = metric_repo.page_json(session, job.job_id, after, 4)
+            pages.append(json.loads(items))
+            if after is None:
+                break
+        rows = session.scalars(select(MetricRow).where(MetricRow.job_id == job.job_id).order_by(MetricRow.step)).all()
+        expected = [json.loads(Metric.of(row).model_dump_json()) for row in rows]
+    assert [len(page) for page in pages] == [4, 4, 3]  # and the last page says nothing follows
+    got = [item for page in pages for item in page]
+    for item, want in zip(got, expected, strict=True):
+        # Equal as values: Postgres writes every time with its microseconds, pydantic drops zero ones.
+        assert datetime.fromisoformat(item.pop("time")) == datetime.fromisoformat(want.pop("time"))
+        assert list(item) == list(want) and item == want

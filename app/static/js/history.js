@@ -29,13 +29,15 @@ export function historyPoints(history) {
   for (let i = 0; i < history.count.length; i += 1) {
     for (const point of bucketPoints(history, i)) byStep.set(point.step, point);
   }
-  for (const measured of history.measured) {
+  const { step: measuredSteps, measures: measured } = history.measured;
+  measuredSteps.forEach((step, i) => {
     // Only the sparse figures: a measured step that is also a bucket's min or max keeps that extreme.
-    const sparse = { exact_w1: measured.exact_w1, modes_covered: measured.modes_covered, measures: measured.measures };
-    const point = byStep.get(measured.step);
+    const measures = measured[i];
+    const sparse = { exact_w1: measures.exact_w1 ?? null, modes_covered: measures.modes_covered ?? null, measures };
+    const point = byStep.get(step);
     if (point) Object.assign(point, sparse);
-    else byStep.set(measured.step, { step: measured.step, ...sparse });
-  }
+    else byStep.set(step, { step, ...sparse });
+  });
   return [...byStep.values()].sort((a, b) => a.step - b.step);
 }
 
