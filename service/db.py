@@ -32,7 +32,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> Engine:
+DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_TIMEOUT_SECONDS = 10.0
+
+
+def make_engine(
+    url: str,
+    idle_in_transaction_seconds: float | None = None,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    application_name: str | None = None,
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT_SECONDS,
+) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -54,10 +64,16 @@ def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> E
         # such a session instead, and the frozen process finds its connection gone when it wakes.
         timeout_ms = round(idle_in_transaction_seconds * 1000)
         connect_args["options"] = f"-c idle_in_transaction_session_timeout={timeout_ms}"
+    if application_name:
+        # What pg_stat_activity shows, and what service.fencing ends the sessions of a stale worker by.
+        connect_args["application_name"] = application_name
     return create_engine(
         url,
-        pool_size=10,
-        max_overflow=20,
+        # No overflow: a connection opened past the pool is closed again when given back, and under load
+        # that was a new Postgres session (a fork, its authentication) every few requests.
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
         pool_recycle=1800,
         connect_args=connect_args,
         json_serializer=_compact_json,
@@ -67,8 +83,15 @@ def make_engine(url: str, idle_in_transaction_seconds: float | None = None) -> E
 class Database:
     """One database: its engine, the sessions that write (one transaction each) and those that only read."""
 
-    def __init__(self, url: str, idle_in_transaction_seconds: float | None = None) -> None:
-        self.engine = make_engine(url, idle_in_transaction_seconds)
+    def __init__(
+        self,
+        url: str,
+        idle_in_transaction_seconds: float | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        application_name: str | None = None,
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT_SECONDS,
+    ) -> None:
+        self.engine = make_engine(url, idle_in_transaction_seconds, pool_size, application_name, pool_timeout)
         self.sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         # Sessions for requests that only read: autocommit, so a read costs its one round trip, with no
         # BEGIN before it and no ROLLBACK after, and never leaves a transaction open while the request
@@ -78,8 +101,14 @@ class Database:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Database:
-        return cls(settings.database_url, settings.db_idle_in_transaction_seconds)
+    def from_settings(cls, settings: Settings, application_name: str | None = None) -> Database:
+        return cls(
+            settings.database_url,
+            settings.db_idle_in_transaction_seconds,
+            settings.db_pool_size,
+            application_name,
+            settings.db_pool_timeout_seconds,
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

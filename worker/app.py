@@ -27,9 +27,9 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def worker_app(rt: Runtime) -> Celery:
-    """The broker's Celery app with the training task bound to `rt`, ready for `worker_main`."""
-    worker_id = new_worker_id()
+def worker_app(rt: Runtime, worker_id: str) -> Celery:
+    """The broker's Celery app with the training task bound to `rt`, ready for `worker_main`. Its claims
+    carry `worker_id`, as `rt`'s database sessions carry its name (service.fencing)."""
     extension = load_extension(rt.settings)
     reaper = Reaper(rt)
     app = rt.tasks.celery
@@ -52,7 +52,11 @@ def worker_app(rt: Runtime) -> Celery:
         # Training yields to the API on a shared machine.
         os.nice(rt.settings.worker_nice)
         reaper.start()
-        log.info("worker %s ready on queues %s", worker_id, rt.settings.queues)
+        # What its command chose before torch loaded (wgan_service.openmp), or what its operator set.
+        openmp = [f"{name}={os.environ[name]}" for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if name in os.environ]
+        log.info(
+            "worker %s ready on queues %s; OpenMP %s", worker_id, rt.settings.queues, " ".join(openmp) or "defaults"
+        )
 
     def on_shutdown(**_: Any) -> None:
         # Celery's warm shutdown waits for the running task; this makes that task checkpoint and

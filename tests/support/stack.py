@@ -9,6 +9,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from wgan_service import openmp
+
 PG_ADMIN = os.environ.get("WGAN_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("WGAN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -63,7 +65,9 @@ def production_env(tag: str, root: Path) -> tuple[dict[str, str], str]:
     """Postgres + Redis, each test session in its own database and Redis key prefix."""
     database = f"wgan_test_{tag}"
     env = {
-        **os.environ,
+        # Each service process chooses its own OpenMP policy, as its command does in production
+        # (wgan_service.openmp): not the one a benchmark or test process set for itself.
+        **openmp.unset(),
         **FAST_TIMINGS,
         "WGAN_DATABASE_URL": "",  # filled in once the database exists
         "WGAN_BROKER_URL": REDIS_URL,
@@ -79,7 +83,7 @@ def production_env(tag: str, root: Path) -> tuple[dict[str, str], str]:
 
 def embedded_env(root: Path) -> dict[str, str]:
     """No Postgres or Redis: SQLite and the SQLAlchemy Celery transport, all under `root`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WGAN_")}
+    env = {key: value for key, value in openmp.unset().items() if not key.startswith("WGAN_")}
     env.update(FAST_TIMINGS)
     env["WGAN_DATA_DIR"] = str(root)
     return env

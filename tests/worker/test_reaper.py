@@ -1,5 +1,5 @@
 """The reaper: a lost job is requeued, one that lost too many workers fails, and a worker frozen
-inside a transaction cannot hold the takeover back."""
+inside a transaction, or in the middle of a pipelined write, cannot hold the takeover back."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
+from service.db import make_engine
+from service.fencing import session_name
 from service.lifecycle import reap
 from service.models import Event, Job, utcnow
 from service.states import JobState
@@ -22,7 +24,7 @@ def transaction():  # type: ignore[no-untyped-def]
     return runtime().db.transaction()
 
 
-def _stale_job(attempts: int) -> str:
+def _stale_job(attempts: int, claimed_by: str = "gone:1:x") -> str:
     from service.auth import authenticate
 
     with transaction() as session:
@@ -35,7 +37,7 @@ def _stale_job(attempts: int) -> str:
             queue="gpu",
             total_steps=10,
             status=JobState.RUNNING,
-            claimed_by="gone:1:x",
+            claimed_by=claimed_by,
             attempts=attempts,
             heartbeat_at=utcnow() - timedelta(seconds=runtime().settings.claim_stale_seconds * 3),
         )
@@ -71,6 +73,19 @@ def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(databa
     assert _status_events(given_up) == ["failed"]
 
 
+def _reaped_despite_the_lock(job_id: str, within: float) -> None:
+    """A reaper pass ends within `within` seconds with the job handed back, the frozen write not applied."""
+    reaper = threading.Thread(target=reap, args=(runtime(),))
+    reaper.start()
+    reaper.join(timeout=within)
+    assert not reaper.is_alive(), "the reaper is still waiting for the frozen writer's lock"
+    with transaction() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        assert (row.status, row.claimed_by, row.progress_step) == ("queued", None, 0)
+        row.status = JobState.CANCELLED  # out of every later test's way
+
+
 def test_a_worker_frozen_inside_a_transaction_does_not_block_the_takeover(database: str) -> None:
     settings = runtime().settings
     job_id = _stale_job(attempts=1)
@@ -78,18 +93,30 @@ def test_a_worker_frozen_inside_a_transaction_does_not_block_the_takeover(databa
     # committed, so the row stays locked until the server ends that session.
     frozen = runtime().db.sessions()
     frozen.execute(update(Job).where(Job.id == job_id).values(progress_step=5))
-    reaper = threading.Thread(target=reap, args=(runtime(),))
-    reaper.start()
-    reaper.join(timeout=settings.db_idle_in_transaction_seconds + 30)
-    assert not reaper.is_alive(), "the reaper is still waiting for the frozen transaction's lock"
-    with transaction() as session:
-        row = session.get(Job, job_id)
-        assert row is not None
-        assert (row.status, row.claimed_by, row.progress_step) == ("queued", None, 0)
-        row.status = JobState.CANCELLED
+    _reaped_despite_the_lock(job_id, settings.db_idle_in_transaction_seconds + 30)
     # The frozen process wakes to a closed connection: its uncommitted write is gone, not applied
     # late, and the error is one its writer retries (and then finds its claim lost).
     with pytest.raises(DBAPIError) as woke:
         frozen.execute(select(Job.id).where(Job.id == job_id))
     assert transient(woke.value)
     frozen.close()
+
+
+def test_a_worker_frozen_in_the_middle_of_a_pipeline_is_fenced_off(database: str) -> None:
+    worker_id = "frozen-host:4242:5eb1a7c0"
+    job_id = _stale_job(attempts=1, claimed_by=worker_id)
+    # What a trainer SIGSTOPped inside a psycopg executemany leaves behind: its UPDATE of the job row
+    # sent in pipeline mode, no Sync after it. The server waits to read the rest ("active", not idle in
+    # a transaction), so no server timeout ends it and its row lock would hold the takeover forever.
+    engine = make_engine(runtime().settings.database_url, application_name=session_name(worker_id))
+    frozen = engine.raw_connection()
+    wire = frozen.driver_connection.pgconn  # type: ignore[union-attr]
+    wire.enter_pipeline_mode()
+    wire.send_query_params(b"BEGIN", None)
+    wire.send_query_params(b"UPDATE jobs SET progress_step = 5 WHERE id = $1", [job_id.encode()])
+    wire.flush()
+    with runtime().db.reads() as session:
+        assert session.scalar(select(Job.progress_step).where(Job.id == job_id)) == 0  # still waits for Sync
+    _reaped_despite_the_lock(job_id, 30)
+    frozen.invalidate()
+    engine.dispose()
