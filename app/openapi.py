@@ -37,7 +37,7 @@ def PROBLEMS(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type")
     if content_type is None:
         raise HTTPException(415, "send the body as application/json")

@@ -17,6 +17,7 @@ from bench import (
     history,
     images,
     quality,
+    request_cost,
     sampling,
     soak,
     speed,
@@ -57,6 +58,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     sampling.BENCHMARK,
     streaming.BENCHMARK,
     history.BENCHMARK,
+    request_cost.BENCHMARK,
     api_load.BENCHMARK,
     soak.BENCHMARK,
 )

@@ -51,7 +51,8 @@ class Connection:
         return int(status_line.split()[1])
 
 
-def _requests(url: str, key: str, job_id: str) -> dict[str, bytes]:
+def raw_requests(url: str, key: str, job_id: str) -> dict[str, bytes]:
+    """A GET job and a POST job (of SUBMITTED) as raw HTTP/1.1, by kind."""
     host = url.removeprefix("http://")
     auth = f"Authorization: Bearer {key}\r\nHost: {host}\r\n"
     body = json.dumps(SUBMITTED).encode()
@@ -68,7 +69,7 @@ async def _load(base_url: str, key: str, job_id: str, seconds: float, rate: int)
 
     Latency counts from when a request was due, so a slow server cannot hide its queue (no
     coordinated omission)."""
-    raw = _requests(base_url, key, job_id)
+    raw = raw_requests(base_url, key, job_id)
     host, port = base_url.removeprefix("http://").split(":")
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(CONNECTIONS):

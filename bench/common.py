@@ -60,6 +60,12 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads (proc(5): fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def git_revision() -> str:
     try:
         head = subprocess.run(

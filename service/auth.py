@@ -43,7 +43,8 @@ def create_key(session: Session, *, name: str, owner: str | None = None, is_admi
 def authenticate(session: Session, key: str) -> Principal | None:
     if not key.startswith(KEY_PREFIX):
         return None
-    row = key_repo.active_by_hash(session, hash_key(key))
-    if row is None:
+    found = key_repo.active_by_hash(session, hash_key(key))
+    if found is None:
         return None
-    return Principal(owner_id=row.owner_id, key_id=row.id, is_admin=row.is_admin)
+    owner_id, key_id, is_admin = found
+    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin)

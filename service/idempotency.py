@@ -63,7 +63,9 @@ def run_once(
                 raise Conflict("a request with this Idempotency-Key is still being handled") from None
             job = session.get(Job, record.job_id)
             assert job is not None
-            return load(job), True
+        # Outside the transaction: `load` may read in a session of its own, and one request holds one
+        # pooled connection at a time (the pool never grows past its size).
+        return load(job), True
     try:
         made = create()
     except BaseException:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from service import experiments, idempotency, stacking, summary, views, webhooks
+from service import experiments, fencing, idempotency, stacking, summary, views, webhooks
 from service.artifacts import job_prefix
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
@@ -57,6 +57,15 @@ from wgan.config import MAX_NAME, TrainSpec
 
 log = logging.getLogger(__name__)
 ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
+
+# How a submission sends its tasks once its transaction has committed: at once by default; the API
+# passes TaskQueue.defer, so the broker send is not on the request's path. A process that dies before
+# sending loses nothing: the reaper re-sends queued jobs whose task the broker lacks.
+Defer = Callable[[Callable[[], object]], None]
+
+
+def _at_once(send: Callable[[], object]) -> None:
+    send()
 
 
 class Transition:
@@ -157,11 +166,17 @@ def _transition(rt: Runtime) -> Iterator[Transition]:
 # --- from the API ------------------------------------------------------------------------------
 
 
-def submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None = None) -> Job:
-    """A new job, QUEUED with its training task sent. With an Idempotency-Key, the same key and body
-    return the job the first request made (service.idempotency)."""
+def submit(
+    rt: Runtime,
+    principal: Principal,
+    spec: TrainSpec,
+    idempotency_key: str | None = None,
+    defer: Defer = _at_once,
+) -> Job:
+    """A new job, QUEUED, its training task sent through `defer`. With an Idempotency-Key, the same key
+    and body return the job the first request made (service.idempotency)."""
     if idempotency_key is None:
-        return _submit(rt, principal, spec, None)
+        return _submit(rt, principal, spec, None, defer)
     body = spec.model_dump(mode="json", exclude_unset=True)
     job, _ = idempotency.run_once(
         rt.db,
@@ -169,18 +184,19 @@ def submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: 
         idempotency_key,
         body,
         rt.settings.idempotency_ttl_seconds,
-        lambda: _submit(rt, principal, spec, idempotency_key),
+        lambda: _submit(rt, principal, spec, idempotency_key, defer),
         lambda job: job,
     )
     return job
 
 
-def _submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None) -> Job:
+def _submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None, defer: Defer) -> Job:
     with _transition(rt) as step:
         job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
         if idempotency_key is not None:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
-    rt.tasks.enqueue_training(job.id, job.queue)
+    job_id, queue = job.id, job.queue
+    defer(lambda: rt.tasks.enqueue_training(job_id, queue))
     return job
 
 
@@ -268,11 +284,12 @@ def submit_experiment(
     runs: Sequence[PlannedRun],
     idempotency_key: str | None = None,
     body: Any = None,
+    defer: Defer = _at_once,
 ) -> Experiment:
     """An experiment and all its runs, each an ordinary QUEUED job, made together or not at all; their
     tasks are sent once that has committed. Idempotent with a key, as job submission is."""
     if idempotency_key is None:
-        return _submit_experiment(rt, principal, name, base, grid, runs, None)
+        return _submit_experiment(rt, principal, name, base, grid, runs, None, defer)
 
     def load(first_run: Job) -> Experiment:
         with rt.db.reads() as session:
@@ -287,7 +304,7 @@ def submit_experiment(
         idempotency_key,
         {"experiment": body},
         rt.settings.idempotency_ttl_seconds,
-        lambda: _submit_experiment(rt, principal, name, base, grid, runs, idempotency_key),
+        lambda: _submit_experiment(rt, principal, name, base, grid, runs, idempotency_key, defer),
         load,
     )
     return made
@@ -301,6 +318,7 @@ def _submit_experiment(
     grid: dict[str, list[Any]] | None,
     runs: Sequence[PlannedRun],
     idempotency_key: str | None,
+    defer: Defer,
 ) -> Experiment:
     with _transition(rt) as step:
         experiment = Experiment(owner_id=principal.owner_id, name=name, base=base, grid=grid, event_seq=0)
@@ -321,11 +339,16 @@ def _submit_experiment(
         if idempotency_key is not None and jobs:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, jobs[0].id)
     # Runs that fit together train together, one task per stack (service.stacking).
-    for group in stacking.plan(jobs, rt.settings):
-        if len(group) == 1:
-            rt.tasks.enqueue_training(group[0].id, group[0].queue)
-        else:
-            rt.tasks.enqueue_stack([job.id for job in group], group[0].queue)
+    groups = [([job.id for job in group], group[0].queue) for group in stacking.plan(jobs, rt.settings)]
+
+    def send() -> None:
+        for ids, queue in groups:
+            if len(ids) == 1:
+                rt.tasks.enqueue_training(ids[0], queue)
+            else:
+                rt.tasks.enqueue_stack(ids, queue)
+
+    defer(send)
     return experiment
 
 
@@ -554,7 +577,11 @@ def reap(rt: Runtime) -> Reaped:
     result = Reaped()
     to_send: list[tuple[str, str]] = []
     with _transition(rt) as step:
-        for job in job_repo.stale_running(step.session, now - timedelta(seconds=settings.claim_stale_seconds)):
+        # Read without locking: a stale worker may be frozen holding its job's row lock, so its sessions
+        # are ended before the job's row is written.
+        stale = job_repo.stale_running(step.session, now - timedelta(seconds=settings.claim_stale_seconds))
+        fencing.end_sessions(step.session, {job.claimed_by for job in stale if job.claimed_by is not None})
+        for job in stale:
             if job.attempts >= settings.max_attempts:
                 message = f"the worker training this job stopped responding; {job.attempts} attempts made"
                 step.move(job, JobState.FAILED, JobError(type=ErrorType.WORKER_LOST, message=message))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 from celery import Celery
 
+from service.dispatch import SerialSender
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class TaskQueue:
         self._marker_prefix = f"{settings.redis_prefix}:sent:"
         # After the visibility timeout Redis redelivers an unacknowledged task anyway.
         self._marker_seconds = settings.visibility_timeout_seconds
+        self._later = SerialSender()
 
     def enqueue_training(self, job_id: str, queue: str) -> bool:
         """Send the training task. False if the broker is unreachable: the job stays queued and the
@@ -168,7 +170,13 @@ class TaskQueue:
             log.warning("queue depth unavailable: %s", exc)
         return depths
 
+    def defer(self, send: Callable[[], object]) -> None:
+        """Run `send` (one of the sends above) after the caller has answered, in hand-over order
+        (service.dispatch); for the API, whose requests should not wait for the broker."""
+        self._later.defer(send)
+
     def close(self) -> None:
+        self._later.close()
         self.celery.close()
         if self._markers is not None:
             self._markers.close()

@@ -32,10 +32,8 @@ MAX_LOCAL_SUBJECTS = 10_000
 _HIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
-  if ARGV[5] == '1' then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
-    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]) + 1)
-  end
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]) + 1)
   return '-1'
 end
 return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
@@ -53,34 +51,56 @@ class RateLimiter:
         self._script = self._redis.register_script(_HIT) if self._redis is not None else None
         # The embedded default's: one API process, so its own memory is shared enough.
         self._local: dict[str, deque[float]] = {}
+        # Subjects seen over budget, and when their oldest request leaves the window (refuse_if_known_spent).
+        self._spent: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def check(self, bucket: str, subject: str, per_minute: int) -> None:
-        """Spend one of `subject`'s `per_minute` requests in `bucket`; RateLimited (429) once spent."""
-        self._admit(bucket, subject, per_minute, spend=True)
-
-    def ensure_room(self, bucket: str, subject: str, per_minute: int) -> None:
-        """RateLimited if `subject` has no request left in `bucket`, spending none."""
-        self._admit(bucket, subject, per_minute, spend=False)
-
-    def _admit(self, bucket: str, subject: str, per_minute: int, *, spend: bool) -> None:
+    def check(self, bucket: str, subject: str, per_minute: int, *, remember_spent: bool = False) -> None:
+        """Spend one of `subject`'s `per_minute` requests in `bucket`; RateLimited (429) once spent. With
+        `remember_spent`, a spent budget is also remembered here, for refuse_if_known_spent."""
         if per_minute <= 0:
             return
         now = time.time()
         key = f"{self.prefix}:{bucket}:{subject}"
-        oldest = self._local_hit(key, now, per_minute, spend) if self._script is None else None
+        oldest = self._local_hit(key, now, per_minute) if self._script is None else None
         if self._script is not None:
             try:
-                answer = self._script(keys=[key], args=[now, WINDOW_SECONDS, per_minute, uuid.uuid4().hex, int(spend)])
+                answer = self._script(keys=[key], args=[now, WINDOW_SECONDS, per_minute, uuid.uuid4().hex])
             except redis.RedisError as exc:
                 log.warning("rate limit unavailable (%s); letting the request through", exc)
                 return
             oldest = None if float(answer) < 0 else float(answer)
         if oldest is not None:
+            if remember_spent:
+                self._remember_spent(key, oldest + WINDOW_SECONDS, now)
             retry_after = max(1, int(oldest + WINDOW_SECONDS - now) + 1)
             raise RateLimited(f"more than {per_minute} {bucket} requests a minute", retry_after)
 
-    def _local_hit(self, key: str, now: float, per_minute: int, spend: bool) -> float | None:
+    def refuse_if_known_spent(self, bucket: str, subject: str, per_minute: int) -> None:
+        """RateLimited if this process last saw `subject`'s budget in `bucket` spent and the window has not
+        moved on since; no Redis round trip. For budgets checked on the unhappy path only (failed
+        sign-ins), so that the happy path costs nothing: another process learns of a spent budget at the
+        subject's next spend there."""
+        if per_minute <= 0:
+            return
+        key = f"{self.prefix}:{bucket}:{subject}"
+        now = time.time()
+        with self._lock:
+            frees_at = self._spent.get(key)
+            if frees_at is not None and frees_at <= now:
+                del self._spent[key]
+                frees_at = None
+        if frees_at is not None:
+            raise RateLimited(f"more than {per_minute} {bucket} requests a minute", max(1, int(frees_at - now) + 1))
+
+    def _remember_spent(self, key: str, frees_at: float, now: float) -> None:
+        with self._lock:
+            if len(self._spent) >= MAX_LOCAL_SUBJECTS:
+                self._spent = {k: t for k, t in self._spent.items() if t > now}
+            if len(self._spent) < MAX_LOCAL_SUBJECTS:
+                self._spent[key] = frees_at
+
+    def _local_hit(self, key: str, now: float, per_minute: int) -> float | None:
         with self._lock:
             if len(self._local) > MAX_LOCAL_SUBJECTS:
                 # Subjects that have been quiet for a window hold nothing worth keeping.
@@ -90,10 +110,7 @@ class RateLimiter:
                 log_.popleft()
             if len(log_) >= per_minute:
                 return log_[0]
-            if spend:
-                log_.append(now)
-            elif not log_:
-                del self._local[key]
+            log_.append(now)
             return None
 
     def close(self) -> None:

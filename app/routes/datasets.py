@@ -11,7 +11,7 @@ import numpy as np
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
 
 from app import presenters, schemas
-from app.deps import UPLOADS, PrincipalDep, ReadSessionDep, RuntimeDep, rate_limit
+from app.deps import UPLOADS, CallerDep
 from app.openapi import PROBLEMS
 from service import datasets as dataset_service
 from service.errors import InvalidInput, NotFound
@@ -27,7 +27,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @router.get("", response_model=schemas.DatasetList, responses=PROBLEMS(401), summary="Built-in and uploaded data sets")
-def list_datasets(session: ReadSessionDep, principal: PrincipalDep) -> schemas.DatasetList:
+def list_datasets(caller: CallerDep) -> schemas.DatasetList:
     builtin = [
         schemas.DatasetOut(
             id=None,
@@ -40,7 +40,8 @@ def list_datasets(session: ReadSessionDep, principal: PrincipalDep) -> schemas.D
         )
         for info in BUILTIN.values()
     ]
-    uploads = [presenters.dataset(row) for row in dataset_repo.for_owner(session, principal)]
+    with caller.reads() as (session, principal):
+        uploads = [presenters.dataset(row) for row in dataset_repo.for_owner(session, principal)]
     return schemas.DatasetList(items=builtin + uploads)
 
 
@@ -82,17 +83,18 @@ def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.UploadedDataset,
-    dependencies=[rate_limit(UPLOADS)],
     responses=PROBLEMS(401, 413, 415, 422, 429),
     summary="Upload a data set: a .zip of PNG/JPEG images or an .npz with an array x",
 )
 def upload_dataset(
-    rt: RuntimeDep,
-    principal: PrincipalDep,
+    caller: CallerDep,
     response: Response,
     file: Annotated[UploadFile, File(description=".zip of PNG/JPEG images, or .npz with an array 'x'")],
     name: Annotated[str | None, Form(max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)] = None,
 ) -> schemas.UploadedDataset:
+    # Key and budget first: an upload is checked before its (costly) parsing.
+    principal = caller.principal(UPLOADS)
+    rt = caller.rt
     array = _read_upload(file, rt.settings)
     row = dataset_service.store_upload(rt, principal, array, name or _name_from_filename(file.filename))
     response.headers["Location"] = f"/api/v1/datasets/{row.id}"
@@ -100,8 +102,9 @@ def upload_dataset(
 
 
 @router.get("/{dataset_id}", response_model=schemas.DatasetOut, responses=PROBLEMS(401, 404), summary="An upload")
-def get_dataset(session: ReadSessionDep, principal: PrincipalDep, dataset_id: str) -> schemas.DatasetOut:
-    row = dataset_repo.get(session, dataset_id, principal)
+def get_dataset(caller: CallerDep, dataset_id: str) -> schemas.DatasetOut:
+    with caller.reads() as (session, principal):
+        row = dataset_repo.get(session, dataset_id, principal)
     if row is None:
         raise NotFound(f"no data set {dataset_id}")
     return presenters.dataset(row)
@@ -110,6 +113,6 @@ def get_dataset(session: ReadSessionDep, principal: PrincipalDep, dataset_id: st
 @router.delete(
     "/{dataset_id}", status_code=204, responses=PROBLEMS(401, 404, 409), summary="Delete an upload no job uses"
 )
-def delete_dataset(rt: RuntimeDep, principal: PrincipalDep, dataset_id: str) -> Response:
-    dataset_service.delete_upload(rt, principal, dataset_id)
+def delete_dataset(caller: CallerDep, dataset_id: str) -> Response:
+    dataset_service.delete_upload(caller.rt, caller.principal(), dataset_id)
     return Response(status_code=204)

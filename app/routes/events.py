@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from app.deps import RuntimeDep, StreamPrincipalDep
+from app.deps import StreamCallerDep
 from app.openapi import PROBLEMS
 from app.streaming import EventHub
 from service.errors import InvalidInput, NotFound, RateLimited
@@ -147,24 +147,24 @@ class Stream:
 
 
 def job_stream(
-    rt: RuntimeDep,
     job_id: str,
-    principal: StreamPrincipalDep,
+    caller: StreamCallerDep,
     last_event_id: LastEventId = None,
     start_after: StartAfter = None,
 ) -> Stream:
-    return Stream.open(rt, principal, job_id, job_id, read_job, last_event_id or start_after)
+    # One thread-pool trip opens the stream: the key's check and the first read.
+    return Stream.open(caller.rt, caller.principal(), job_id, job_id, read_job, last_event_id or start_after)
 
 
 def experiment_stream(
-    rt: RuntimeDep,
     experiment_id: str,
-    principal: StreamPrincipalDep,
+    caller: StreamCallerDep,
     last_event_id: LastEventId = None,
     start_after: StartAfter = None,
 ) -> Stream:
     channel = experiment_channel(experiment_id)
-    return Stream.open(rt, principal, experiment_id, channel, read_experiment, last_event_id or start_after)
+    principal = caller.principal()
+    return Stream.open(caller.rt, principal, experiment_id, channel, read_experiment, last_event_id or start_after)
 
 
 async def follow(request: Request, stream: Stream) -> AsyncIterator[ServerSentEvent]:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import ValidationError
 
 from app import presenters, schemas
-from app.deps import JOB_SUBMISSIONS, PrincipalDep, ReadSessionDep, RuntimeDep, rate_limit
+from app.deps import JOB_SUBMISSIONS, CallerDep
 from app.openapi import PROBLEMS, require_json
 from service import experiments, lifecycle
 from service.errors import InvalidInput, NotFound
@@ -47,21 +47,22 @@ def routes(settings: Settings) -> APIRouter:
         "",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=schemas.Experiment,
-        dependencies=[Depends(require_json), rate_limit(JOB_SUBMISSIONS)],
+        dependencies=[Depends(require_json)],
         responses=PROBLEMS(400, 401, 409, 413, 415, 422, 429),
         summary="Submit an experiment: a grid (or list) of runs, each an ordinary job",
     )
     def create_experiment(
-        rt: RuntimeDep,
+        caller: CallerDep,
         body: schemas.ExperimentCreate,
-        principal: PrincipalDep,
         response: Response,
         idempotency_key: Annotated[
             str | None,
             Header(description="Retry-safe creation: the same key and body within 24 h return the first experiment."),
         ] = None,
     ) -> schemas.Experiment:
+        principal = caller.principal(JOB_SUBMISSIONS)
         planned = _plan(body, job_spec, settings.max_experiment_runs)
+        rt = caller.rt
         made = lifecycle.submit_experiment(
             rt,
             principal,
@@ -71,6 +72,7 @@ def routes(settings: Settings) -> APIRouter:
             planned,
             idempotency_key,
             body.model_dump(mode="json", exclude_unset=True),
+            caller.rt.tasks.defer,
         )
         response.headers["Location"] = presenters.experiment_links(made.id).self
         with rt.db.reads() as session:
@@ -83,19 +85,19 @@ def routes(settings: Settings) -> APIRouter:
         summary="List experiments, newest first",
     )
     def list_experiments(
-        session: ReadSessionDep,
-        principal: PrincipalDep,
+        caller: CallerDep,
         limit: Annotated[int, Query(ge=1, le=settings.max_list_limit)] = 20,
         cursor: Annotated[
             str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page.")
         ] = None,
     ) -> schemas.ExperimentPage:
-        try:
-            rows, next_cursor = experiment_repo.page(session, principal, limit=limit, cursor=cursor)
-        except ValueError as exc:
-            raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
-        runs = experiment_repo.runs_of(session, [row.id for row in rows])
-        items = [presenters.experiment(row, runs[row.id]) for row in rows]
+        with caller.reads() as (session, principal):
+            try:
+                rows, next_cursor = experiment_repo.page(session, principal, limit=limit, cursor=cursor)
+            except ValueError as exc:
+                raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
+            runs = experiment_repo.runs_of(session, [row.id for row in rows])
+            items = [presenters.experiment(row, runs[row.id]) for row in rows]
         return schemas.ExperimentPage(items=items, next_cursor=next_cursor)
 
     @router.get(
@@ -105,15 +107,15 @@ def routes(settings: Settings) -> APIRouter:
         summary="Read an experiment: its runs ranked, and per grid point the mean ± sd over seeds",
     )
     def get_experiment(
-        session: ReadSessionDep,
-        principal: PrincipalDep,
+        caller: CallerDep,
         experiment_id: str,
         sort: Annotated[str | None, Query(max_length=16, description=SORT_DOC)] = None,
     ) -> schemas.Experiment:
-        row = experiment_repo.get(session, experiment_id, principal)
-        if row is None:
-            raise NotFound(f"no experiment {experiment_id}")
-        return presenters.experiment(row, experiment_repo.runs(session, row.id), sort)
+        with caller.reads() as (session, principal):
+            row = experiment_repo.get(session, experiment_id, principal)
+            if row is None:
+                raise NotFound(f"no experiment {experiment_id}")
+            return presenters.experiment(row, experiment_repo.runs(session, row.id), sort)
 
     @router.post(
         "/{experiment_id}/cancel",
@@ -122,9 +124,9 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409),
         summary="Cancel every unfinished run of an experiment",
     )
-    def cancel_experiment(rt: RuntimeDep, principal: PrincipalDep, experiment_id: str) -> schemas.Experiment:
-        row = lifecycle.cancel_experiment(rt, principal, experiment_id)
-        with rt.db.reads() as session:
+    def cancel_experiment(caller: CallerDep, experiment_id: str) -> schemas.Experiment:
+        row = lifecycle.cancel_experiment(caller.rt, caller.principal(), experiment_id)
+        with caller.rt.db.reads() as session:
             return presenters.experiment(row, experiment_repo.runs(session, row.id))
 
     @router.delete(
@@ -133,8 +135,8 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409),
         summary="Delete an experiment with its runs, once none of them is still to end",
     )
-    def delete_experiment(rt: RuntimeDep, principal: PrincipalDep, experiment_id: str) -> Response:
-        lifecycle.delete_experiment(rt, principal, experiment_id)
+    def delete_experiment(caller: CallerDep, experiment_id: str) -> Response:
+        lifecycle.delete_experiment(caller.rt, caller.principal(), experiment_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

@@ -9,14 +9,16 @@ for are this deployment's limits, part of the OpenAPI document as well as of val
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from sqlalchemy.orm import Session
 
 from app import presenters, schemas
-from app.deps import JOB_SUBMISSIONS, PrincipalDep, ReadSessionDep, RuntimeDep, rate_limit
+from app.deps import JOB_SUBMISSIONS, CallerDep
 from app.openapi import PROBLEMS, require_json, with_body_type
 from service import jobs as job_service, lifecycle
 from service.errors import InvalidInput, NotFound
 from service.estimates import estimate
 from service.models import Job
+from service.principal import Principal
 from service.queue import queue_for
 from service.repositories import jobs as job_repo
 from service.settings import Settings
@@ -24,14 +26,11 @@ from wgan.config import TrainSpec
 from wgan.cost import step_cost
 
 
-def owned_job(session: ReadSessionDep, principal: PrincipalDep, job_id: str) -> Job:
+def owned_job(session: Session, principal: Principal, job_id: str) -> Job:
     job = job_repo.get(session, job_id, principal)
     if job is None:
         raise NotFound(f"no job {job_id}")
     return job
-
-
-JobDep = Annotated[Job, Depends(owned_job)]
 
 
 def routes(settings: Settings) -> APIRouter:
@@ -41,16 +40,17 @@ def routes(settings: Settings) -> APIRouter:
 
     @with_body_type("spec", job_spec)
     def create_job(
-        rt: RuntimeDep,
+        caller: CallerDep,
         spec: TrainSpec,
-        principal: PrincipalDep,
         response: Response,
         idempotency_key: Annotated[
             str | None,
             Header(description="Retry-safe creation: the same key and body within 24 h return the first job."),
         ] = None,
     ) -> schemas.Job:
-        job = lifecycle.submit(rt, principal, spec, idempotency_key)
+        principal = caller.principal(JOB_SUBMISSIONS)
+        # The task goes to the broker off the request's thread, in submission order (service.dispatch).
+        job = lifecycle.submit(caller.rt, principal, spec, idempotency_key, caller.rt.tasks.defer)
         response.headers["Location"] = presenters.job_links(job.id).self
         return presenters.job(job)
 
@@ -58,17 +58,18 @@ def routes(settings: Settings) -> APIRouter:
         "",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=schemas.Job,
-        dependencies=[Depends(require_json), rate_limit(JOB_SUBMISSIONS)],
+        dependencies=[Depends(require_json)],
         responses=PROBLEMS(400, 401, 409, 413, 415, 422, 429),
         summary="Submit a training job",
     )(create_job)
 
     @with_body_type("spec", job_spec)
-    def preview_job(spec: TrainSpec, session: ReadSessionDep, principal: PrincipalDep) -> schemas.JobPreview:
-        resolved = job_service.resolve_spec(session, principal, spec, settings)
-        queue = queue_for(resolved.device)
-        cost = step_cost(resolved)
-        guess = estimate(session, resolved, queue, cost, settings)
+    def preview_job(spec: TrainSpec, caller: CallerDep) -> schemas.JobPreview:
+        with caller.reads() as (session, principal):
+            resolved = job_service.resolve_spec(session, principal, spec, settings)
+            queue = queue_for(resolved.device)
+            cost = step_cost(resolved)
+            guess = estimate(session, resolved, queue, cost, settings)
         return schemas.JobPreview(
             spec=resolved,
             queue=queue,
@@ -93,8 +94,7 @@ def routes(settings: Settings) -> APIRouter:
 
     @router.get("", response_model=schemas.JobPage, responses=PROBLEMS(401, 422), summary="List jobs, newest first")
     def list_jobs(
-        session: ReadSessionDep,
-        principal: PrincipalDep,
+        caller: CallerDep,
         status: schemas.JobStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_list_limit)] = 50,
         cursor: Annotated[
@@ -102,14 +102,16 @@ def routes(settings: Settings) -> APIRouter:
         ] = None,
     ) -> schemas.JobPage:
         try:
-            jobs, next_cursor = job_repo.page(session, principal, status=status, limit=limit, cursor=cursor)
+            with caller.reads() as (session, principal):
+                jobs, next_cursor = job_repo.page(session, principal, status=status, limit=limit, cursor=cursor)
         except ValueError as exc:
             raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
         return schemas.JobPage(items=[presenters.job(job) for job in jobs], next_cursor=next_cursor)
 
     @router.get("/{job_id}", response_model=schemas.Job, responses=PROBLEMS(401, 404), summary="Read a job")
-    def get_job(job: JobDep) -> schemas.Job:
-        return presenters.job(job)
+    def get_job(caller: CallerDep, job_id: str) -> schemas.Job:
+        with caller.reads() as (session, principal):
+            return presenters.job(owned_job(session, principal, job_id))
 
     @router.post(
         "/{job_id}/cancel",
@@ -118,8 +120,8 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409),
         summary="Cancel a job; a running one stops within seconds and keeps its last checkpoint",
     )
-    def cancel_job(rt: RuntimeDep, principal: PrincipalDep, job_id: str) -> schemas.Job:
-        return presenters.job(lifecycle.request_cancel(rt, principal, job_id))
+    def cancel_job(caller: CallerDep, job_id: str) -> schemas.Job:
+        return presenters.job(lifecycle.request_cancel(caller.rt, caller.principal(), job_id))
 
     @router.delete(
         "/{job_id}",
@@ -127,8 +129,8 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409),
         summary="Delete a job with its metrics and artifacts",
     )
-    def delete_job(rt: RuntimeDep, principal: PrincipalDep, job_id: str) -> Response:
-        lifecycle.delete(rt, principal, job_id)
+    def delete_job(caller: CallerDep, job_id: str) -> Response:
+        lifecycle.delete(caller.rt, caller.principal(), job_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return router

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app import presenters, schemas
-from app.deps import ReadSessionDep
+from app.deps import CallerDep
 from app.openapi import PROBLEMS
-from app.routes.jobs import JobDep
+from app.routes.jobs import owned_job
 from service import history
 from service.repositories import checkpoints as checkpoint_repo, metrics as metric_repo
 from service.repositories.checkpoints import MAX_STEP
@@ -25,12 +25,14 @@ def routes(settings: Settings) -> APIRouter:
         summary="Recorded metric points after a step, in step order",
     )
     def list_metrics(
-        session: ReadSessionDep,
-        job: JobDep,
+        caller: CallerDep,
+        job_id: str,
         after_step: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
         limit: Annotated[int, Query(ge=1, le=settings.metrics_page_limit)] = 1000,
     ) -> Response:
-        items, next_after_step = metric_repo.page_json(session, job.id, after_step, limit)
+        with caller.reads() as (session, principal):
+            job = owned_job(session, principal, job_id)
+            items, next_after_step = metric_repo.page_json(session, job.id, after_step, limit)
         # The points' JSON passes through as the database (or the repository) wrote it: pydantic per point
         # costs tens of µs, which a full read of a million-point job would pay a million times.
         tail = "null" if next_after_step is None else str(next_after_step)
@@ -44,8 +46,8 @@ def routes(settings: Settings) -> APIRouter:
         "one small read",
     )
     def metric_history(
-        session: ReadSessionDep,
-        job: JobDep,
+        caller: CallerDep,
+        job_id: str,
         buckets: Annotated[
             int, Query(ge=1, le=settings.max_history_buckets, description="How many buckets, at most.")
         ] = settings.history_buckets,
@@ -58,7 +60,9 @@ def routes(settings: Settings) -> APIRouter:
     ) -> Response:
         # The job row, and its newest event, were read before the points: the stream followed on from
         # last_event_id can repeat a point the history has (clients skip steps they hold), never miss one.
-        found = history.read(session, job.id, buckets, job.event_seq, from_step, to_step)
+        with caller.reads() as (session, principal):
+            job = owned_job(session, principal, job_id)
+            found = history.read(session, job.id, buckets, job.event_seq, from_step, to_step)
         # Serialised once, here: FastAPI would validate the thousands of values again on the way out.
         return Response(found.model_dump_json(), media_type="application/json")
 
@@ -68,9 +72,11 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404),
         summary="The job's checkpoints, oldest first",
     )
-    def list_checkpoints(session: ReadSessionDep, job: JobDep) -> schemas.CheckpointList:
-        return schemas.CheckpointList(
-            items=[presenters.checkpoint(row) for row in checkpoint_repo.for_job(session, job.id)]
-        )
+    def list_checkpoints(caller: CallerDep, job_id: str) -> schemas.CheckpointList:
+        with caller.reads() as (session, principal):
+            job = owned_job(session, principal, job_id)
+            return schemas.CheckpointList(
+                items=[presenters.checkpoint(row) for row in checkpoint_repo.for_job(session, job.id)]
+            )
 
     return router

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.cached import Cached
-from app.deps import get_runtime
+from app.deps import runtime_of
 from app.telemetry import registry
 from service.errors import NotFound, Unauthorized
 
@@ -26,7 +26,7 @@ router = APIRouter(tags=["operations"])
     summary="Prometheus metrics: requests, jobs by status, queue depth, training speed",
 )
 def metrics(request: Request) -> Response:
-    settings = get_runtime(request).settings
+    settings = runtime_of(request).settings
     if settings.metrics_token:
         sent = request.headers.get("authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {settings.metrics_token}".encode()):

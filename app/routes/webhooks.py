@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from app import presenters, schemas
-from app.deps import JOB_SUBMISSIONS, PrincipalDep, ReadSessionDep, RuntimeDep, rate_limit
+from app.deps import JOB_SUBMISSIONS, CallerDep
 from app.openapi import PROBLEMS, require_json
 from service import webhooks
 from service.errors import InvalidInput
@@ -29,9 +29,9 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(400, 401, 409, 413, 415, 422),
         summary="Register a webhook; its signing secret is shown only in this response",
     )
-    def create_webhook(
-        rt: RuntimeDep, body: schemas.WebhookCreate, principal: PrincipalDep, response: Response
-    ) -> schemas.WebhookCreated:
+    def create_webhook(caller: CallerDep, body: schemas.WebhookCreate, response: Response) -> schemas.WebhookCreated:
+        principal = caller.principal()
+        rt = caller.rt
         url = webhooks.check_url(body.url, rt.settings)
         with rt.db.transaction() as session:
             hook = webhooks.subscribe(
@@ -42,12 +42,14 @@ def routes(settings: Settings) -> APIRouter:
         return made
 
     @router.get("", response_model=schemas.WebhookList, responses=PROBLEMS(401), summary="List webhooks")
-    def list_webhooks(session: ReadSessionDep, principal: PrincipalDep) -> schemas.WebhookList:
-        return schemas.WebhookList(items=[presenters.webhook(row) for row in webhooks.of_owner(session, principal)])
+    def list_webhooks(caller: CallerDep) -> schemas.WebhookList:
+        with caller.reads() as (session, principal):
+            return schemas.WebhookList(items=[presenters.webhook(row) for row in webhooks.of_owner(session, principal)])
 
     @router.get("/{webhook_id}", response_model=schemas.Webhook, responses=PROBLEMS(401, 404), summary="Read a webhook")
-    def get_webhook(session: ReadSessionDep, principal: PrincipalDep, webhook_id: str) -> schemas.Webhook:
-        return presenters.webhook(webhooks.owned(session, principal, webhook_id))
+    def get_webhook(caller: CallerDep, webhook_id: str) -> schemas.Webhook:
+        with caller.reads() as (session, principal):
+            return presenters.webhook(webhooks.owned(session, principal, webhook_id))
 
     @router.delete(
         "/{webhook_id}",
@@ -55,8 +57,9 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404),
         summary="Delete a webhook and its deliveries; nothing more is sent to it",
     )
-    def delete_webhook(rt: RuntimeDep, principal: PrincipalDep, webhook_id: str) -> Response:
-        with rt.db.transaction() as session:
+    def delete_webhook(caller: CallerDep, webhook_id: str) -> Response:
+        principal = caller.principal()
+        with caller.rt.db.transaction() as session:
             webhooks.unsubscribe(session, principal, webhook_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -67,30 +70,31 @@ def routes(settings: Settings) -> APIRouter:
         summary="A webhook's deliveries, newest first: status, attempts, last response, next try",
     )
     def list_deliveries(
-        session: ReadSessionDep,
-        principal: PrincipalDep,
+        caller: CallerDep,
         webhook_id: str,
         limit: Annotated[int, Query(ge=1, le=settings.max_list_limit)] = 50,
         cursor: Annotated[
             str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page.")
         ] = None,
     ) -> schemas.DeliveryPage:
-        try:
-            rows, next_cursor = webhooks.deliveries(session, principal, webhook_id, limit=limit, cursor=cursor)
-        except ValueError as exc:
-            raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
-        return schemas.DeliveryPage(items=[presenters.delivery(row) for row in rows], next_cursor=next_cursor)
+        with caller.reads() as (session, principal):
+            try:
+                rows, next_cursor = webhooks.deliveries(session, principal, webhook_id, limit=limit, cursor=cursor)
+            except ValueError as exc:
+                raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
+            return schemas.DeliveryPage(items=[presenters.delivery(row) for row in rows], next_cursor=next_cursor)
 
     @router.post(
         "/{webhook_id}/deliveries/{delivery_id}/redeliver",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=schemas.Delivery,
-        # Each one makes the sender call out again: on the owner's job-creation budget.
-        dependencies=[rate_limit(JOB_SUBMISSIONS)],
         responses=PROBLEMS(401, 404, 409, 429),
         summary="Send a delivered or failed message again: a new delivery, the same webhook-id and body",
     )
-    def redeliver(rt: RuntimeDep, principal: PrincipalDep, webhook_id: str, delivery_id: str) -> schemas.Delivery:
+    def redeliver(caller: CallerDep, webhook_id: str, delivery_id: str) -> schemas.Delivery:
+        # Each one makes the sender call out again: on the owner's job-creation budget.
+        principal = caller.principal(JOB_SUBMISSIONS)
+        rt = caller.rt
         with rt.db.transaction() as session:
             again = webhooks.redeliver(session, principal, webhook_id, delivery_id)
             made = presenters.delivery(again)

@@ -128,6 +128,26 @@ def test_the_reaper_resends_exactly_what_the_broker_lost(make_stack, private_red
             client.post(f"/api/v1/jobs/{job}/cancel")
 
 
+def test_a_job_submitted_while_the_broker_is_down_trains_once_it_is_back(make_stack, private_redis: LocalRedis) -> None:
+    # The API sends the task after its response (service.lifecycle.Defer); with the broker down that send
+    # fails, and the reaper sends it once the broker is back: the committed job is never lost.
+    stack: Stack = make_stack(broker_url=private_redis.url, requeue_queued_seconds="1", reaper_seconds="0.5")
+    stack.api()
+    stack.worker()
+    with stack.client() as client:
+        private_redis.kill()
+        made = client.post("/api/v1/jobs", json={**FAULT_SPEC, "steps": 40})
+        assert made.status_code == 202, made.text
+        job_id = made.json()["id"]
+        time.sleep(1.5)
+        assert client.get(f"/api/v1/jobs/{job_id}").json()["status"] == "queued"
+        private_redis.start()
+        done = stack.wait_job(job_id, lambda j: j["status"] not in {"queued", "running"}, 120, "the job's end")
+        assert done["status"] == "succeeded", done["error"]
+        assert done["attempts"] == 1
+        assert stack.metric_steps(job_id) == list(range(5, 41, 5))
+
+
 def test_postgres_restart_mid_job_keeps_every_batch_whole(make_stack, private_postgres: LocalPostgres) -> None:
     stack: Stack = make_stack(database_url=private_postgres.url, claim_stale_seconds="10")
     stack.api()

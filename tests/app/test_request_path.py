@@ -1,0 +1,106 @@
+"""The request path: dependencies that make no thread-pool trip, and one pooled connection per request."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from sqlalchemy import event
+
+from tests.conftest import TOY_SPEC
+
+PARKED = {**TOY_SPEC, "device": "cuda"}  # on the GPU queue, which no test worker serves
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependencies(sub)
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            # FastAPI ≥ 0.16x keeps an included router whole, resolving its routes lazily.
+            yield from _api_routes(included.routes)
+
+
+def _is_async(call: Any) -> bool:
+    # A function, or an instance whose __call__ is one (FastAPI's security schemes).
+    method = call if inspect.isfunction(call) else type(call).__call__
+    return inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method)
+
+
+def test_every_route_makes_one_thread_pool_trip_at_most(app_with) -> None:
+    # FastAPI runs each plain `def` dependency in the thread pool, one trip each, and a plain `def`
+    # endpoint in one more: a request's database work belongs in a single trip (app.deps.Caller).
+    app = app_with().app
+    routes = list(_api_routes(app.routes))
+    assert len(routes) > 30
+    trips = {}
+    for route in routes:
+        sync = [dep for dep in _dependencies(route.dependant) if dep.call is not None and not _is_async(dep.call)]
+        trips[f"{','.join(sorted(route.methods))} {route.path}"] = len(sync) + (0 if _is_async(route.endpoint) else 1)
+    assert {route: n for route, n in trips.items() if n > 1} == {}
+    assert trips["GET /api/v1/jobs/{job_id}"] == 1
+
+
+def test_a_request_holds_one_pooled_connection_at_most(app_with) -> None:
+    client = app_with()
+    engine = client.app.state.runtime.db.engine
+    lock = threading.Lock()
+    held = {"now": 0, "most": 0}
+
+    def out(*_: Any) -> None:
+        with lock:
+            held["now"] += 1
+            held["most"] = max(held["most"], held["now"])
+
+    def back(*_: Any) -> None:
+        with lock:
+            held["now"] -= 1
+
+    def most_held(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        held["most"] = 0
+        response = client.request(method, path, **kwargs)
+        assert response.status_code < 400, (path, response.text)
+        return held["most"], response
+
+    event.listen(engine, "checkout", out)
+    event.listen(engine, "checkin", back)
+    try:
+        # A write route checks the key in a read session it gives back before its transaction takes one.
+        most, made = most_held("POST", "/api/v1/jobs", json=PARKED)
+        assert most == 1
+        job = made.json()["id"]
+        for method, path in [
+            ("GET", f"/api/v1/jobs/{job}"),
+            ("GET", "/api/v1/jobs"),
+            ("GET", f"/api/v1/jobs/{job}/metrics"),
+            ("GET", f"/api/v1/jobs/{job}/metrics/history"),
+            ("GET", f"/api/v1/jobs/{job}/checkpoints"),
+            ("POST", f"/api/v1/jobs/{job}/cancel"),
+            ("DELETE", f"/api/v1/jobs/{job}"),
+        ]:
+            assert most_held(method, path)[0] == 1, path
+    finally:
+        event.remove(engine, "checkout", out)
+        event.remove(engine, "checkin", back)
+    assert held["now"] == 0
+
+
+def test_a_request_that_finds_every_connection_in_use_is_answered_503_and_the_next_one_is_served(app_with) -> None:
+    client = app_with(db_pool_size=1, db_pool_timeout_seconds=0.2)
+    job = client.post("/api/v1/jobs", json=PARKED).json()["id"]
+    with client.app.state.runtime.db.engine.connect():  # the pool's only connection, held
+        busy = client.get(f"/api/v1/jobs/{job}")
+    assert busy.status_code == 503, busy.text
+    assert busy.headers["Retry-After"] == "1"
+    assert busy.json()["detail"] == "the service is busy; retry the request"
+    assert client.get(f"/api/v1/jobs/{job}").status_code == 200
