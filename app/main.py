@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 from app import problems
 from app.body_limit import BodyLimit
 from app.cached import Cached
+from app.compute_gate import ComputeGate, cores
 from app.openapi import describe_limits
 from app.readiness import check_all
 from app.routes import dashboard, datasets, events, experiments, health, jobs, metrics, operations, samples, webhooks
@@ -66,7 +67,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    app.state.samplers = SamplerCache(settings.sample_cache_size, rt.store, _sample_device(settings))
+    gate = ComputeGate(settings.sample_concurrency or cores())
+    app.state.samplers = SamplerCache(settings.sample_cache_size, rt.store, _sample_device(settings), gate)
     app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
     states = state_registry(rt)
     app.state.state_metrics = Cached(settings.ops_cache_seconds, lambda: generate_latest(states))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from app.compute_gate import ComputeGate
 from service.artifacts import ArtifactStore, dataset_key
 from service.models import CheckpointRow
 from wgan.assemble import open_data
@@ -29,10 +30,13 @@ class Loaded:
 
 
 class SamplerCache:
-    def __init__(self, size: int, store: ArtifactStore, device: torch.device) -> None:
+    """The API's generators: loaded once each, and run through `gate`, a few passes at a time."""
+
+    def __init__(self, size: int, store: ArtifactStore, device: torch.device, gate: ComputeGate) -> None:
         self.size = size
         self.store = store
         self.device = device
+        self.gate = gate
         self._entries: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}

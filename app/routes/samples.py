@@ -18,9 +18,9 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
-from app.deps import SAMPLE_REQUESTS, BearerDep, admit, client_address
+from app.deps import SAMPLE_REQUESTS, Caller, CallerDep
 from app.openapi import PROBLEMS
-from app.sampling_cache import SamplerCache
+from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from service.models import CheckpointRow
@@ -108,6 +108,21 @@ def render(
     latent_walk: Walk | None = None,
 ) -> bytes:
     loaded = cache.get(checkpoint)
+    # The generator is loaded first: a load from the store waits on I/O, not on a core, and must not
+    # hold one of the gate's slots while it does.
+    with cache.gate.held(should_stop):
+        return _rendered(loaded, checkpoint, n, seed, fmt, should_stop, latent_walk)
+
+
+def _rendered(
+    loaded: Loaded,
+    checkpoint: CheckpointRow,
+    n: int,
+    seed: int,
+    fmt: str,
+    should_stop: Callable[[], bool] | None,
+    latent_walk: Walk | None,
+) -> bytes:
     if latent_walk is None:
         samples = sample(loaded.sampler, n, seed, should_stop)
     else:
@@ -150,10 +165,8 @@ def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
 
 
 def _serve(
-    rt: Runtime,
+    caller: Caller,
     samplers: SamplerCache,
-    token: str | None,
-    client: str | None,
     job_id: str,
     n: int,
     seed: int,
@@ -163,7 +176,8 @@ def _serve(
     gone: threading.Event,
     latent_walk: Walk | None = None,
 ) -> Response:
-    principal, spec, row = _visible(rt, token, client, job_id, checkpoint)
+    rt = caller.rt
+    principal, spec, row = _visible(caller, job_id, checkpoint)
     if fmt in ANIMATIONS and latent_walk is None:
         raise InvalidInput("gif and webp animate a latent walk", [(("query", "format"), "give interpolate=A,B too")])
     if fmt in ANIMATIONS and spec["model"].get("image_size") is None:
@@ -173,13 +187,9 @@ def _serve(
         return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone, latent_walk)
 
 
-def _visible(
-    rt: Runtime, token: str | None, client: str | None, job_id: str, ref: str
-) -> tuple[Principal, dict[str, Any], CheckpointRow | None]:
-    """The checks the other routes make as dependencies (app.deps.admit), in the same order: key, rate
-    limit, owned job; then the job's spec and its checkpoint `ref`, all in this one trip."""
-    with rt.db.reads() as session:
-        principal = admit(rt, session, token, client, SAMPLE_REQUESTS)
+def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRow | None]:
+    """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session."""
+    with caller.reads(SAMPLE_REQUESTS) as (session, principal):
         spec, row = checkpoint_repo.find_visible(session, job_id, principal, ref)
     if spec is None:
         raise NotFound(f"no job {job_id}")
@@ -236,41 +246,42 @@ EXPORT_SUFFIX = {"onnx": "onnx", "safetensors": "safetensors"}
 
 
 def _serve_generator(
-    rt: Runtime,
+    caller: Caller,
     samplers: SamplerCache,
-    token: str | None,
-    client: str | None,
     job_id: str,
     checkpoint: str,
     fmt: str,
     if_none_match: str | None,
 ) -> Response:
-    principal, spec, found = _visible(rt, token, client, job_id, checkpoint)
+    principal, spec, found = _visible(caller, job_id, checkpoint)
+    rt = caller.rt
     row = _found(found, checkpoint)
     etag = _etag(row, "generator", fmt)
     headers = _cache_headers(row, checkpoint, etag)
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
-    # An export builds and traces the generator: it takes one of the owner's sampling slots.
+    # An export builds and traces the generator: it takes one of the owner's sampling slots, and a core
+    # of the gate once the generator is loaded.
     with _sampling_slot(rt, principal):
         sampler = samplers.get(row).sampler
-        if fmt == "onnx":
-            body = export.onnx_bytes(sampler)
-        elif fmt == "safetensors":
-            body = export.safetensors_bytes(sampler)
-        else:
-            card = export.model_card(sampler)
-            card |= {
-                "job_id": job_id,
-                "checkpoint": {"id": row.id, "step": row.step, "measures": row.measures},
-                "dataset": spec["dataset"],
-                "spec": spec,
-                "formats": {
-                    name: f"/api/v1/jobs/{job_id}/checkpoints/{row.id}/generator?format={name}"
-                    for name in EXPORT_SUFFIX
-                },
-            }
-            body = export.card_json(card)
+        with samplers.gate.held():
+            if fmt == "onnx":
+                body = export.onnx_bytes(sampler)
+            elif fmt == "safetensors":
+                body = export.safetensors_bytes(sampler)
+            else:
+                card = export.model_card(sampler)
+                card |= {
+                    "job_id": job_id,
+                    "checkpoint": {"id": row.id, "step": row.step, "measures": row.measures},
+                    "dataset": spec["dataset"],
+                    "spec": spec,
+                    "formats": {
+                        name: f"/api/v1/jobs/{job_id}/checkpoints/{row.id}/generator?format={name}"
+                        for name in EXPORT_SUFFIX
+                    },
+                }
+                body = export.card_json(card)
     if fmt in EXPORT_SUFFIX:
         headers["Content-Disposition"] = (
             f'attachment; filename="generator-{job_id[:8]}-{row.step}.{EXPORT_SUFFIX[fmt]}"'
@@ -312,7 +323,7 @@ def routes(settings: Settings) -> APIRouter:
     async def get_samples(
         request: Request,
         job_id: str,
-        credentials: BearerDep,
+        caller: CallerDep,
         n: Annotated[int, Query(ge=1, le=settings.max_samples)] = 64,
         seed: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)] = 0,
         checkpoint: Annotated[
@@ -341,11 +352,7 @@ def routes(settings: Settings) -> APIRouter:
         ] = "slerp",
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
-        # One trip to the thread pool for the whole request. As sync dependencies (session, key,
-        # rate limit, job) each would be a trip of its own, and on a busy host those hops were most of
-        # what sampling over HTTP added to the forward pass itself.
-        token = credentials.credentials if credentials else None
-        rt: Runtime = request.app.state.runtime
+        # One trip to the thread pool for the whole request, as every route makes (app.deps).
         samplers: SamplerCache = request.app.state.samplers
         gone = threading.Event()
         failure: Exception | None = None
@@ -356,10 +363,8 @@ def routes(settings: Settings) -> APIRouter:
             try:
                 response = await run_in_threadpool(
                     _serve,
-                    rt,
+                    caller,
                     samplers,
-                    token,
-                    client_address(request),
                     job_id,
                     n,
                     seed,
@@ -396,15 +401,11 @@ def routes(settings: Settings) -> APIRouter:
         request: Request,
         job_id: str,
         checkpoint: Annotated[str, Path(max_length=64, description="A checkpoint id, a step, 'latest' or 'best'.")],
-        credentials: BearerDep,
+        caller: CallerDep,
         format: Annotated[Literal["onnx", "safetensors", "card"], Query()] = "onnx",
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
-        token = credentials.credentials if credentials else None
-        rt: Runtime = request.app.state.runtime
         samplers: SamplerCache = request.app.state.samplers
-        return await run_in_threadpool(
-            _serve_generator, rt, samplers, token, client_address(request), job_id, checkpoint, format, if_none_match
-        )
+        return await run_in_threadpool(_serve_generator, caller, samplers, job_id, checkpoint, format, if_none_match)
 
     return router

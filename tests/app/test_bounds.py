@@ -3,7 +3,9 @@ request's generator FLOPs before the generator is loaded. Each just inside and j
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -88,3 +90,20 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     finally:
         rt.slots.release("sampling", owner.owner_id, held)
     assert single.get(url, params={"n": 10, "format": "json"}).status_code == 200
+    # Past the process's passes at once a request waits in line for a core, and within its time limit only.
+    gated = app_with(key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1)
+    gate = gated.app.state.samplers.gate
+    with ThreadPoolExecutor(1) as pool:
+        with gate.held():
+            waiting = pool.submit(gated.get, url, params={"n": 10, "format": "json"})
+            deadline = time.monotonic() + 10
+            while gate.waiting == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert gate.waiting == 1 and not waiting.done()
+        assert waiting.result(30).status_code == 200
+    impatient = app_with(
+        key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1, sample_timeout_seconds=0.2
+    )
+    with impatient.app.state.samplers.gate.held():
+        late = impatient.get(url, params={"n": 10, "format": "json"})
+    assert late.status_code == 503 and "waited in line" in late.json()["detail"]
