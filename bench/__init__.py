@@ -2,6 +2,8 @@
 
 import os
 
-# As the worker runs (wgan_service/cli.py), and before torch loads: OpenMP threads that spin while waiting
-# crawl as soon as another process shares the cores, which on this shared 2-core host is most of the time.
+# The benchmark process's own in-process measurements, before torch loads: passive, as the API runs and as
+# every earlier result here was measured. The service processes a benchmark starts choose their own policy
+# (tests/support/stack.py leaves this one out of their environment), and each OpenMP comparison runs its
+# sides in fresh processes with the policy it names (bench.threads, bench.worker_speed).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -3,15 +3,18 @@ the minimal hand-written loop of the same model, loss and batch, interleaved in 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
 import torch
 
-from bench.common import Benchmark, Context, Result, median, num, paired_ratios, table, verdict
-from bench.pairs import CASES, Case, make_hand_loop, make_run
+from bench.common import REPO, Benchmark, Context, Result, median, num, paired_ratios, table, verdict
+from bench.pairs import CASES, CASES_BY_NAME, Case, make_hand_loop, make_run
 from bench.service_stack import metrics, service_stack, steps_per_second, wait_finished
 from bench.speed import PEAK_REPEATS, PEAK_SIZE, flops_per_step, matmul_gflops
+from wgan_service import openmp
 
 BAR = 1.0
 BAR_CASES = [case for case in CASES if case.has_bar]
@@ -50,12 +53,21 @@ def _worker_rate(client: Any, case: Case, steps: int, warmup: int) -> float:
     return rate
 
 
-def _hand_rate(case: Case, steps: int, warmup: int) -> float:
-    hand = make_hand_loop(make_run(case))
+def hand_rate(case_name: str, steps: int, warmup: int) -> float:
+    hand = make_hand_loop(make_run(CASES_BY_NAME[case_name]))
     hand.train(warmup)
     start = time.perf_counter()
     hand.train(steps - warmup)
     return (steps - warmup) / (time.perf_counter() - start)
+
+
+def _hand_rate(case: Case, steps: int, warmup: int, threads: int) -> float:
+    """The hand loop in a fresh process at OpenMP's defaults (no wait policy, no spin count), whatever
+    this process was started with: OpenMP reads them once, when torch loads."""
+    env = openmp.unset()
+    command = [sys.executable, "-m", "bench.worker_speed", case.name, str(steps), str(warmup), str(threads)]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def run(ctx: Context) -> Result:
@@ -70,7 +82,7 @@ def run(ctx: Context) -> Result:
                 steps, warmup = _plan(case, ctx)
                 worker, hand = [], []
                 for _ in range(rounds):
-                    hand.append(_hand_rate(case, steps, warmup))
+                    hand.append(_hand_rate(case, steps, warmup, ctx.threads))
                     worker.append(_worker_rate(client, case, steps, warmup))
                     print(f"  {case.name}: worker {worker[-1]:.2f}, hand {hand[-1]:.2f} steps/s", flush=True)
                 flops = flops_per_step(case)["hand"]
@@ -116,9 +128,11 @@ def render(data: Result) -> str:
             "(solo pool, its production niceness 5, torch at the same thread count) that writes metric batches "
             "to Postgres, publishes them on Redis and checkpoints every 500 steps and at the end. Its rate is "
             "timed from the metric points it recorded, after a warm-up; the hand-written loop "
-            "(`bench/handloop.py`, the same networks, loss and batch) is timed in the benchmark process, "
-            "alternately with the worker's jobs. wgan-clip runs the constant schedule here (the paper's boosts "
-            "would make steps unequal). Peak: the best fp32 4096³ matmul at the same threads, "
+            "(`bench/handloop.py`, the same networks, loss and batch) is timed in a fresh process at OpenMP's "
+            "defaults (no OMP_WAIT_POLICY, no GOMP_SPINCOUNT), alternately with the worker's jobs; the worker "
+            "runs as its command starts it (a bounded spin, threads that follow the free cores). wgan-clip "
+            "runs the constant schedule here (the paper's boosts would make steps unequal). Peak: the best fp32 "
+            "4096³ matmul at the same threads, "
             f"{num(data['peak_gflops']['best'], 1)} GFLOP/s.",
             "",
             table(
@@ -145,3 +159,14 @@ BENCHMARK = Benchmark(
     run=run,
     render=render,
 )
+
+
+def main(argv: list[str]) -> int:
+    case_name, steps, warmup, threads = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    torch.set_num_threads(threads)
+    print(hand_rate(case_name, steps, warmup))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

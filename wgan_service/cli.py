@@ -12,12 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-# Before anything loads torch: OpenMP threads that spin while waiting make training crawl (50x
-# slower measured here) as soon as another process shares the cores, as the API, a second worker
-# or a busy neighbour always does on a small host. Passive waiting costs little when idle.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from service.settings import Settings
+from wgan_service import openmp
 
 DEV_KEY_FILE = "dev-api-key"
 WORKER_ALIVE_FILE = "worker-alive"
@@ -36,6 +32,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=5,
         # h11, not httptools: httptools reads request heads of any size (10 MB were accepted here).
         http="h11",
@@ -47,12 +44,14 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
 
 def _worker(settings: Settings, queues: str | None, quiet: bool = False) -> int:
+    from service.fencing import session_name
     from service.logging_setup import configure_logging
     from service.runtime import Runtime
-    from worker.app import worker_app
+    from worker.app import new_worker_id, worker_app
 
     configure_logging(settings)
-    app = worker_app(Runtime.start(settings))
+    worker_id = new_worker_id()
+    app = worker_app(Runtime.start(settings, db_session_name=session_name(worker_id)), worker_id)
     names = queues or settings.worker_queues
     # Solo pool: the task runs in the worker's main process, which is never forked, so a
     # process that has initialised CUDA stays safe. One process trains one job; run more
@@ -156,18 +155,20 @@ def _announce_when_ready(url: str, alive: Path, key: str | None, key_file: Path)
     print("\n" + "\n".join(f"  {line}" for line in lines) + "\n", file=sys.stderr, flush=True)
 
 
-def _dev(settings: Settings, host: str | None, port: int | None) -> int:
+def _dev(settings: Settings, host: str | None, port: int | None, chosen: dict[str, str]) -> int:
     """Migrate, start a worker process beside the API, and serve until interrupted."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _migrate(settings)
     key = _dev_key(settings) if settings.embedded else None
     alive = settings.worker_alive_file or settings.data_dir / WORKER_ALIVE_FILE
     alive.unlink(missing_ok=True)
+    # Each child chooses its own OpenMP policy (the worker spins, boundedly; wgan_service.openmp).
+    children = openmp.without(chosen)
     worker = subprocess.Popen(
         [sys.executable, "-m", "wgan_service", "worker", "--quiet"],
-        env={**os.environ, "WGAN_WORKER_ALIVE_FILE": str(alive)},
+        env={**children, "WGAN_WORKER_ALIVE_FILE": str(alive)},
     )
-    sender = subprocess.Popen([sys.executable, "-m", "wgan_service", "webhooks", "--quiet"])
+    sender = subprocess.Popen([sys.executable, "-m", "wgan_service", "webhooks", "--quiet"], env=children)
     url = f"http://{host or settings.host}:{port or settings.port}"
     threading.Thread(
         target=_announce_when_ready, args=(url, alive, key, settings.data_dir / DEV_KEY_FILE), daemon=True
@@ -304,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The one place a process reads its settings (WGAN_* variables, .env); everything below is passed them.
     settings = Settings()
+    # Before anything loads torch, which reads it once.
+    chosen = openmp.configure(args.command, settings)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "worker":
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "healthcheck":
         return _healthcheck(settings, args.role)
     if args.command == "dev":
-        return _dev(settings, args.host, args.port)
+        return _dev(settings, args.host, args.port, chosen)
     if args.command == "migrate":
         return _migrate(settings)
     if args.command == "submit":

@@ -4,6 +4,7 @@ finish."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from wgan.data.files import DataError
 from wgan.devices import DeviceUnavailable
 from wgan.stacked import RunResult, StackedTrainer, can_stack
 from wgan.trainer import Hooks, MetricPoint, TrainingDiverged
+from worker.cores import ThreadGovernor
 from worker.extensions import WorkerExtension
 from worker.monitor import Heartbeat, StopSignal
 from worker.recording import Recorder, WritesFailed, with_retry
@@ -81,6 +83,13 @@ def training_threads(spec: TrainSpec, device: torch.device, settings: Settings, 
     return DEFAULT_THREADS
 
 
+def _governor(threads: int, run: Run, settings: Settings, context: Mapping[str, object]) -> ThreadGovernor:
+    """Torch threads set for the run, revisited as the host's cores come and go (CPU only: a GPU run's
+    threads only feed the device)."""
+    every = settings.worker_threads_adapt_seconds if run.trainer.device.type == "cpu" else 0.0
+    return ThreadGovernor(threads, every, context=context)
+
+
 def _eval_examples(claimed: Claimed, settings: Settings) -> int:
     return settings.eval_points if claimed.spec.model.image_size is None else settings.eval_images
 
@@ -107,9 +116,9 @@ def run_job(rt: Runtime, job_id: str, worker_id: str, extension: WorkerExtension
         try:
             run = session.prepare()
             threads = training_threads(run.spec, run.trainer.device, rt.settings)
-            torch.set_num_threads(threads)
+            governor = _governor(threads, run, rt.settings, session.context)
             log.info("training on %s with %d torch thread(s)", run.trainer.device, threads, extra=session.context)
-            completed = run.trainer.fit(session.hooks(run)) == "completed"
+            completed = run.trainer.fit(session.hooks(run, governor.tick)) == "completed"
         except Exception as exc:
             error = session.error_of(exc)
         return session.conclude(completed, error)
@@ -156,7 +165,7 @@ def run_stack(
 def _train_stack(rt: Runtime, sessions: list[RunSession], runs: list[Run]) -> dict[str, RunOutcome]:
     first = runs[0]
     threads = training_threads(first.spec, first.trainer.device, rt.settings, runs=len(runs))
-    torch.set_num_threads(threads)
+    governor = _governor(threads, first, rt.settings, {"jobs": ",".join(s.job_id for s in sessions)})
     log.info(
         "training a stack of %d runs on %s with %d torch thread(s): %s",
         len(runs),
@@ -174,7 +183,8 @@ def _train_stack(rt: Runtime, sessions: list[RunSession], runs: list[Run]) -> di
 
     try:
         StackedTrainer([run.trainer for run in runs]).fit(
-            [session.hooks(run) for session, run in zip(sessions, runs, strict=True)], on_leave=conclude
+            [session.hooks(run, governor.tick) for session, run in zip(sessions, runs, strict=True)],
+            on_leave=conclude,
         )
     except Exception as exc:
         # The stack itself broke (not one run's losses or hooks): every run still in it ends with the reason.
@@ -224,11 +234,18 @@ class RunSession:
         _resume(run, self.claimed, self.rt.store)
         return run
 
-    def hooks(self, run: Run) -> Hooks:
+    def hooks(self, run: Run, every_step: Callable[[], None]) -> Hooks:
+        """The trainer's hooks for this job; `every_step` runs on the training thread after each step."""
+        stop = self.extension.should_stop(run.trainer, self.signal.is_set)
+
+        def should_stop() -> bool:
+            every_step()
+            return stop()
+
         return Hooks(
             on_metrics=self._on_metrics,
             on_checkpoint=self._on_checkpoint,
-            should_stop=self.extension.should_stop(run.trainer, self.signal.is_set),
+            should_stop=should_stop,
             evaluate=self.extension.evaluate(run.evaluator),
         )
 
