@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.models import (
@@ -107,15 +107,42 @@ def owner_of(session: Session, job_id: str) -> str | None:
     return session.scalar(select(Job.owner_id).where(Job.id == job_id))
 
 
+def _queued_ahead() -> ScalarSelect[int]:
+    """The owner's queued jobs submitted before the job in the enclosing statement, on its queue: they
+    start first, so its owner's room is what they leave."""
+    older = aliased(Job)
+    return (
+        select(func.count())
+        .select_from(older)
+        .where(
+            older.owner_id == Job.owner_id,
+            older.status == JobState.QUEUED,
+            older.queue == Job.queue,
+            older.created_at < Job.created_at,
+            older.cancel_requested.is_(False),
+        )
+        .scalar_subquery()
+    )
+
+
+def _stale(stale_before: datetime) -> ColumnElement[bool]:
+    return and_(Job.status == JobState.RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
+
+
 def take_claim(
     session: Session, job_id: str, owner_id: str, worker_id: str, stale_before: datetime, max_running_per_owner: int
 ) -> bool:
-    """Claim the job for `worker_id` if it is queued while its owner has room, or running under a claim
-    gone stale. One conditional UPDATE: two workers racing for one job cannot both win."""
+    """Claim the job for `worker_id` if it is queued while its owner has room for it after their older
+    queued jobs on its queue, or running under a claim gone stale. One conditional UPDATE: two workers
+    racing for one job cannot both win.
+
+    Room after the older ones: an owner's jobs start in the order they were submitted, whichever worker
+    happens to take which task first. Its caller holds the owner's lock, so the count is not raced."""
     now = utcnow()
-    stale = and_(Job.status == JobState.RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before))
+    stale = _stale(stale_before)
     startable = and_(
-        Job.status == JobState.QUEUED, running_for_owner(owner_id).scalar_subquery() < max_running_per_owner
+        Job.status == JobState.QUEUED,
+        running_for_owner(owner_id).scalar_subquery() + _queued_ahead() < max_running_per_owner,
     )
     result = session.execute(
         update(Job)
@@ -132,17 +159,20 @@ def take_claim(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def dispatchable(session: Session, max_running_per_owner: int) -> Sequence[Job]:
-    """Queued jobs waiting for capacity whose owner now has room, oldest first, up to that room."""
-    waiting = session.scalars(select(Job).where(Job.status == JobState.WAITING).order_by(Job.created_at)).all()
-    room: dict[str, int] = {}
-    chosen = []
-    for job in waiting:
-        if job.owner_id not in room:
-            running = session.scalar(running_for_owner(job.owner_id)) or 0
-            room[job.owner_id] = max_running_per_owner - running
-        if room[job.owner_id] > 0:
-            room[job.owner_id] -= 1
+def dispatchable(session: Session, max_running_per_owner: int) -> list[Job]:
+    """Jobs waiting for capacity that a worker would now start, oldest first: their owner has room after
+    its running jobs, its queued jobs ahead of them (take_claim's rule, so a job sent is not refused
+    again on every reaper pass) and those chosen before them here."""
+    waiting = session.execute(
+        select(Job, _queued_ahead()).where(Job.status == JobState.WAITING).order_by(Job.created_at)
+    ).all()
+    running: dict[str, int] = {}
+    chosen: list[Job] = []
+    for job, ahead in waiting:
+        if job.owner_id not in running:
+            running[job.owner_id] = session.scalar(running_for_owner(job.owner_id)) or 0
+        if running[job.owner_id] + ahead < max_running_per_owner:
+            running[job.owner_id] += 1  # it will run: the next of this owner's has that much less room
             chosen.append(job)
     return chosen
 
@@ -169,10 +199,7 @@ def heartbeat(session: Session, job_id: str, worker_id: str) -> tuple[bool, bool
 
 
 def stale_running(session: Session, stale_before: datetime) -> Sequence[Job]:
-    query = select(Job).where(
-        Job.status == JobState.RUNNING, or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < stale_before)
-    )
-    return session.scalars(query).all()
+    return session.scalars(select(Job).where(_stale(stale_before))).all()
 
 
 def waiting_too_long(session: Session, enqueued_before: datetime) -> Sequence[Job]:

@@ -13,15 +13,17 @@ import redis
 from sqlalchemy import select
 
 from service import lifecycle
-from service.auth import authenticate
+from service.auth import authenticate, create_key
 from service.errors import Conflict
+from service.migrate import upgrade
 from service.models import Event, Job, MetricRow
 from service.principal import Principal
 from service.records import CheckpointOut, Metric, StatusEvent
 from service.runtime import Runtime
 from service.states import JobState
-from tests.conftest import make_key
-from tests.support.service import runtime
+from tests.conftest import DATABASE
+from tests.support import stack
+from tests.support.service import settings
 from wgan.config import TrainSpec
 from wgan.trainer import MetricPoint
 
@@ -29,15 +31,26 @@ from wgan.trainer import MetricPoint
 PARKED = TrainSpec.model_validate({"dataset": {"name": "8gaussians"}, "device": "cuda", "steps": 40})
 
 
-@pytest.fixture
-def rt(database: str) -> Runtime:
-    return runtime()
+@pytest.fixture(scope="module")
+def rt(database: str) -> Iterator[Runtime]:
+    """The service on a database of this module's own: the suite's worker reaps and dispatches the shared
+    one at any moment, under its own settings, and these tests make every transition themselves."""
+    name = f"{DATABASE}_lifecycle"
+    url = stack.create_database(name)
+    upgrade(url)
+    own = Runtime.start(settings().model_copy(update={"database_url": url}))
+    yield own
+    own.db.dispose()
+    stack.drop_database(name)
 
 
 @pytest.fixture
 def owner(rt: Runtime) -> Principal:
+    tag = f"owner-{stack.new_tag()}"
+    with rt.db.transaction() as session:
+        key = create_key(session, name=tag, owner=tag).key
     with rt.db.reads() as session:
-        principal = authenticate(session, make_key())
+        principal = authenticate(session, key)
     assert principal is not None
     return principal
 
@@ -125,6 +138,41 @@ def test_an_owner_at_capacity_waits_unseen_and_is_dispatched_when_room_frees(rt:
     lifecycle.request_cancel(rt, owner, second.id)
     with pytest.raises(lifecycle.NotClaimable):
         lifecycle.claim(one, second.id, "test-worker")
+
+
+def test_an_owners_jobs_start_in_submission_order_whichever_task_comes_first(rt: Runtime, owner: Principal) -> None:
+    three = dataclasses.replace(rt, settings=rt.settings.model_copy(update={"max_running_per_owner": 3}))
+    first, second, third = (lifecycle.submit(three, owner, PARKED) for _ in range(3))
+    # Only older jobs on the same queue come first: a cpu job does not wait for gpu jobs.
+    elsewhere = lifecycle.submit(three, owner, PARKED.model_copy(update={"device": "cpu"}))
+    assert lifecycle.claim(three, elsewhere.id, "worker-a").job_id == elsewhere.id
+    # The third's task reaches a worker first: the two older ones would leave it no room, so it waits.
+    with pytest.raises(lifecycle.OwnerAtCapacity):
+        lifecycle.claim(three, third.id, "worker-b")
+    assert lifecycle.claim(three, second.id, "worker-c").job_id == second.id  # room for it after the first
+    assert lifecycle.claim(three, first.id, "worker-d").job_id == first.id
+    assert _state(rt, third.id).status is JobState.WAITING
+    for job in (first, second, third, elsewhere):
+        lifecycle.request_cancel(rt, owner, job.id)
+
+
+def test_a_waiting_job_is_sent_again_only_when_a_worker_would_start_it(rt: Runtime, owner: Principal) -> None:
+    two = dataclasses.replace(rt, settings=rt.settings.model_copy(update={"max_running_per_owner": 2}))
+    first, second, third = (lifecycle.submit(two, owner, PARKED) for _ in range(3))
+    with pytest.raises(lifecycle.OwnerAtCapacity):
+        lifecycle.claim(two, third.id, "worker-a")  # its task came first; the two older ones go first
+    # Nothing runs yet, but the two queued ahead of it fill its owner's room: sending it now would only
+    # have it refused again, once every reaper pass.
+    assert third.id not in lifecycle.dispatch_waiting(two)
+    lifecycle.claim(two, first.id, "worker-b")
+    assert third.id not in lifecycle.dispatch_waiting(two)
+    lifecycle.claim(two, second.id, "worker-c")
+    assert third.id not in lifecycle.dispatch_waiting(two)
+    lifecycle.finish(two, first.id, "worker-b", JobState.CANCELLED)
+    assert third.id in lifecycle.dispatch_waiting(two)
+    assert lifecycle.claim(two, third.id, "worker-a").job_id == third.id
+    lifecycle.finish(two, second.id, "worker-c", JobState.CANCELLED)
+    lifecycle.finish(two, third.id, "worker-a", JobState.CANCELLED)
 
 
 def _point(step: int, measures: dict[str, float] | None = None) -> MetricPoint:
