@@ -32,6 +32,7 @@ from wgan_client.models import (
     JobPreview,
     JobStatus,
     Metric,
+    MetricHistory,
     MetricPage,
     MetricsEvent,
     OtherEvent,
@@ -166,6 +167,19 @@ def metrics(job: JobRef, after_step: int = 0, page_size: int = 1000) -> Pages[Me
         return Call("GET", job_path(job, "metrics"), read=read, params={"after_step": after, "limit": page_size})
 
     return Pages(page)
+
+
+def history(
+    job: JobRef, buckets: int | None = None, from_step: int | None = None, to_step: int | None = None
+) -> Call[MetricHistory]:
+    wanted = {"buckets": buckets, "from_step": from_step, "to_step": to_step}
+    params = {name: value for name, value in wanted.items() if value is not None}
+    return Call(
+        "GET",
+        job_path(job, "metrics/history"),
+        read=lambda r: MetricHistory.model_validate_json(r.content),
+        params=params,
+    )
 
 
 def checkpoints(job: JobRef) -> Call[list[Checkpoint]]:

@@ -26,6 +26,7 @@ from wgan_client.models import (
     JobPreview,
     JobStatus,
     Metric,
+    MetricHistory,
     UploadedDataset,
 )
 from wgan_client.sse import Follower
@@ -95,6 +96,13 @@ class Client:
     def metrics(self, job: JobRef, *, after_step: int = 0, page_size: int = 1000) -> Iterator[Metric]:
         """Every recorded metric point after `after_step`, in step order, across pages."""
         return self._iterate(api.metrics(job, after_step, page_size))
+
+    def history(
+        self, job: JobRef, *, buckets: int | None = None, from_step: int | None = None, to_step: int | None = None
+    ) -> MetricHistory:
+        """The job's metrics downsampled to at most `buckets` buckets (the server's default: 2,000), whatever
+        its length: per bucket the min, max and last of each series, so no spike is averaged away."""
+        return self._send(api.history(job, buckets, from_step, to_step))
 
     def checkpoints(self, job: JobRef) -> builtins.list[Checkpoint]:
         return self._send(api.checkpoints(job))

@@ -137,6 +137,39 @@ class Checkpoint(WireModel):
     evaluation_error: str | None = None
 
 
+class SeriesHistory(WireModel):
+    min: list[float | None]
+    max: list[float | None]
+    last: list[float | None]
+
+
+class HistorySeries(WireModel):
+    critic_loss: SeriesHistory
+    generator_loss: SeriesHistory
+    wasserstein_estimate: SeriesHistory
+    gradient_penalty: SeriesHistory
+    seconds_per_step: SeriesHistory
+
+
+class MeasuredHistory(WireModel):
+    step: list[int]
+    measures: list[dict[str, float]]
+
+
+class MetricHistory(WireModel):
+    """A job's metrics downsampled to buckets: per bucket its steps and point count, and per series the
+    minimum, maximum and last value of its points; the measured points as columns."""
+
+    points: int
+    bucket_steps: int
+    last_event_id: int
+    first_step: list[int]
+    last_step: list[int]
+    count: list[int]
+    series: HistorySeries
+    measured: MeasuredHistory
+
+
 class CheckpointList(WireModel):
     items: list[Checkpoint]
 

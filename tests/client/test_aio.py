@@ -27,6 +27,8 @@ async def _life(api: str, key: str) -> None:
         steps = [point.step async for point in client.metrics(job, page_size=5)]
         streamed = [point.step for e in events if isinstance(e, MetricsEvent) for point in e.data]
         assert steps == streamed == list(range(5, 61, 5))
+        history = await client.history(job)
+        assert history.points == len(steps) and history.last_step[-1] == 60
         points = await client.samples(job, n=8, seed=1)
         assert points.shape == (8, 2) and points.dtype == np.float32
         assert [checkpoint.step for checkpoint in await client.checkpoints(job)] == [20, 40, 60]

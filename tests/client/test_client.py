@@ -73,6 +73,17 @@ def test_metrics_iterate_every_point_once_as_the_pages_give_them(
     assert [point.step for point in wgan.metrics(trained, after_step=50)] == [55, 60]
 
 
+def test_history_is_the_points_downsampled(wgan: Client, trained: Job) -> None:
+    points = list(wgan.metrics(trained))
+    history = wgan.history(trained, buckets=3)
+    assert len(history.count) <= 3 and history.points == sum(history.count) == len(points)
+    assert history.series.critic_loss.last[-1] == points[-1].critic_loss
+    assert max(v for v in history.series.critic_loss.max if v is not None) == max(p.critic_loss for p in points)
+    assert history.measured.step and history.measured.step[-1] == points[-1].step
+    ranged = wgan.history(trained, from_step=30, to_step=40)
+    assert ranged.first_step[0] <= 30 and ranged.last_step[-1] >= 40
+
+
 def test_checkpoints_and_the_generator_to_take_away(wgan: Client, trained: Job) -> None:
     checkpoints = wgan.checkpoints(trained)
     assert [checkpoint.step for checkpoint in checkpoints] == [20, 40, 60]
