@@ -50,6 +50,7 @@ from service.repositories import (
     metrics as metric_repo,
     owners as owner_repo,
     rollups as rollup_repo,
+    rows,
 )
 from service.runtime import Runtime
 from service.states import ErrorType, JobState, JobStatus, WebhookEvent
@@ -209,7 +210,11 @@ def _new_job(
 ) -> Job:
     """A QUEUED job for a resolved spec, with its first event (its task is sent once this commits)."""
     assert resolved.name is not None
-    job = Job(
+    # One INSERT, not the ORM's flush (service.repositories.rows): nothing changes the job later in
+    # this transaction.
+    job = rows.insert(
+        step.session,
+        Job,
         owner_id=principal.owner_id,
         name=resolved.name,
         spec=resolved.model_dump(mode="json"),
@@ -223,8 +228,6 @@ def _new_job(
         experiment_id=None if experiment is None else experiment.id,
         overrides=overrides,
     )
-    step.session.add(job)
-    step.session.flush()
     data = StatusEvent.of(JobState.QUEUED).model_dump(mode="json")
     step.events.append(event_repo.add(step.session, job.id, 1, EventType.STATUS, data))
     step.tell_experiment(job, EventType.STATUS, data)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.models import Event, EventLog, Job
 from service.records import EventType
+from service.repositories import rows
 
 
 def append(session: Session, job_id: str, kind: EventType, data: Any) -> Event:
@@ -25,10 +26,8 @@ def append(session: Session, job_id: str, kind: EventType, data: Any) -> Event:
 
 
 def add(session: Session, job_id: str, seq: int, kind: EventType, data: Any) -> Event:
-    """Add event number `seq`."""
-    event = Event(job_id=job_id, seq=seq, type=kind.value, data=data)
-    session.add(event)
-    return event
+    """Write event number `seq` (one INSERT: the object returned is what was written, for publishing)."""
+    return rows.insert(session, Event, job_id=job_id, seq=seq, type=kind.value, data=data)
 
 
 @dataclass(frozen=True)
