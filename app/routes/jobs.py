@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app import presenters, schemas
 from app.deps import JOB_SUBMISSIONS, CallerDep
 from app.openapi import PROBLEMS, require_json, with_body_type
+from app.replies import reply
 from service import jobs as job_service, lifecycle
 from service.errors import InvalidInput, NotFound
 from service.estimates import estimate
@@ -42,17 +43,16 @@ def routes(settings: Settings) -> APIRouter:
     def create_job(
         caller: CallerDep,
         spec: TrainSpec,
-        response: Response,
         idempotency_key: Annotated[
             str | None,
             Header(description="Retry-safe creation: the same key and body within 24 h return the first job."),
         ] = None,
-    ) -> schemas.Job:
+    ) -> Response:
         principal = caller.principal(JOB_SUBMISSIONS)
         # The task goes to the broker off the request's thread, in submission order (service.dispatch).
         job = lifecycle.submit(caller.rt, principal, spec, idempotency_key, caller.rt.tasks.defer)
-        response.headers["Location"] = presenters.job_links(job.id).self
-        return presenters.job(job)
+        location = {"Location": presenters.job_links(job.id).self}
+        return reply(presenters.job(job), status.HTTP_202_ACCEPTED, location)
 
     router.post(
         "",
@@ -64,13 +64,13 @@ def routes(settings: Settings) -> APIRouter:
     )(create_job)
 
     @with_body_type("spec", job_spec)
-    def preview_job(spec: TrainSpec, caller: CallerDep) -> schemas.JobPreview:
+    def preview_job(spec: TrainSpec, caller: CallerDep) -> Response:
         with caller.reads() as (session, principal):
             resolved = job_service.resolve_spec(session, principal, spec, settings)
             queue = queue_for(resolved.device)
             cost = step_cost(resolved)
             guess = estimate(session, resolved, queue, cost, settings)
-        return schemas.JobPreview(
+        preview = schemas.JobPreview(
             spec=resolved,
             queue=queue,
             cost=schemas.StepCostOut(
@@ -83,6 +83,7 @@ def routes(settings: Settings) -> APIRouter:
                 seconds_per_step=guess.seconds_per_step, seconds=guess.seconds, basis=guess.basis, jobs=guess.jobs
             ),
         )
+        return reply(preview)
 
     router.post(
         "/preview",
@@ -100,18 +101,18 @@ def routes(settings: Settings) -> APIRouter:
         cursor: Annotated[
             str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page.")
         ] = None,
-    ) -> schemas.JobPage:
+    ) -> Response:
         try:
             with caller.reads() as (session, principal):
                 jobs, next_cursor = job_repo.page(session, principal, status=status, limit=limit, cursor=cursor)
         except ValueError as exc:
             raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
-        return schemas.JobPage(items=[presenters.job(job) for job in jobs], next_cursor=next_cursor)
+        return reply(schemas.JobPage(items=[presenters.job(job) for job in jobs], next_cursor=next_cursor))
 
     @router.get("/{job_id}", response_model=schemas.Job, responses=PROBLEMS(401, 404), summary="Read a job")
-    def get_job(caller: CallerDep, job_id: str) -> schemas.Job:
+    def get_job(caller: CallerDep, job_id: str) -> Response:
         with caller.reads() as (session, principal):
-            return presenters.job(owned_job(session, principal, job_id))
+            return reply(presenters.job(owned_job(session, principal, job_id)))
 
     @router.post(
         "/{job_id}/cancel",
@@ -120,8 +121,9 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409),
         summary="Cancel a job; a running one stops within seconds and keeps its last checkpoint",
     )
-    def cancel_job(caller: CallerDep, job_id: str) -> schemas.Job:
-        return presenters.job(lifecycle.request_cancel(caller.rt, caller.principal(), job_id))
+    def cancel_job(caller: CallerDep, job_id: str) -> Response:
+        job = lifecycle.request_cancel(caller.rt, caller.principal(), job_id)
+        return reply(presenters.job(job), status.HTTP_202_ACCEPTED)
 
     @router.delete(
         "/{job_id}",

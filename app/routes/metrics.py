@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from app import presenters, schemas
 from app.deps import CallerDep
 from app.openapi import PROBLEMS
+from app.replies import reply
 from app.routes.jobs import owned_job
 from service import history
 from service.repositories import checkpoints as checkpoint_repo, metrics as metric_repo
@@ -64,7 +65,7 @@ def routes(settings: Settings) -> APIRouter:
             job = owned_job(session, principal, job_id)
             found = history.read(session, job.id, buckets, job.event_seq, from_step, to_step)
         # Serialised once, here: FastAPI would validate the thousands of values again on the way out.
-        return Response(found.model_dump_json(), media_type="application/json")
+        return reply(found)
 
     @router.get(
         "/{job_id}/checkpoints",
@@ -72,11 +73,10 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404),
         summary="The job's checkpoints, oldest first",
     )
-    def list_checkpoints(caller: CallerDep, job_id: str) -> schemas.CheckpointList:
+    def list_checkpoints(caller: CallerDep, job_id: str) -> Response:
         with caller.reads() as (session, principal):
             job = owned_job(session, principal, job_id)
-            return schemas.CheckpointList(
-                items=[presenters.checkpoint(row) for row in checkpoint_repo.for_job(session, job.id)]
-            )
+            rows = checkpoint_repo.for_job(session, job.id)
+            return reply(schemas.CheckpointList(items=[presenters.checkpoint(row) for row in rows]))
 
     return router

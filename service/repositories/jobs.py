@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.models import (
@@ -35,14 +36,22 @@ def scoped(query: SelectT, principal: Principal) -> SelectT:
     return query if principal.is_admin else query.where(Job.owner_id == principal.owner_id)
 
 
+@functools.cache
+def _by_id(of_owner: bool, for_update: bool) -> Select[Job]:
+    # Built once: a statement object used again keeps its memoized cache key and its compiled form's
+    # result columns, which building it per call recomputed (about a tenth of a GET's CPU, py-spy).
+    query = select(Job).where(Job.id == bindparam("job_id"))
+    if of_owner:
+        query = query.where(Job.owner_id == bindparam("owner_id"))
+    return query.with_for_update() if for_update else query
+
+
 def get(session: Session, job_id: str, principal: Principal, *, for_update: bool = False) -> Job | None:
     """The job if it exists and the principal may see it; another owner's job is None, like a missing one."""
     if not is_id(job_id):
         return None
-    query = scoped(select(Job).where(Job.id == job_id), principal)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalars(query).one_or_none()
+    query = _by_id(not principal.is_admin, for_update)
+    return session.scalars(query, {"job_id": job_id, "owner_id": principal.owner_id}).one_or_none()
 
 
 def get_any(session: Session, job_id: str) -> Job | None:
