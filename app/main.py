@@ -53,6 +53,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         await app.state.event_hub.start()
         yield
         await app.state.event_hub.stop()
+        app.state.samplers.gate.close()
         if runtime is None:
             rt.close()
 

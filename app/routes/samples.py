@@ -32,7 +32,7 @@ from wgan import export
 from wgan.config import ModelSpec
 from wgan.cost import model_cost
 from wgan.render import animation, grid_png, image_png, path_png, scatter_png, strip_png, to_uint8
-from wgan.sampling import SamplingStopped, WalkPath, sample, walk
+from wgan.sampling import Sampler, SamplingStopped, WalkPath, sample, walk
 
 RENDER_VERSION = "1"
 MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
@@ -110,8 +110,7 @@ def render(
     loaded = cache.get(checkpoint)
     # The generator is loaded first: a load from the store waits on I/O, not on a core, and must not
     # hold one of the gate's slots while it does.
-    with cache.gate.held(should_stop):
-        return _rendered(loaded, checkpoint, n, seed, fmt, should_stop, latent_walk)
+    return cache.gate.run(lambda: _rendered(loaded, checkpoint, n, seed, fmt, should_stop, latent_walk), should_stop)
 
 
 def _rendered(
@@ -264,29 +263,30 @@ def _serve_generator(
     # of the gate once the generator is loaded.
     with _sampling_slot(rt, principal):
         sampler = samplers.get(row).sampler
-        with samplers.gate.held():
-            if fmt == "onnx":
-                body = export.onnx_bytes(sampler)
-            elif fmt == "safetensors":
-                body = export.safetensors_bytes(sampler)
-            else:
-                card = export.model_card(sampler)
-                card |= {
-                    "job_id": job_id,
-                    "checkpoint": {"id": row.id, "step": row.step, "measures": row.measures},
-                    "dataset": spec["dataset"],
-                    "spec": spec,
-                    "formats": {
-                        name: f"/api/v1/jobs/{job_id}/checkpoints/{row.id}/generator?format={name}"
-                        for name in EXPORT_SUFFIX
-                    },
-                }
-                body = export.card_json(card)
+        body = samplers.gate.run(lambda: _exported(sampler, fmt, job_id, row, spec))
     if fmt in EXPORT_SUFFIX:
         headers["Content-Disposition"] = (
             f'attachment; filename="generator-{job_id[:8]}-{row.step}.{EXPORT_SUFFIX[fmt]}"'
         )
     return Response(body, media_type=EXPORT_MEDIA[fmt], headers=headers)
+
+
+def _exported(sampler: Sampler, fmt: str, job_id: str, row: CheckpointRow, spec: dict[str, Any]) -> bytes:
+    if fmt == "onnx":
+        return export.onnx_bytes(sampler)
+    if fmt == "safetensors":
+        return export.safetensors_bytes(sampler)
+    card = export.model_card(sampler)
+    card |= {
+        "job_id": job_id,
+        "checkpoint": {"id": row.id, "step": row.step, "measures": row.measures},
+        "dataset": spec["dataset"],
+        "spec": spec,
+        "formats": {
+            name: f"/api/v1/jobs/{job_id}/checkpoints/{row.id}/generator?format={name}" for name in EXPORT_SUFFIX
+        },
+    }
+    return export.card_json(card)
 
 
 async def _watch_disconnect(request: Request, gone: threading.Event) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, delete, false, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, select, true
 from sqlalchemy.orm import Session
 
 from service.models import CheckpointRow, Job, is_id
 from service.principal import Principal
-from service.repositories.jobs import scoped
 
 MAX_STEP = 2**31 - 1  # checkpoints.step is a 32-bit integer
 
@@ -21,6 +21,44 @@ def for_job(session: Session, job_id: str) -> Sequence[CheckpointRow]:
     ).all()
 
 
+RefKind = Literal["latest", "best", "step", "id", "none"]
+
+
+@functools.cache
+def _visible(kind: RefKind, of_owner: bool) -> Select[tuple[dict[str, Any], CheckpointRow]]:
+    # Built once per kind, as jobs._by_id is: sampling runs this on every request.
+    match: ColumnElement[bool]
+    if kind == "latest":
+        match = true()
+    elif kind == "best":
+        match = CheckpointRow.id == Job.summary["best"]["checkpoint_id"].as_string()
+    elif kind == "step":
+        match = CheckpointRow.step == bindparam("step")
+    elif kind == "id":
+        match = CheckpointRow.id == bindparam("checkpoint_id")
+    else:
+        match = false()
+    query = (
+        select(Job.spec, CheckpointRow)
+        .outerjoin(CheckpointRow, and_(CheckpointRow.job_id == Job.id, match))
+        .where(Job.id == bindparam("job_id"))
+        .order_by(CheckpointRow.step.desc())
+        .limit(1)
+    )
+    return query.where(Job.owner_id == bindparam("owner_id")) if of_owner else query
+
+
+def _kind(ref: str) -> RefKind:
+    if ref == "latest":
+        return "latest"
+    if ref == "best":
+        return "best"
+    if ref.isascii() and ref.isdigit():
+        # A step past what the column holds names no checkpoint (and would be an error to send).
+        return "step" if int(ref) <= MAX_STEP else "none"
+    return "id" if is_id(ref) else "none"
+
+
 def find_visible(
     session: Session, job_id: str, principal: Principal, ref: str
 ) -> tuple[dict[str, Any] | None, CheckpointRow | None]:
@@ -29,27 +67,13 @@ def find_visible(
     both on every request."""
     if not is_id(job_id):
         return None, None
-    match: ColumnElement[bool]
-    if ref == "latest":
-        match = true()
-    elif ref == "best":
-        match = CheckpointRow.id == Job.summary["best"]["checkpoint_id"].as_string()
-    elif ref.isascii() and ref.isdigit():
-        # A step past what the column holds names no checkpoint (and would be an error to send).
-        match = CheckpointRow.step == int(ref) if int(ref) <= MAX_STEP else false()
-    elif is_id(ref):
-        match = CheckpointRow.id == ref
-    else:
-        match = false()
-    query = scoped(
-        select(Job.spec, CheckpointRow)
-        .outerjoin(CheckpointRow, and_(CheckpointRow.job_id == Job.id, match))
-        .where(Job.id == job_id)
-        .order_by(CheckpointRow.step.desc())
-        .limit(1),
-        principal,
-    )
-    row = session.execute(query).first()
+    kind = _kind(ref)
+    params: dict[str, Any] = {"job_id": job_id, "owner_id": principal.owner_id}
+    if kind == "step":
+        params["step"] = int(ref)
+    elif kind == "id":
+        params["checkpoint_id"] = ref
+    row = session.execute(_visible(kind, not principal.is_admin), params).first()
     return (None, None) if row is None else (row[0], row[1])
 
 

@@ -12,6 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.conftest import TOY_SPEC, wait_for_status
+from tests.support.gates import occupied
 from wgan.config import ModelSpec, TrainSpec, resolve
 from wgan.cost import model_cost, step_cost
 
@@ -94,7 +95,7 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     gated = app_with(key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1)
     gate = gated.app.state.samplers.gate
     with ThreadPoolExecutor(1) as pool:
-        with gate.held():
+        with occupied(gate):
             waiting = pool.submit(gated.get, url, params={"n": 10, "format": "json"})
             deadline = time.monotonic() + 10
             while gate.waiting == 0 and time.monotonic() < deadline:
@@ -104,6 +105,6 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     impatient = app_with(
         key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1, sample_timeout_seconds=0.2
     )
-    with impatient.app.state.samplers.gate.held():
+    with occupied(impatient.app.state.samplers.gate):
         late = impatient.get(url, params={"n": 10, "format": "json"})
     assert late.status_code == 503 and "waited in line" in late.json()["detail"]

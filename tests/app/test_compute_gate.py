@@ -1,14 +1,49 @@
-"""The sampling gate: at most its slots at once, the rest served in arrival order, a waiter free to leave."""
+"""The sampling gate: at most its slots at once, on its own few threads, the rest served in arrival order,
+a waiter free to leave."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from app.compute_gate import ComputeGate
+from tests.support.gates import occupied
 from wgan.sampling import SamplingStopped
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _in_line(gate: ComputeGate, count: int) -> bool:
+    return gate.waiting == count
+
+
+def _waiter(
+    gate: ComputeGate,
+    work: Callable[[], object],
+    failure: list[BaseException],
+    should_stop: Callable[[], bool] | None = None,
+) -> threading.Thread:
+    """A thread asking `gate` to run `work`, once it is in line (all slots must be taken); a SamplingStopped
+    it meets lands in `failure`."""
+
+    def ask() -> None:
+        try:
+            gate.run(work, should_stop)
+        except SamplingStopped as exc:
+            failure.append(exc)
+
+    waiter = threading.Thread(target=ask)
+    waiter.start()
+    _wait_for(functools.partial(_in_line, gate, 1))
+    return waiter
 
 
 def test_no_more_than_its_slots_run_at_once_and_everyone_is_served() -> None:
@@ -18,16 +53,15 @@ def test_no_more_than_its_slots_run_at_once_and_everyone_is_served() -> None:
 
     def work() -> None:
         nonlocal inside, most, done
-        with gate.held():
-            with lock:
-                inside += 1
-                most = max(most, inside)
-            time.sleep(0.01)
-            with lock:
-                inside -= 1
-                done += 1
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.01)
+        with lock:
+            inside -= 1
+            done += 1
 
-    threads = [threading.Thread(target=work) for _ in range(12)]
+    threads = [threading.Thread(target=gate.run, args=(work,)) for _ in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -35,29 +69,51 @@ def test_no_more_than_its_slots_run_at_once_and_everyone_is_served() -> None:
     assert (most, done, gate.waiting) == (2, 12, 0)
 
 
+def test_the_work_runs_on_the_gates_own_threads_and_its_answer_comes_back() -> None:
+    # Passes on a few long-lived threads keep their memory warm (the module's docstring says why); the
+    # caller gets the result, or the exception, as if it had run the work itself.
+    gate = ComputeGate(2)
+    callers: set[int] = set()
+    ran_on: set[int] = set()
+    lock = threading.Lock()
+
+    def ask(index: int) -> None:
+        with lock:
+            callers.add(threading.get_ident())
+
+        def work() -> int:
+            with lock:
+                ran_on.add(threading.get_ident())
+            time.sleep(0.002)
+            return index * index
+
+        assert gate.run(work) == index * index
+
+    threads = [threading.Thread(target=ask, args=(index,)) for index in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(callers) == 16 and 1 <= len(ran_on) <= 2 and not ran_on & callers
+
+    def fails() -> None:
+        raise ValueError("the generator does not fit")
+
+    with pytest.raises(ValueError, match="does not fit"):
+        gate.run(fails)
+    assert gate.waiting == 0
+
+
 def test_waiters_are_served_in_the_order_they_came() -> None:
     gate = ComputeGate(1)
     order: list[int] = []
-    release = threading.Event()
-
-    def first() -> None:
-        with gate.held():
-            release.wait(10)
-
-    def later(index: int) -> None:
-        with gate.held():
-            order.append(index)
-
-    holder = threading.Thread(target=first)
-    holder.start()
     waiters = []
-    for index in range(5):
-        waiters.append(threading.Thread(target=later, args=(index,)))
-        waiters[-1].start()
-        while gate.waiting < index + 1:  # each one in line before the next arrives
-            time.sleep(0.001)
-    release.set()
-    for thread in [holder, *waiters]:
+    with occupied(gate):
+        for index in range(5):
+            waiters.append(threading.Thread(target=gate.run, args=(functools.partial(order.append, index),)))
+            waiters[-1].start()
+            _wait_for(functools.partial(_in_line, gate, index + 1))  # each one in line before the next comes
+    for thread in waiters:
         thread.join(10)
     assert order == [0, 1, 2, 3, 4]
 
@@ -65,45 +121,38 @@ def test_waiters_are_served_in_the_order_they_came() -> None:
 def test_a_waiter_whose_client_has_gone_leaves_the_line_and_takes_no_slot() -> None:
     gate = ComputeGate(1)
     gone = threading.Event()
-    release = threading.Event()
+    failure: list[BaseException] = []
+    ran: list[bool] = []
 
-    def hold() -> None:
-        with gate.held():
-            release.wait(10)
+    with occupied(gate):
+        waiter = _waiter(gate, lambda: ran.append(True), failure, gone.is_set)
+        gone.set()
+        waiter.join(10)
+        assert len(failure) == 1 and "waited in line" in str(failure[0]) and gate.waiting == 0
+    # Its work never ran, and the slot it never took is still there: the next comer goes straight in.
+    assert gate.run(lambda: "straight in", lambda: pytest.fail("should not have waited")) == "straight in"
+    assert ran == []
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    while gate.waiting == 0 and not _taken(gate):
-        time.sleep(0.001)
+
+def test_work_under_way_is_not_abandoned_when_its_client_goes() -> None:
+    # Once on a thread, the work itself asks should_stop between chunks; the gate waits for its end.
+    gate = ComputeGate(1)
+    gone = threading.Event()
+
+    def work() -> str:
+        gone.set()
+        time.sleep(3 * 0.05)
+        return "finished"
+
+    assert gate.run(work, gone.is_set) == "finished"
+
+
+def test_a_closed_gate_drops_those_in_line() -> None:
+    gate = ComputeGate(1)
     failure: list[BaseException] = []
 
-    def wait_in_line() -> None:
-        try:
-            with gate.held(gone.is_set):
-                pass
-        except SamplingStopped as exc:
-            failure.append(exc)
-
-    waiter = threading.Thread(target=wait_in_line)
-    waiter.start()
-    while gate.waiting == 0:
-        time.sleep(0.001)
-    gone.set()
-    waiter.join(10)
-    assert len(failure) == 1 and gate.waiting == 0
-    release.set()
-    holder.join(10)
-    # The slot it never took is still there: the next comer goes straight in.
-    with gate.held(lambda: pytest.fail("should not have waited")):
-        pass
-
-
-def _taken(gate: ComputeGate) -> bool:
-    # The holder has its slot once no slot is free; read through a held() that cannot wait.
-    stop = threading.Event()
-    stop.set()
-    try:
-        with gate.held(stop.is_set):
-            return False
-    except SamplingStopped:
-        return True
+    with occupied(gate):
+        waiter = _waiter(gate, lambda: None, failure)
+        gate.close()
+        waiter.join(10)
+    assert len(failure) == 1 and "shutting down" in str(failure[0]) and gate.waiting == 0
