@@ -88,8 +88,8 @@ class Settings(BaseSettings):
     sample_concurrency: int = Field(
         0,
         ge=0,
-        description="Generator passes (samples, exports) one API process runs at once; more wait in line. "
-        "0: one per core the process may use.",
+        description="Generator passes (samples, exports) one API process runs at once, each on a thread kept for "
+        "them; more wait in line. 0: one per core the process may use.",
     )
     sample_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",
