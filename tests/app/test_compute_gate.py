@@ -73,17 +73,18 @@ def test_the_work_runs_on_the_gates_own_threads_and_its_answer_comes_back() -> N
     # Passes on a few long-lived threads keep their memory warm (the module's docstring says why); the
     # caller gets the result, or the exception, as if it had run the work itself.
     gate = ComputeGate(2)
-    callers: set[int] = set()
-    ran_on: set[int] = set()
+    # Thread objects, not idents: a thread that has ended may hand its ident to one started later.
+    callers: set[threading.Thread] = set()
+    ran_on: set[threading.Thread] = set()
     lock = threading.Lock()
 
     def ask(index: int) -> None:
         with lock:
-            callers.add(threading.get_ident())
+            callers.add(threading.current_thread())
 
         def work() -> int:
             with lock:
-                ran_on.add(threading.get_ident())
+                ran_on.add(threading.current_thread())
             time.sleep(0.002)
             return index * index
 
