@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, 
 from app import presenters, schemas
 from app.deps import UPLOADS, CallerDep
 from app.openapi import PROBLEMS
+from app.replies import reply
 from service import datasets as dataset_service
 from service.errors import InvalidInput, NotFound
 from service.repositories import datasets as dataset_repo
@@ -27,7 +28,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @router.get("", response_model=schemas.DatasetList, responses=PROBLEMS(401), summary="Built-in and uploaded data sets")
-def list_datasets(caller: CallerDep) -> schemas.DatasetList:
+def list_datasets(caller: CallerDep) -> Response:
     builtin = [
         schemas.DatasetOut(
             id=None,
@@ -42,7 +43,7 @@ def list_datasets(caller: CallerDep) -> schemas.DatasetList:
     ]
     with caller.reads() as (session, principal):
         uploads = [presenters.dataset(row) for row in dataset_repo.for_owner(session, principal)]
-    return schemas.DatasetList(items=builtin + uploads)
+    return reply(schemas.DatasetList(items=builtin + uploads))
 
 
 def _name_from_filename(filename: str | None) -> str:
@@ -88,26 +89,25 @@ def _read_upload(upload: UploadFile, settings: Settings) -> np.ndarray:
 )
 def upload_dataset(
     caller: CallerDep,
-    response: Response,
     file: Annotated[UploadFile, File(description=".zip of PNG/JPEG images, or .npz with an array 'x'")],
     name: Annotated[str | None, Form(max_length=MAX_NAME, pattern=NO_CONTROL_CHARACTERS)] = None,
-) -> schemas.UploadedDataset:
+) -> Response:
     # Key and budget first: an upload is checked before its (costly) parsing.
     principal = caller.principal(UPLOADS)
     rt = caller.rt
     array = _read_upload(file, rt.settings)
     row = dataset_service.store_upload(rt, principal, array, name or _name_from_filename(file.filename))
-    response.headers["Location"] = f"/api/v1/datasets/{row.id}"
-    return schemas.UploadedDataset(id=row.id, name=row.name, shape=row.shape, count=row.count, kind=row.kind)
+    made = schemas.UploadedDataset(id=row.id, name=row.name, shape=row.shape, count=row.count, kind=row.kind)
+    return reply(made, status.HTTP_201_CREATED, {"Location": f"/api/v1/datasets/{row.id}"})
 
 
 @router.get("/{dataset_id}", response_model=schemas.DatasetOut, responses=PROBLEMS(401, 404), summary="An upload")
-def get_dataset(caller: CallerDep, dataset_id: str) -> schemas.DatasetOut:
+def get_dataset(caller: CallerDep, dataset_id: str) -> Response:
     with caller.reads() as (session, principal):
         row = dataset_repo.get(session, dataset_id, principal)
     if row is None:
         raise NotFound(f"no data set {dataset_id}")
-    return presenters.dataset(row)
+    return reply(presenters.dataset(row))
 
 
 @router.delete(

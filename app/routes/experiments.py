@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from app import presenters, schemas
 from app.deps import JOB_SUBMISSIONS, CallerDep
 from app.openapi import PROBLEMS, require_json
+from app.replies import reply
 from service import experiments, lifecycle
 from service.errors import InvalidInput, NotFound
 from service.lifecycle import PlannedRun
@@ -54,12 +55,11 @@ def routes(settings: Settings) -> APIRouter:
     def create_experiment(
         caller: CallerDep,
         body: schemas.ExperimentCreate,
-        response: Response,
         idempotency_key: Annotated[
             str | None,
             Header(description="Retry-safe creation: the same key and body within 24 h return the first experiment."),
         ] = None,
-    ) -> schemas.Experiment:
+    ) -> Response:
         principal = caller.principal(JOB_SUBMISSIONS)
         planned = _plan(body, job_spec, settings.max_experiment_runs)
         rt = caller.rt
@@ -74,9 +74,10 @@ def routes(settings: Settings) -> APIRouter:
             body.model_dump(mode="json", exclude_unset=True),
             caller.rt.tasks.defer,
         )
-        response.headers["Location"] = presenters.experiment_links(made.id).self
+        location = {"Location": presenters.experiment_links(made.id).self}
         with rt.db.reads() as session:
-            return presenters.experiment(made, experiment_repo.runs(session, made.id))
+            shown = presenters.experiment(made, experiment_repo.runs(session, made.id))
+        return reply(shown, status.HTTP_202_ACCEPTED, location)
 
     @router.get(
         "",
@@ -90,7 +91,7 @@ def routes(settings: Settings) -> APIRouter:
         cursor: Annotated[
             str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page.")
         ] = None,
-    ) -> schemas.ExperimentPage:
+    ) -> Response:
         with caller.reads() as (session, principal):
             try:
                 rows, next_cursor = experiment_repo.page(session, principal, limit=limit, cursor=cursor)
@@ -98,7 +99,7 @@ def routes(settings: Settings) -> APIRouter:
                 raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
             runs = experiment_repo.runs_of(session, [row.id for row in rows])
             items = [presenters.experiment(row, runs[row.id]) for row in rows]
-        return schemas.ExperimentPage(items=items, next_cursor=next_cursor)
+        return reply(schemas.ExperimentPage(items=items, next_cursor=next_cursor))
 
     @router.get(
         "/{experiment_id}",
@@ -110,12 +111,12 @@ def routes(settings: Settings) -> APIRouter:
         caller: CallerDep,
         experiment_id: str,
         sort: Annotated[str | None, Query(max_length=16, description=SORT_DOC)] = None,
-    ) -> schemas.Experiment:
+    ) -> Response:
         with caller.reads() as (session, principal):
             row = experiment_repo.get(session, experiment_id, principal)
             if row is None:
                 raise NotFound(f"no experiment {experiment_id}")
-            return presenters.experiment(row, experiment_repo.runs(session, row.id), sort)
+            return reply(presenters.experiment(row, experiment_repo.runs(session, row.id), sort))
 
     @router.post(
         "/{experiment_id}/cancel",
@@ -124,10 +125,10 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409),
         summary="Cancel every unfinished run of an experiment",
     )
-    def cancel_experiment(caller: CallerDep, experiment_id: str) -> schemas.Experiment:
+    def cancel_experiment(caller: CallerDep, experiment_id: str) -> Response:
         row = lifecycle.cancel_experiment(caller.rt, caller.principal(), experiment_id)
         with caller.rt.db.reads() as session:
-            return presenters.experiment(row, experiment_repo.runs(session, row.id))
+            return reply(presenters.experiment(row, experiment_repo.runs(session, row.id)), status.HTTP_202_ACCEPTED)
 
     @router.delete(
         "/{experiment_id}",

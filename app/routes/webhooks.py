@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from app import presenters, schemas
 from app.deps import JOB_SUBMISSIONS, CallerDep
 from app.openapi import PROBLEMS, require_json
+from app.replies import reply
 from service import webhooks
 from service.errors import InvalidInput
 from service.settings import Settings
@@ -29,7 +30,7 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(400, 401, 409, 413, 415, 422),
         summary="Register a webhook; its signing secret is shown only in this response",
     )
-    def create_webhook(caller: CallerDep, body: schemas.WebhookCreate, response: Response) -> schemas.WebhookCreated:
+    def create_webhook(caller: CallerDep, body: schemas.WebhookCreate) -> Response:
         principal = caller.principal()
         rt = caller.rt
         url = webhooks.check_url(body.url, rt.settings)
@@ -38,18 +39,18 @@ def routes(settings: Settings) -> APIRouter:
                 session, principal, url, body.events, body.description, rt.settings.max_webhooks_per_owner
             )
             made = schemas.WebhookCreated(**presenters.webhook(hook).model_dump(), secret=hook.secret)
-        response.headers["Location"] = made.links.self
-        return made
+        return reply(made, status.HTTP_201_CREATED, {"Location": made.links.self})
 
     @router.get("", response_model=schemas.WebhookList, responses=PROBLEMS(401), summary="List webhooks")
-    def list_webhooks(caller: CallerDep) -> schemas.WebhookList:
+    def list_webhooks(caller: CallerDep) -> Response:
         with caller.reads() as (session, principal):
-            return schemas.WebhookList(items=[presenters.webhook(row) for row in webhooks.of_owner(session, principal)])
+            hooks = [presenters.webhook(row) for row in webhooks.of_owner(session, principal)]
+        return reply(schemas.WebhookList(items=hooks))
 
     @router.get("/{webhook_id}", response_model=schemas.Webhook, responses=PROBLEMS(401, 404), summary="Read a webhook")
-    def get_webhook(caller: CallerDep, webhook_id: str) -> schemas.Webhook:
+    def get_webhook(caller: CallerDep, webhook_id: str) -> Response:
         with caller.reads() as (session, principal):
-            return presenters.webhook(webhooks.owned(session, principal, webhook_id))
+            return reply(presenters.webhook(webhooks.owned(session, principal, webhook_id)))
 
     @router.delete(
         "/{webhook_id}",
@@ -76,13 +77,14 @@ def routes(settings: Settings) -> APIRouter:
         cursor: Annotated[
             str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="next_cursor of the last page.")
         ] = None,
-    ) -> schemas.DeliveryPage:
+    ) -> Response:
         with caller.reads() as (session, principal):
             try:
                 rows, next_cursor = webhooks.deliveries(session, principal, webhook_id, limit=limit, cursor=cursor)
             except ValueError as exc:
                 raise InvalidInput("bad cursor", [(("query", "cursor"), str(exc))]) from exc
-            return schemas.DeliveryPage(items=[presenters.delivery(row) for row in rows], next_cursor=next_cursor)
+            items = [presenters.delivery(row) for row in rows]
+        return reply(schemas.DeliveryPage(items=items, next_cursor=next_cursor))
 
     @router.post(
         "/{webhook_id}/deliveries/{delivery_id}/redeliver",
@@ -91,7 +93,7 @@ def routes(settings: Settings) -> APIRouter:
         responses=PROBLEMS(401, 404, 409, 429),
         summary="Send a delivered or failed message again: a new delivery, the same webhook-id and body",
     )
-    def redeliver(caller: CallerDep, webhook_id: str, delivery_id: str) -> schemas.Delivery:
+    def redeliver(caller: CallerDep, webhook_id: str, delivery_id: str) -> Response:
         # Each one makes the sender call out again: on the owner's job-creation budget.
         principal = caller.principal(JOB_SUBMISSIONS)
         rt = caller.rt
@@ -99,6 +101,6 @@ def routes(settings: Settings) -> APIRouter:
             again = webhooks.redeliver(session, principal, webhook_id, delivery_id)
             made = presenters.delivery(again)
         rt.tasks.send_delivery(made.id)
-        return made
+        return reply(made, status.HTTP_202_ACCEPTED)
 
     return router
