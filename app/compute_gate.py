@@ -15,10 +15,11 @@ threads that do the work keep their memory warm, as a bare loop does.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from wgan.sampling import SamplingStopped
@@ -47,9 +48,7 @@ class ComputeGate:
         """`work`'s result, computed on one of the gate's threads once one is free, after those who came
         first; its exception, raised here. SamplingStopped if `should_stop` says so while still in line
         (work already started runs to its end: it asks `should_stop` itself between chunks)."""
-        with self._lock:
-            self._waiting += 1
-        future = self._threads.submit(self._started, work)
+        future = self._submit(work)
         while True:
             try:
                 return future.result(POLL_SECONDS)
@@ -60,6 +59,31 @@ class ComputeGate:
             except CancelledError:  # the gate closed while it was in line
                 self._left()
                 raise SamplingStopped("the API is shutting down") from None
+
+    async def wait(self, work: Callable[[], T], should_stop: Callable[[], bool] | None = None) -> T:
+        """`run`, awaited on the event loop: a request in line holds no thread of the thread pool, which
+        the other routes need (forty by default), while it waits for one of the gate's."""
+        future = self._submit(work)
+        answer = asyncio.wrap_future(future)
+        while True:
+            done, _ = await asyncio.wait({answer}, timeout=POLL_SECONDS)
+            if done:
+                if answer.cancelled():  # the gate closed while it was in line
+                    self._left()
+                    raise SamplingStopped("the API is shutting down")
+                return answer.result()
+            if should_stop is not None and should_stop() and future.cancel():
+                self._left()
+                raise SamplingStopped("waited in line for a free core")
+
+    def _submit(self, work: Callable[[], T]) -> Future[T]:
+        with self._lock:
+            self._waiting += 1
+        try:
+            return self._threads.submit(self._started, work)
+        except RuntimeError:  # closed: the executor takes nothing more
+            self._left()
+            raise SamplingStopped("the API is shutting down") from None
 
     def _started(self, work: Callable[[], T]) -> T:
         self._left()

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import schemas
+from app.compute_gate import ComputeGate
 from app.deps import SAMPLE_REQUESTS, Caller, CallerDep
 from app.openapi import PROBLEMS
 from app.sampling_cache import Loaded, SamplerCache
@@ -98,21 +99,6 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
-def render(
-    cache: SamplerCache,
-    checkpoint: CheckpointRow,
-    n: int,
-    seed: int,
-    fmt: str,
-    should_stop: Callable[[], bool] | None = None,
-    latent_walk: Walk | None = None,
-) -> bytes:
-    loaded = cache.get(checkpoint)
-    # The generator is loaded first: a load from the store waits on I/O, not on a core, and must not
-    # hold one of the gate's slots while it does.
-    return cache.gate.run(lambda: _rendered(loaded, checkpoint, n, seed, fmt, should_stop, latent_walk), should_stop)
-
-
 def _rendered(
     loaded: Loaded,
     checkpoint: CheckpointRow,
@@ -163,7 +149,23 @@ def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
         )
 
 
-def _serve(
+@dataclass
+class Pending:
+    """A sample request past its checks, holding one of its owner's sampling slots: the pass still to run."""
+
+    rt: Runtime
+    principal: Principal
+    lease: str
+    work: Callable[[], bytes]
+    should_stop: Callable[[], bool]
+    fmt: str
+    headers: dict[str, str]
+
+    def release(self) -> None:
+        self.rt.slots.release(SAMPLING, self.principal.owner_id, self.lease)
+
+
+def _prepare(
     caller: Caller,
     samplers: SamplerCache,
     job_id: str,
@@ -174,16 +176,63 @@ def _serve(
     if_none_match: str | None,
     gone: threading.Event,
     latent_walk: Walk | None = None,
-) -> Response:
+) -> Response | Pending:
+    """Everything of a sample request that waits on the database, Redis or the store, in one trip: the
+    answer when it needs no pass (304, or an error raised), else the pass to run, its slot taken."""
     rt = caller.rt
-    principal, spec, row = _visible(caller, job_id, checkpoint)
+    principal, spec, found = _visible(caller, job_id, checkpoint)
     if fmt in ANIMATIONS and latent_walk is None:
         raise InvalidInput("gif and webp animate a latent walk", [(("query", "format"), "give interpolate=A,B too")])
     if fmt in ANIMATIONS and spec["model"].get("image_size") is None:
         raise InvalidInput("2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")])
     _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
-    with _sampling_slot(rt, principal):
-        return _sample(rt, samplers, row, checkpoint, n, seed, fmt, if_none_match, gone, latent_walk)
+    lease = _take_slot(rt, principal)
+    try:
+        row = _found(found, checkpoint)
+        etag = _etag(row, n, seed, fmt) if latent_walk is None else _etag(row, "walk", latent_walk, fmt)
+        headers = _cache_headers(row, checkpoint, etag)
+        if _matches(if_none_match, etag):
+            rt.slots.release(SAMPLING, principal.owner_id, lease)
+            return Response(status_code=304, headers=headers)
+        # The generator is loaded here: a load from the store waits on I/O, not on a core, and must not
+        # hold one of the gate's threads while it does.
+        loaded = samplers.get(row)
+    except BaseException:
+        rt.slots.release(SAMPLING, principal.owner_id, lease)
+        raise
+    deadline = time.monotonic() + rt.settings.sample_timeout_seconds
+
+    def should_stop() -> bool:
+        return gone.is_set() or time.monotonic() > deadline
+
+    def work() -> bytes:
+        return _rendered(loaded, row, n, seed, fmt, should_stop, latent_walk)
+
+    return Pending(rt, principal, lease, work, should_stop, fmt, headers)
+
+
+async def _sample(gate: ComputeGate, pending: Pending) -> Response:
+    """The pass on one of the gate's threads, awaited here; the slot goes back when the pass ends, from
+    the gate's thread (a Redis call), or from a trip of its own if the request left the line instead."""
+    started = threading.Event()
+
+    def work() -> bytes:
+        started.set()
+        try:
+            return pending.work()
+        finally:
+            pending.release()
+
+    try:
+        with SAMPLE_LATENCY.labels(pending.fmt).time():
+            body = await gate.wait(work, pending.should_stop)
+    except SamplingStopped as exc:
+        if not started.is_set():
+            await run_in_threadpool(pending.release)
+        # Nobody reads the answer to a client that has gone; one that waited too long is told why.
+        timeout = pending.rt.settings.sample_timeout_seconds
+        raise Unavailable(f"sampling took longer than {timeout:g} s ({exc}); ask for fewer", 1) from exc
+    return Response(body, media_type=MEDIA[pending.fmt], headers=pending.headers)
 
 
 def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRow | None]:
@@ -195,49 +244,23 @@ def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str
     return principal, spec, row
 
 
-@contextmanager
-def _sampling_slot(rt: Runtime, principal: Principal) -> Iterator[None]:
-    """One of the owner's concurrent sampling slots (shared by every API process) while the work runs."""
+def _take_slot(rt: Runtime, principal: Principal) -> str:
+    """A lease on one of the owner's concurrent sampling slots (shared by every API process), or 429."""
     limit = rt.settings.max_concurrent_samples_per_owner
     lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
     if lease is None:
         raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
+    return lease
+
+
+@contextmanager
+def _sampling_slot(rt: Runtime, principal: Principal) -> Iterator[None]:
+    """One of the owner's sampling slots while the work inside runs."""
+    lease = _take_slot(rt, principal)
     try:
         yield
     finally:
         rt.slots.release(SAMPLING, principal.owner_id, lease)
-
-
-def _sample(
-    rt: Runtime,
-    samplers: SamplerCache,
-    row: CheckpointRow | None,
-    checkpoint: str,
-    n: int,
-    seed: int,
-    fmt: str,
-    if_none_match: str | None,
-    gone: threading.Event,
-    latent_walk: Walk | None = None,
-) -> Response:
-    row = _found(row, checkpoint)
-    etag = _etag(row, n, seed, fmt) if latent_walk is None else _etag(row, "walk", latent_walk, fmt)
-    headers = _cache_headers(row, checkpoint, etag)
-    if _matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    timeout = rt.settings.sample_timeout_seconds
-    deadline = time.monotonic() + timeout
-
-    def should_stop() -> bool:
-        return gone.is_set() or time.monotonic() > deadline
-
-    try:
-        with SAMPLE_LATENCY.labels(fmt).time():
-            body = render(samplers, row, n, seed, fmt, should_stop, latent_walk)
-    except SamplingStopped as exc:
-        # Nobody reads the answer to a client that has gone; one that waited too long is told why.
-        raise Unavailable(f"sampling took longer than {timeout:g} s ({exc}); ask for fewer", 1) from exc
-    return Response(body, media_type=MEDIA[fmt], headers=headers)
 
 
 EXPORT_MEDIA = {"onnx": "application/onnx", "safetensors": "application/octet-stream", "card": "application/json"}
@@ -352,7 +375,8 @@ def routes(settings: Settings) -> APIRouter:
         ] = "slerp",
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
-        # One trip to the thread pool for the whole request, as every route makes (app.deps).
+        # One trip to the thread pool for the request's reads and its slot, as every route makes (app.deps);
+        # the pass is awaited here, not in that trip, so a request in line holds no pool thread.
         samplers: SamplerCache = request.app.state.samplers
         gone = threading.Event()
         failure: Exception | None = None
@@ -361,8 +385,8 @@ def routes(settings: Settings) -> APIRouter:
             # Work for a client that has gone stops between chunks, instead of running on for nobody.
             watching.start_soon(_watch_disconnect, request, gone)
             try:
-                response = await run_in_threadpool(
-                    _serve,
+                prepared = await run_in_threadpool(
+                    _prepare,
                     caller,
                     samplers,
                     job_id,
@@ -374,6 +398,7 @@ def routes(settings: Settings) -> APIRouter:
                     gone,
                     Walk.parse(interpolate, frames, path),
                 )
+                response = prepared if isinstance(prepared, Response) else await _sample(samplers.gate, prepared)
             except Exception as exc:
                 failure = exc  # raised outside the task group, so it reaches the problem handlers as itself
             watching.cancel_scope.cancel()

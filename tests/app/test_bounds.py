@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from fastapi.testclient import TestClient
 
@@ -92,19 +93,29 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
         rt.slots.release("sampling", owner.owner_id, held)
     assert single.get(url, params={"n": 10, "format": "json"}).status_code == 200
     # Past the process's passes at once a request waits in line for a core, and within its time limit only.
+    # Those in line wait on the event loop: none holds a thread of the pool that every other route needs.
     gated = app_with(key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1)
     gate = gated.app.state.samplers.gate
-    with ThreadPoolExecutor(1) as pool:
+    assert gated.portal is not None
+    pool_threads = gated.portal.call(anyio.to_thread.current_default_thread_limiter)
+    with ThreadPoolExecutor(3) as pool:
         with occupied(gate):
-            waiting = pool.submit(gated.get, url, params={"n": 10, "format": "json"})
+            waiting = [
+                pool.submit(gated.get, url, params={"n": 10, "seed": seed, "format": "json"}) for seed in range(3)
+            ]
             deadline = time.monotonic() + 10
-            while gate.waiting == 0 and time.monotonic() < deadline:
+            while gate.waiting < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert gate.waiting == 1 and not waiting.done()
-        assert waiting.result(30).status_code == 200
+            assert gate.waiting == 3 and not any(request.done() for request in waiting)
+            assert gated.portal.call(lambda: pool_threads.borrowed_tokens) == 0
+        assert [request.result(30).status_code for request in waiting] == [200, 200, 200]
     impatient = app_with(
         key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1, sample_timeout_seconds=0.2
     )
     with occupied(impatient.app.state.samplers.gate):
         late = impatient.get(url, params={"n": 10, "format": "json"})
     assert late.status_code == 503 and "waited in line" in late.json()["detail"]
+    # It gave its owner's slot back as it left the line, as those served did after their pass.
+    free = rt.slots.acquire("sampling", owner.owner_id, 1, 60)
+    assert free is not None
+    rt.slots.release("sampling", owner.owner_id, free)

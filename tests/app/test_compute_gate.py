@@ -3,6 +3,7 @@ a waiter free to leave."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 import time
@@ -157,3 +158,24 @@ def test_a_closed_gate_drops_those_in_line() -> None:
         gate.close()
         waiter.join(10)
     assert len(failure) == 1 and "shutting down" in str(failure[0]) and gate.waiting == 0
+
+
+def test_awaited_on_the_event_loop_it_answers_and_lets_a_waiter_leave() -> None:
+    gate = ComputeGate(1)
+    assert asyncio.run(gate.wait(lambda: 6 * 7)) == 42
+    gone = threading.Event()
+
+    async def in_line() -> None:
+        waiting = asyncio.ensure_future(gate.wait(lambda: pytest.fail("left the line, yet ran"), gone.is_set))
+        while gate.waiting == 0:
+            await asyncio.sleep(0.001)
+        gone.set()
+        with pytest.raises(SamplingStopped, match="waited in line"):
+            await waiting
+
+    with occupied(gate):
+        asyncio.run(in_line())
+    assert gate.waiting == 0
+    gate.close()
+    with pytest.raises(SamplingStopped, match="shutting down"):
+        asyncio.run(gate.wait(lambda: None))
