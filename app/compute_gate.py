@@ -53,9 +53,7 @@ class ComputeGate:
             try:
                 return future.result(POLL_SECONDS)
             except TimeoutError:  # concurrent.futures' is the builtin since 3.11
-                if should_stop is not None and should_stop() and future.cancel():
-                    self._left()
-                    raise SamplingStopped("waited in line for a free core") from None
+                self._leave_if(should_stop, future)
             except CancelledError:  # the gate closed while it was in line
                 self._left()
                 raise SamplingStopped("the API is shutting down") from None
@@ -72,9 +70,13 @@ class ComputeGate:
                     self._left()
                     raise SamplingStopped("the API is shutting down")
                 return answer.result()
-            if should_stop is not None and should_stop() and future.cancel():
-                self._left()
-                raise SamplingStopped("waited in line for a free core")
+            self._leave_if(should_stop, future)
+
+    def _leave_if(self, should_stop: Callable[[], bool] | None, future: Future[T]) -> None:
+        """SamplingStopped if `should_stop` says so and the work can still leave the line (not started)."""
+        if should_stop is not None and should_stop() and future.cancel():
+            self._left()
+            raise SamplingStopped("waited in line for a free core")
 
     def _submit(self, work: Callable[[], T]) -> Future[T]:
         with self._lock:

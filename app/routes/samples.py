@@ -8,7 +8,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -153,16 +153,12 @@ def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
 class Pending:
     """A sample request past its checks, holding one of its owner's sampling slots: the pass still to run."""
 
-    rt: Runtime
-    principal: Principal
-    lease: str
     work: Callable[[], bytes]
     should_stop: Callable[[], bool]
+    release: Callable[[], None]  # gives the slot back
+    timeout: float
     fmt: str
     headers: dict[str, str]
-
-    def release(self) -> None:
-        self.rt.slots.release(SAMPLING, self.principal.owner_id, self.lease)
 
 
 def _prepare(
@@ -186,29 +182,27 @@ def _prepare(
     if fmt in ANIMATIONS and spec["model"].get("image_size") is None:
         raise InvalidInput("2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")])
     _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
-    lease = _take_slot(rt, principal)
-    try:
+    with ExitStack() as held:
+        held.enter_context(_sampling_slot(rt, principal))
         row = _found(found, checkpoint)
         etag = _etag(row, n, seed, fmt) if latent_walk is None else _etag(row, "walk", latent_walk, fmt)
         headers = _cache_headers(row, checkpoint, etag)
         if _matches(if_none_match, etag):
-            rt.slots.release(SAMPLING, principal.owner_id, lease)
             return Response(status_code=304, headers=headers)
+        timeout = rt.settings.sample_timeout_seconds
+        deadline = time.monotonic() + timeout
         # The generator is loaded here: a load from the store waits on I/O, not on a core, and must not
         # hold one of the gate's threads while it does.
         loaded = samplers.get(row)
-    except BaseException:
-        rt.slots.release(SAMPLING, principal.owner_id, lease)
-        raise
-    deadline = time.monotonic() + rt.settings.sample_timeout_seconds
 
-    def should_stop() -> bool:
-        return gone.is_set() or time.monotonic() > deadline
+        def should_stop() -> bool:
+            return gone.is_set() or time.monotonic() > deadline
 
-    def work() -> bytes:
-        return _rendered(loaded, row, n, seed, fmt, should_stop, latent_walk)
+        def work() -> bytes:
+            return _rendered(loaded, row, n, seed, fmt, should_stop, latent_walk)
 
-    return Pending(rt, principal, lease, work, should_stop, fmt, headers)
+        # The slot outlives this trip: whoever ends the request gives it back.
+        return Pending(work, should_stop, held.pop_all().close, timeout, fmt, headers)
 
 
 async def _sample(gate: ComputeGate, pending: Pending) -> Response:
@@ -230,8 +224,7 @@ async def _sample(gate: ComputeGate, pending: Pending) -> Response:
         if not started.is_set():
             await run_in_threadpool(pending.release)
         # Nobody reads the answer to a client that has gone; one that waited too long is told why.
-        timeout = pending.rt.settings.sample_timeout_seconds
-        raise Unavailable(f"sampling took longer than {timeout:g} s ({exc}); ask for fewer", 1) from exc
+        raise Unavailable(f"sampling took longer than {pending.timeout:g} s ({exc}); ask for fewer", 1) from exc
     return Response(body, media_type=MEDIA[pending.fmt], headers=pending.headers)
 
 
@@ -244,19 +237,13 @@ def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str
     return principal, spec, row
 
 
-def _take_slot(rt: Runtime, principal: Principal) -> str:
-    """A lease on one of the owner's concurrent sampling slots (shared by every API process), or 429."""
+@contextmanager
+def _sampling_slot(rt: Runtime, principal: Principal) -> Iterator[None]:
+    """One of the owner's concurrent sampling slots (shared by every API process) while the work runs."""
     limit = rt.settings.max_concurrent_samples_per_owner
     lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
     if lease is None:
         raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
-    return lease
-
-
-@contextmanager
-def _sampling_slot(rt: Runtime, principal: Principal) -> Iterator[None]:
-    """One of the owner's sampling slots while the work inside runs."""
-    lease = _take_slot(rt, principal)
     try:
         yield
     finally:
