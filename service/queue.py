@@ -9,9 +9,11 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
 
 from service.dispatch import SerialSender
 from service.settings import Settings
+from service.task_messages import queue_key, task_message
 
 log = logging.getLogger(__name__)
 TRAIN_TASK = "worker.train"
@@ -32,11 +34,20 @@ def queue_for(device: str) -> str:
     return GPU_QUEUE if device == "cuda" else CPU_QUEUE
 
 
+def redis_broker(settings: Settings) -> bool:
+    return settings.broker_url.startswith(("redis://", "rediss://"))
+
+
+def key_prefix(settings: Settings) -> str:
+    """The prefix of every key the Celery transport keeps in a Redis broker (its queues' lists among them)."""
+    return f"{settings.redis_prefix}:"
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     transport: dict[str, Any] = {}
-    if settings.broker_url.startswith(("redis://", "rediss://")):
+    if redis_broker(settings):
         transport["visibility_timeout"] = settings.visibility_timeout_seconds
-        transport["global_keyprefix"] = f"{settings.redis_prefix}:"
+        transport["global_keyprefix"] = key_prefix(settings)
     if settings.broker_url.startswith("sqla+sqlite"):
         Path(settings.broker_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
     return {
@@ -64,16 +75,19 @@ class TaskQueue:
     def __init__(self, settings: Settings) -> None:
         self.celery = Celery("wgan")
         self.celery.conf.update(celery_config(settings))
-        # A marker per sent task, in the broker's own Redis: it vanishes exactly when the broker loses its
-        # queue (a restart without persistence), so the reaper re-sends what was lost and nothing else.
-        self._markers = (
+        # A Redis broker is written to directly: each task goes on its queue's list together with a marker
+        # (see _send). The marker vanishes exactly when the broker loses its queue (a restart without
+        # persistence), so the reaper re-sends what was lost and nothing else.
+        self._broker = (
             redis.Redis.from_url(
                 settings.broker_url, socket_timeout=MARKER_TIMEOUT, socket_connect_timeout=MARKER_TIMEOUT
             )
-            if settings.broker_url.startswith(("redis://", "rediss://"))
+            if redis_broker(settings)
             else None
         )
-        self._marker_prefix = f"{settings.redis_prefix}:sent:"
+        self._marker_prefix = f"{key_prefix(settings)}sent:"
+        self._queue_prefix = key_prefix(settings)
+        self._origin = anon_nodename()
         # After the visibility timeout Redis redelivers an unacknowledged task anyway.
         self._marker_seconds = settings.visibility_timeout_seconds
         self._later = SerialSender()
@@ -95,13 +109,18 @@ class TaskQueue:
 
     def _send(self, task: str, markers: list[str], argument: object, queue: str) -> bool:
         try:
-            # Marked before it is sent: a worker that takes the task at once finds the marker to clear.
-            if self._markers is not None:
-                pipe = self._markers.pipeline(transaction=False)
-                for marker in markers:
-                    pipe.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
-                pipe.execute()
-            self.celery.send_task(task, args=[argument], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+            if self._broker is None:
+                self.celery.send_task(task, args=[argument], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+                return True
+            # With a Redis broker, the markers and the task in one MULTI/EXEC round trip (service.task_messages):
+            # a marker stands exactly when its task was queued, and a worker that takes the task at once
+            # finds its marker to clear.
+            pipe = self._broker.pipeline(transaction=True)
+            for marker in markers:
+                pipe.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
+            message = task_message(task, [argument], queue, self._origin, self.celery.oid)
+            pipe.lpush(queue_key(self._queue_prefix, queue), message)
+            pipe.execute()
         except Exception as exc:
             log.warning("could not send %s %s on %s: %s", task, argument, queue, exc)
             for marker in markers:
@@ -117,10 +136,10 @@ class TaskQueue:
         self._clear(DELIVERY_MARKER + delivery_id)
 
     def _clear(self, marker: str) -> None:
-        if self._markers is None:
+        if self._broker is None:
             return
         try:
-            self._markers.delete(self._marker_prefix + marker)
+            self._broker.delete(self._marker_prefix + marker)
         except redis.RedisError as exc:
             log.warning("could not clear the sent marker %s: %s", marker, exc)
 
@@ -141,11 +160,11 @@ class TaskQueue:
         """Of (marker, id, queue) triples, the ids whose task is no longer in the broker."""
         if not items:
             return []
-        if self._markers is None:
+        if self._broker is None:
             depths = self.depths()
             return [item_id for _, item_id, queue in items if depths.get(queue, 1) == 0]
         try:
-            pipe = self._markers.pipeline(transaction=False)
+            pipe = self._broker.pipeline(transaction=False)
             for marker, _, _ in items:
                 pipe.exists(self._marker_prefix + marker)
             present = pipe.execute()
@@ -178,5 +197,5 @@ class TaskQueue:
     def close(self) -> None:
         self._later.close()
         self.celery.close()
-        if self._markers is not None:
-            self._markers.close()
+        if self._broker is not None:
+            self._broker.close()

@@ -1,0 +1,78 @@
+"""The task message the service writes to a Redis broker itself is the one Celery's own publisher writes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from service.queue import PUBLISH_RETRY, TRAIN_TASK, TaskQueue, key_prefix
+from service.settings import Settings
+from tests.support import service as under_test, stack
+
+# Values that differ between any two sends: fresh ids, and the sending process's name and reply queue.
+PER_SEND = {"id", "root_id", "correlation_id", "delivery_tag", "origin", "reply_to"}
+
+
+@pytest.fixture
+def tasks() -> Iterator[tuple[TaskQueue, Settings, redis.Redis]]:
+    settings = under_test.settings().model_copy(update={"redis_prefix": f"msg-{uuid.uuid4().hex[:8]}"})
+    queue = TaskQueue(settings)
+    client = redis.Redis.from_url(settings.broker_url)
+    yield queue, settings, client
+    queue.close()
+    client.close()
+    stack.clear_redis_prefix(settings.redis_prefix)
+
+
+def _without_per_send(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: "…" if key in PER_SEND else _without_per_send(item) for key, item in value.items()}
+    return value
+
+
+def _queued(client: redis.Redis, settings: Settings, queue: str) -> list[dict[str, Any]]:
+    return [json.loads(raw) for raw in client.lrange(f"{key_prefix(settings)}{queue}", 0, -1)]
+
+
+def test_a_task_sent_directly_is_what_celery_sends_and_carries_its_marker(tasks) -> None:
+    queue, settings, client = tasks
+    queue.celery.send_task(TRAIN_TASK, args=["job-a"], queue="by-celery", retry=True, retry_policy=PUBLISH_RETRY)
+    assert queue.enqueue_training("job-a", "direct")
+
+    [celery_sent] = _queued(client, settings, "by-celery")
+    [direct] = _queued(client, settings, "direct")
+    celery_sent["properties"]["delivery_info"]["routing_key"] = "direct"
+    # Every field, nested ones too, with the same value; only the per-send ones differ, and only in value.
+    assert _without_per_send(direct) == _without_per_send(celery_sent)
+    assert base64.b64decode(direct["body"]) == base64.b64decode(celery_sent["body"])
+    headers = direct["headers"]
+    assert headers["id"] == headers["root_id"] == direct["properties"]["correlation_id"]
+    assert direct["properties"]["delivery_tag"] != headers["id"]
+    assert json.loads(base64.b64decode(direct["body"]))[0] == ["job-a"]
+    # The marker the reaper reads stands for the task just queued.
+    assert queue.lost([("job-a", "direct"), ("job-never-sent", "direct")]) == ["job-never-sent"]
+
+
+def test_each_send_has_its_own_ids(tasks) -> None:
+    queue, settings, client = tasks
+    for job_id in ("job-1", "job-2"):
+        assert queue.enqueue_training(job_id, "direct")
+    newest, oldest = _queued(client, settings, "direct")
+    assert newest["headers"]["id"] != oldest["headers"]["id"]
+    assert newest["properties"]["delivery_tag"] != oldest["properties"]["delivery_tag"]
+    assert [json.loads(base64.b64decode(m["body"]))[0] for m in (oldest, newest)] == [["job-1"], ["job-2"]]
+
+
+def test_a_send_to_a_broker_that_cannot_be_reached_says_so(tasks) -> None:
+    _, settings, _ = tasks
+    away = TaskQueue(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
+    try:
+        assert not away.enqueue_training("job-x", "direct")
+    finally:
+        away.close()
