@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.auth import authenticate
 from service.errors import Unauthorized
-from service.principal import Principal
+from service.principal import Admission, Principal
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -85,8 +85,9 @@ class Caller:
     in the session its reads use: one pooled connection per request, and the key's read is one more
     statement on it.
 
-    Routes that write check the key in `principal()` first, a read session given back before their
-    transaction takes one, so a request never holds two connections.
+    Routes that write hand the service `admission(limit)`, which checks the key as the first statement
+    of their own transaction, or check it in `principal()` first, a read session given back before
+    their transaction takes one: a request never holds two connections.
     """
 
     rt: Runtime
@@ -102,6 +103,20 @@ class Caller:
     def principal(self, limit: Limit | None = None) -> Principal:
         with self.reads(limit) as (_, principal):
             return principal
+
+    def admission(self, limit: Limit | None = None) -> Admission:
+        """The caller, to be checked (one request of `limit` spent) in the session the service's work uses."""
+        return _Admission(self, limit)
+
+
+@dataclass(frozen=True)
+class _Admission:
+    caller: Caller
+    limit: Limit | None
+
+    def admit(self, session: Session) -> Principal:
+        caller = self.caller
+        return admit(caller.rt, session, caller.token, caller.address, self.limit)
 
 
 def _caller(request: Request, rt: Runtime, token: str | None) -> Caller:

@@ -29,7 +29,7 @@ from service.artifacts import job_prefix
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
 from service.models import CheckpointRow, Event, Experiment, ExperimentEvent, Job, utcnow
-from service.principal import Principal
+from service.principal import Admission, Principal
 from service.queue import queue_for
 from service.records import (
     CheckpointOut,
@@ -169,15 +169,18 @@ def _transition(rt: Runtime) -> Iterator[Transition]:
 
 def submit(
     rt: Runtime,
-    principal: Principal,
+    who: Admission,
     spec: TrainSpec,
     idempotency_key: str | None = None,
     defer: Defer = _at_once,
 ) -> Job:
-    """A new job, QUEUED, its training task sent through `defer`. With an Idempotency-Key, the same key
-    and body return the job the first request made (service.idempotency)."""
+    """A new job, QUEUED, its training task sent through `defer`; the caller is checked in the job's
+    own transaction. With an Idempotency-Key, the same key and body return the job the first request
+    made (service.idempotency), and the caller is checked before that lookup."""
     if idempotency_key is None:
-        return _submit(rt, principal, spec, None, defer)
+        return _submit(rt, who, spec, None, defer)
+    with rt.db.reads() as session:
+        principal = who.admit(session)
     body = spec.model_dump(mode="json", exclude_unset=True)
     job, _ = idempotency.run_once(
         rt.db,
@@ -191,8 +194,9 @@ def submit(
     return job
 
 
-def _submit(rt: Runtime, principal: Principal, spec: TrainSpec, idempotency_key: str | None, defer: Defer) -> Job:
+def _submit(rt: Runtime, who: Admission, spec: TrainSpec, idempotency_key: str | None, defer: Defer) -> Job:
     with _transition(rt) as step:
+        principal = who.admit(step.session)
         job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
         if idempotency_key is not None:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)

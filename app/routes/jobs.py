@@ -48,9 +48,10 @@ def routes(settings: Settings) -> APIRouter:
             Header(description="Retry-safe creation: the same key and body within 24 h return the first job."),
         ] = None,
     ) -> Response:
-        principal = caller.principal(JOB_SUBMISSIONS)
-        # The task goes to the broker off the request's thread, in submission order (service.dispatch).
-        job = lifecycle.submit(caller.rt, principal, spec, idempotency_key, caller.rt.tasks.defer)
+        # The key is checked in the job's own transaction; the task goes to the broker off the request's
+        # thread, in submission order (service.dispatch).
+        admission = caller.admission(JOB_SUBMISSIONS)
+        job = lifecycle.submit(caller.rt, admission, spec, idempotency_key, caller.rt.tasks.defer)
         location = {"Location": presenters.job_links(job.id).self}
         return reply(presenters.job(job), status.HTTP_202_ACCEPTED, location)
 

@@ -121,11 +121,12 @@ def test_a_request_holds_one_pooled_connection_at_most(app_with) -> None:
     client = app_with()
     engine = client.app.state.runtime.db.engine
     lock = threading.Lock()
-    held = {"now": 0, "most": 0}
+    held = {"now": 0, "most": 0, "taken": 0}
 
     def out(*_: Any) -> None:
         with lock:
             held["now"] += 1
+            held["taken"] += 1
             held["most"] = max(held["most"], held["now"])
 
     def back(*_: Any) -> None:
@@ -133,7 +134,7 @@ def test_a_request_holds_one_pooled_connection_at_most(app_with) -> None:
             held["now"] -= 1
 
     def most_held(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        held["most"] = 0
+        held["most"] = held["taken"] = 0
         response = client.request(method, path, **kwargs)
         assert response.status_code < 400, (path, response.text)
         return held["most"], response
@@ -141,8 +142,11 @@ def test_a_request_holds_one_pooled_connection_at_most(app_with) -> None:
     event.listen(engine, "checkout", out)
     event.listen(engine, "checkin", back)
     try:
-        # A write route checks the key in a read session it gives back before its transaction takes one.
+        # A submission checks the key in its own transaction: one connection, taken once.
         most, made = most_held("POST", "/api/v1/jobs", json=PARKED)
+        assert (most, held["taken"]) == (1, 1)
+        # With an Idempotency-Key, the key is checked in a read session given back before the transaction.
+        most, _ = most_held("POST", "/api/v1/jobs", json=PARKED, headers={"Idempotency-Key": "one-connection"})
         assert most == 1
         job = made.json()["id"]
         for method, path in [
