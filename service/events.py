@@ -16,6 +16,8 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_SECONDS = 1.0
+# What one event's announcement is: the channel of its stream and its payload (encode).
+Announcement = tuple[str, str]
 
 
 def channel_prefix(settings: Settings) -> str:
@@ -60,6 +62,7 @@ class EventPublisher:
     misses an announcement reads the event from the database."""
 
     def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
         self.prefix = prefix
         self._client = (
             redis.Redis.from_url(
@@ -76,16 +79,22 @@ class EventPublisher:
     def channel(self, stream: str) -> str:
         return f"{self.prefix}{stream}"
 
+    def announcements(self, events: Sequence[Event | ExperimentEvent]) -> list[Announcement]:
+        return [(self.channel(event.stream), encode(event)) for event in events]
+
     def publish(self, events: Sequence[Event | ExperimentEvent]) -> None:
-        if self._client is None or not events:
+        self.announce(self.announcements(events))
+
+    def announce(self, announcements: Sequence[Announcement]) -> None:
+        if self._client is None or not announcements:
             return
         try:
             pipe = self._client.pipeline(transaction=False)
-            for event in events:
-                pipe.publish(self.channel(event.stream), encode(event))
+            for channel, payload in announcements:
+                pipe.publish(channel, payload)
             pipe.execute()
         except redis.RedisError as exc:
-            log.warning("could not publish %d events: %s", len(events), exc)
+            log.warning("could not publish %d events: %s", len(announcements), exc)
 
     def close(self) -> None:
         if self._client is not None:

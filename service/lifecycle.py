@@ -154,11 +154,13 @@ _JOB_TOPICS = {
 
 
 @contextmanager
-def _transition(rt: Runtime) -> Iterator[Transition]:
+def _transition(rt: Runtime, announce: bool = True) -> Iterator[Transition]:
+    """A transaction whose events are announced once it has committed (by the caller if not `announce`)."""
     with rt.db.transaction() as session:
         step = Transition(session)
         yield step
-    rt.events.publish(step.events)
+    if announce:
+        rt.events.publish(step.events)
     # Committed, so a delivery whose task is not sent now (broker away) is still sent by the webhook sweep.
     for delivery_id in step.outbox.made:
         rt.tasks.send_delivery(delivery_id)
@@ -195,13 +197,14 @@ def submit(
 
 
 def _submit(rt: Runtime, who: Admission, spec: TrainSpec, idempotency_key: str | None, defer: Defer) -> Job:
-    with _transition(rt) as step:
+    with _transition(rt, announce=False) as step:
         principal = who.admit(step.session)
         job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
         if idempotency_key is not None:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
-    job_id, queue = job.id, job.queue
-    defer(lambda: rt.tasks.enqueue_training(job_id, queue))
+    # Its first event is announced with its task, in the broker's one round trip (TaskQueue._send).
+    job_id, queue, announcements = job.id, job.queue, rt.events.announcements(step.events)
+    defer(lambda: rt.tasks.enqueue_training(job_id, queue, announcements))
     return job
 
 

@@ -12,6 +12,7 @@ from celery import Celery
 from celery.utils.nodenames import anon_nodename
 
 from service.dispatch import SerialSender
+from service.events import Announcement, EventPublisher
 from service.settings import Settings
 from service.task_messages import queue_key, task_message
 
@@ -72,7 +73,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 class TaskQueue:
     """The broker as the service uses it: the Celery app that sends training tasks (and that workers run)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, events: EventPublisher | None = None) -> None:
         self.celery = Celery("wgan")
         self.celery.conf.update(celery_config(settings))
         # A Redis broker is written to directly: each task goes on its queue's list together with a marker
@@ -88,14 +89,21 @@ class TaskQueue:
         self._marker_prefix = f"{key_prefix(settings)}sent:"
         self._queue_prefix = key_prefix(settings)
         self._origin = anon_nodename()
+        # Announcements handed over with a task (a new job's first event) go out in the task's own round
+        # trip when the events Redis is the broker's, as it is by default.
+        self._events = events
+        self._announce_with_tasks = (
+            self._broker is not None and events is not None and events.url == settings.broker_url
+        )
         # After the visibility timeout Redis redelivers an unacknowledged task anyway.
         self._marker_seconds = settings.visibility_timeout_seconds
         self._later = SerialSender()
 
-    def enqueue_training(self, job_id: str, queue: str) -> bool:
-        """Send the training task. False if the broker is unreachable: the job stays queued and the
-        reaper sends it again later, so nothing is lost."""
-        return self._send(TRAIN_TASK, [job_id], job_id, queue)
+    def enqueue_training(self, job_id: str, queue: str, announce: Sequence[Announcement] = ()) -> bool:
+        """Send the training task, after announcing `announce` (committed events of the job). False if the
+        broker is unreachable: the job stays queued and the reaper sends it again later, so nothing is
+        lost (the events are in the database for any stream that missed them)."""
+        return self._send(TRAIN_TASK, [job_id], job_id, queue, announce)
 
     def enqueue_stack(self, job_ids: Sequence[str], queue: str) -> bool:
         """Send one task that trains these jobs as a stack. False if the broker is unreachable: they stay
@@ -107,15 +115,24 @@ class TaskQueue:
         and the webhook sweep sends it again."""
         return self._send(DELIVER_TASK, [DELIVERY_MARKER + delivery_id], delivery_id, WEBHOOK_QUEUE)
 
-    def _send(self, task: str, markers: list[str], argument: object, queue: str) -> bool:
+    def _send(
+        self, task: str, markers: list[str], argument: object, queue: str, announce: Sequence[Announcement] = ()
+    ) -> bool:
+        if announce and not self._announce_with_tasks:
+            if self._events is None:
+                raise ValueError("this TaskQueue has no event publisher to announce with")
+            self._events.announce(announce)
+            announce = ()
         try:
             if self._broker is None:
                 self.celery.send_task(task, args=[argument], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
                 return True
-            # With a Redis broker, the markers and the task in one MULTI/EXEC round trip (service.task_messages):
-            # a marker stands exactly when its task was queued, and a worker that takes the task at once
-            # finds its marker to clear.
+            # With a Redis broker, the announcements, the markers and the task in one MULTI/EXEC round trip
+            # (service.task_messages): a marker stands exactly when its task was queued, a worker that takes
+            # the task at once finds its marker to clear, and the events it then announces come after these.
             pipe = self._broker.pipeline(transaction=True)
+            for channel, payload in announce:
+                pipe.publish(channel, payload)
             for marker in markers:
                 pipe.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
             message = task_message(task, [argument], queue, self._origin, self.celery.oid)

@@ -28,11 +28,12 @@ class Runtime:
     def start(cls, settings: Settings, db_session_name: str | None = None) -> Runtime:
         """Connections are opened lazily, on first use: starting one costs no round trip. Its database
         sessions carry `db_session_name` (a worker's: service.fencing.session_name)."""
+        events = EventPublisher.from_settings(settings)
         return cls(
             settings=settings,
             db=Database.from_settings(settings, db_session_name),
-            events=EventPublisher.from_settings(settings),
-            tasks=TaskQueue(settings),
+            events=events,
+            tasks=TaskQueue(settings, events),
             store=store_for(settings),
             limiter=RateLimiter(settings),
             slots=Slots(settings),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
+from service.events import EventPublisher
 from service.queue import PUBLISH_RETRY, TRAIN_TASK, TaskQueue, key_prefix
 from service.settings import Settings
 from tests.support import service as under_test, stack
@@ -76,3 +77,41 @@ def test_a_send_to_a_broker_that_cannot_be_reached_says_so(tasks) -> None:
         assert not away.enqueue_training("job-x", "direct")
     finally:
         away.close()
+
+
+def _announced(client: redis.Redis, channel: str, send: Callable[[], bool]) -> list[str]:
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(channel)
+    listener.get_message(timeout=1.0)  # the subscription's confirmation
+    assert send()
+    heard = []
+    while (item := listener.get_message(timeout=0.5)) is not None:
+        heard.append(item["data"].decode())
+    listener.close()
+    return heard
+
+
+@pytest.mark.parametrize("events_on", ["the broker", "another url"])
+def test_a_new_jobs_announcement_goes_out_with_its_task(tasks, events_on: str) -> None:
+    _, settings, client = tasks
+    # Another URL (another database number) means another client and its own round trip; pub/sub reaches
+    # subscribers on every database of the server, so one listener hears both.
+    url = settings.broker_url if events_on == "the broker" else settings.broker_url.rsplit("/", 1)[0] + "/9"
+    events = EventPublisher(url, f"{settings.redis_prefix}:events:")
+    queue = TaskQueue(settings, events)
+    try:
+        channel = events.channel("job-b")
+        heard = _announced(client, channel, lambda: queue.enqueue_training("job-b", "direct", [(channel, "queued")]))
+    finally:
+        queue.close()
+        events.close()
+    assert heard == ["queued"]
+    [task] = _queued(client, settings, "direct")
+    assert json.loads(base64.b64decode(task["body"]))[0] == ["job-b"]
+
+
+def test_announcing_without_a_publisher_is_refused(tasks) -> None:
+    queue, settings, client = tasks
+    with pytest.raises(ValueError, match="no event publisher"):
+        queue.enqueue_training("job-c", "direct", [("somewhere", "queued")])
+    assert _queued(client, settings, "direct") == []
