@@ -163,8 +163,9 @@ def render(data: Result) -> str:
         [
             f"{data['requests_per_cell']} requests per cell, closed loop, the two apps taking turns; medians of "
             f"{data['rounds']} rounds (new sessions: the most in any round). The anchor (bench/anchor_app.py) is a "
-            "minimal FastAPI + SQLAlchemy app making the same key read, job read, job and event insert and "
-            "broker push, one thread-pool trip per request. Both without an access log. Bar: server CPU per "
+            "minimal FastAPI + SQLAlchemy app making the same key read, job read, job and event insert, and a "
+            "submission's Redis writes (event announced, sent-marker, task) in one round trip, one "
+            "thread-pool trip per request. Both without an access log. Bar: server CPU per "
             f"request ≤ {BAR_RATIO}× the anchor's, and no new Postgres sessions under load.",
             "",
             table(
