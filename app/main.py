@@ -26,6 +26,7 @@ from service.events import channel_prefix
 from service.logging_setup import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
+from wgan import cost
 from wgan.devices import DeviceUnavailable, pick_device
 
 DESCRIPTION = """Train Wasserstein GANs as jobs, watch their losses live, and sample from their checkpoints.
@@ -50,6 +51,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         torch.set_num_threads(settings.api_torch_threads)
+        # Before the first request: a submission costs its spec inside its transaction (wgan.cost.warm).
+        cost.warm()
         await app.state.event_hub.start()
         yield
         await app.state.event_hub.stop()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from wgan.config import PENALISED_KINDS, ModelSpec, TrainSpec, is_resolved
+from wgan.config import PENALISED_KINDS, ModelSpec, TrainSpec, is_resolved, resolve
 from wgan.networks import build_critic, build_generator, model_data_shape
 
 BACKWARD_PER_FORWARD = 2
@@ -81,6 +81,18 @@ def _model_cost(model_json: str) -> ModelCost:
         generator_activations=generator_activations.total,
         critic_activations=critic_activations.total,
     )
+
+
+def warm() -> None:
+    """Count one small model, so that the first count a process makes for a request is not its first ever.
+
+    The first FlopCounterMode of a process loads torch's FLOP-counting machinery: 2-3 s here, more on a
+    loaded host, against well under a millisecond for a model after that. The API costs every job it is
+    sent inside the job's transaction, where seconds of waiting would be a transaction left idle (and
+    ended by Postgres's idle-in-transaction limit); it calls this at start instead.
+    """
+    toy = resolve(TrainSpec.model_validate({"dataset": {"name": "warm-up"}}), "points", (2,))
+    model_cost(toy.model)
 
 
 class _ActivationCount:

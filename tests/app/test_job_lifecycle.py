@@ -85,3 +85,15 @@ def test_toy_job_trains_to_success_with_metrics_checkpoints_and_samples(client: 
         assert absent.status_code == 404
         assert missing in absent.json()["detail"]
     assert json.loads(client.get(f"/api/v1/jobs/{job['id']}").text)["status"] == "succeeded"
+
+
+def test_a_fresh_api_answers_its_first_submission_within_a_short_idle_in_transaction_limit(make_stack) -> None:
+    # A submission costs its spec inside its transaction; the first FLOP count of a process takes seconds
+    # (wgan.cost.warm), which the API now spends at start. A second idle inside a transaction is far
+    # less than that first count takes, and far more than a warm submission leaves its transaction idle.
+    stack = make_stack(db_idle_in_transaction_seconds="1")
+    stack.api()
+    with stack.client() as client:
+        for spec in ({**TOY_SPEC, "device": "cuda"}, {"dataset": {"name": "digits"}, "device": "cuda"}):
+            response = client.post("/api/v1/jobs", json=spec)
+            assert response.status_code == 202, response.text
