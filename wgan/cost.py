@@ -86,8 +86,9 @@ def _model_cost(model_json: str) -> ModelCost:
 def warm() -> None:
     """Count one small model, so that the first count a process makes for a request is not its first ever.
 
-    The first FlopCounterMode of a process loads torch's FLOP-counting machinery: 2-3 s here, more on a
-    loaded host, against well under a millisecond for a model after that. The API costs every job it is
+    The first forward on the meta device imports all of torch._dynamo (torch's meta kernel for a matmul
+    is a Python decomposition that loads it lazily): 3-8 s here, against a few milliseconds for a new
+    model after that. The API costs every job it is
     sent inside the job's transaction, where seconds of waiting would be a transaction left idle (and
     ended by Postgres's idle-in-transaction limit); it calls this at start instead.
     """
