@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.errors import InvalidInput
-from service.models import Job
 from service.principal import Principal
 from service.repositories import datasets as dataset_repo
 from service.settings import Settings
@@ -81,6 +80,7 @@ def _check_cost(spec: TrainSpec, settings: Settings) -> None:
         raise InvalidInput("the job is larger than this service trains", errors)
 
 
-def latest_metrics(job: Job) -> dict[str, Any]:
+def latest_metrics(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A job's latest metrics as shown: its stored ones (Job.latest_metrics) over empty ones."""
     base: dict[str, Any] = {"step": 0, "critic_loss": None, "generator_loss": None, "wasserstein_estimate": None}
-    return {**base, **(job.latest_metrics or {})}
+    return {**base, **(stored or {})}

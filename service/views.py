@@ -13,6 +13,7 @@ from service import experiments as experiment_results
 from service.jobs import latest_metrics
 from service.models import Experiment as ExperimentRow, Job as JobRow
 from service.records import JobError
+from service.repositories.jobs import JobRecord
 from service.states import JobStatus
 from service.summary import public
 from wgan.config import TrainSpec
@@ -138,14 +139,14 @@ def job_links(job_id: str) -> JobLinks:
     )
 
 
-def job_view(row: JobRow) -> Job:
+def job_view(row: JobRow | JobRecord) -> Job:
     return Job(
         id=row.id,
         name=row.name,
         status=row.status.status,
         spec=TrainSpec.model_validate(row.spec),
         progress=Progress(step=row.progress_step, total_steps=row.total_steps),
-        latest_metrics=LatestMetrics.model_validate(latest_metrics(row)),
+        latest_metrics=LatestMetrics.model_validate(latest_metrics(row.latest_metrics)),
         error=JobError.model_validate(row.error) if row.error else None,
         created_at=row.created_at,
         started_at=row.started_at,

@@ -113,7 +113,10 @@ def routes(settings: Settings) -> APIRouter:
     @router.get("/{job_id}", response_model=schemas.Job, responses=PROBLEMS(401, 404), summary="Read a job")
     def get_job(caller: CallerDep, job_id: str) -> Response:
         with caller.reads() as (session, principal):
-            return reply(presenters.job(owned_job(session, principal, job_id)))
+            record = job_repo.read(session, job_id, principal)
+        if record is None:
+            raise NotFound(f"no job {job_id}")
+        return reply(presenters.job(record))
 
     @router.post(
         "/{job_id}/cancel",

@@ -47,7 +47,11 @@ def test_owners_see_only_their_jobs_and_admins_see_all(
 
     mine = client.post("/api/v1/jobs", json=PARKED).json()["id"]
     theirs = other_client.post("/api/v1/jobs", json=PARKED).json()["id"]
-    assert [job["id"] for job in client.get("/api/v1/jobs").json()["items"]] == [mine]
+    listed = client.get("/api/v1/jobs").json()["items"]
+    assert [job["id"] for job in listed] == [mine]
+    # A job read (its columns, repositories.jobs.read) shows the job exactly as the list (ORM rows) does.
+    assert client.get(f"/api/v1/jobs/{mine}").json() == listed[0]
+    assert client.get(f"/api/v1/jobs/{theirs}").status_code == 404
     with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {make_key(admin=True)}"}) as admin:
         everything = {job["id"] for job in admin.get("/api/v1/jobs", params={"limit": 200}).json()["items"]}
         assert {mine, theirs} <= everything
