@@ -17,6 +17,7 @@ from wgan_service import openmp
 
 DEV_KEY_FILE = "dev-api-key"
 WORKER_ALIVE_FILE = "worker-alive"
+SENDER_ALIVE_FILE = "webhooks-alive"
 WORKER_STOP_SECONDS = 30
 READY_WAIT_SECONDS = 120
 HEALTH_TIMEOUT_SECONDS = 2
@@ -136,10 +137,11 @@ def _api_is_up(url: str) -> bool:
         return False
 
 
-def _announce_when_ready(url: str, alive: Path, key: str | None, key_file: Path) -> None:
-    """Say where things are once the API answers and the worker is up, so it is the last thing on screen."""
+def _announce_when_ready(url: str, alive: list[Path], key: str | None, key_file: Path) -> None:
+    """Say where things are once the API answers and the worker and the webhook sender are up, so it is
+    the last thing on screen."""
     deadline = time.monotonic() + READY_WAIT_SECONDS
-    while not (alive.exists() and _api_is_up(url)):
+    while not (all(path.exists() for path in alive) and _api_is_up(url)):
         if time.monotonic() > deadline:
             print(f"\n  wgan-service: not ready after {READY_WAIT_SECONDS} s; see the log above\n", file=sys.stderr)
             return
@@ -161,17 +163,24 @@ def _dev(settings: Settings, host: str | None, port: int | None, chosen: dict[st
     _migrate(settings)
     key = _dev_key(settings) if settings.embedded else None
     alive = settings.worker_alive_file or settings.data_dir / WORKER_ALIVE_FILE
-    alive.unlink(missing_ok=True)
+    sender_alive = settings.data_dir / SENDER_ALIVE_FILE
+    for path in (alive, sender_alive):
+        path.unlink(missing_ok=True)
     # Each child chooses its own OpenMP policy (the worker spins, boundedly; wgan_service.openmp).
     children = openmp.without(chosen)
     worker = subprocess.Popen(
         [sys.executable, "-m", "wgan_service", "worker", "--quiet"],
         env={**children, "WGAN_WORKER_ALIVE_FILE": str(alive)},
     )
-    sender = subprocess.Popen([sys.executable, "-m", "wgan_service", "webhooks", "--quiet"], env=children)
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "wgan_service", "webhooks", "--quiet"],
+        env={**children, "WGAN_WORKER_ALIVE_FILE": str(sender_alive)},
+    )
     url = f"http://{host or settings.host}:{port or settings.port}"
     threading.Thread(
-        target=_announce_when_ready, args=(url, alive, key, settings.data_dir / DEV_KEY_FILE), daemon=True
+        target=_announce_when_ready,
+        args=(url, [alive, sender_alive], key, settings.data_dir / DEV_KEY_FILE),
+        daemon=True,
     ).start()
     # uvicorn re-raises the SIGTERM it stopped for once it is done, through the handler it found: this one
     # turns it into SystemExit, so the finally below stops the children. Under the default handler the

@@ -75,6 +75,8 @@ def webhook_app(settings: Settings) -> Celery:
     def on_ready(**_: Any) -> None:
         sweeper.start()
         log.info("webhook sender ready: %d at once", settings.webhook_concurrency)
+        # Alive from the start, not only after its first sweep: `wgan-service dev` waits for it.
+        mark_alive(settings.worker_alive_file)
 
     def on_shutdown(**_: Any) -> None:
         sweeper.stop()

@@ -55,9 +55,15 @@ def test_a_jobs_life_arrives_signed_with_the_job_as_rest_shows_it(client: httpx.
         assert "secret" not in client.get(hook["links"]["self"]).json()
         job = client.post("/api/v1/jobs", json=TOY_SPEC).json()
         wait_for_status(client, job["id"], {"succeeded"})
-        wait_for(lambda: receiver.of_type("job.succeeded"), 30, "job.succeeded at the receiver")
+        checkpoints = client.get(f"/api/v1/jobs/{job['id']}/checkpoints").json()["items"]
 
-        # Deliveries run side by side, so they may arrive in any order: a body's timestamp is its event's time.
+        # Deliveries run side by side, so they may arrive in any order (job.succeeded before job.started, on a
+        # busy host): wait for all of them. A body's timestamp is its event's time.
+        def all_arrived() -> bool:
+            life = receiver.of_type("job.started") and receiver.of_type("job.succeeded")
+            return bool(life) and len(receiver.of_type("checkpoint.created")) >= len(checkpoints)
+
+        wait_for(all_arrived, 30, "every delivery of the job's life at the receiver")
         bodies = sorted((verified(hook["secret"], item) for item in receiver.received), key=lambda b: b["timestamp"])
         kinds = [body["type"] for body in bodies]
         assert kinds[0] == "job.started" and kinds[-1] == "job.succeeded"
@@ -65,7 +71,6 @@ def test_a_jobs_life_arrives_signed_with_the_job_as_rest_shows_it(client: httpx.
         # The body is the job as GET returns it, once it has finished.
         assert bodies[-1]["data"] == client.get(f"/api/v1/jobs/{job['id']}").json()
         assert bodies[0]["data"]["status"] == "running" and bodies[0]["data"]["id"] == job["id"]
-        checkpoints = client.get(f"/api/v1/jobs/{job['id']}/checkpoints").json()["items"]
         sent = [body["data"] for body in bodies if body["type"] == "checkpoint.created"]
         assert {c["checkpoint"]["id"] for c in sent} == {c["id"] for c in checkpoints}
         assert all(c["job_id"] == job["id"] and c["summary"]["checkpoints"] >= 1 for c in sent)
