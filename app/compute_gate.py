@@ -55,8 +55,7 @@ class ComputeGate:
             except TimeoutError:  # concurrent.futures' is the builtin since 3.11
                 self._leave_if(should_stop, future)
             except CancelledError:  # the gate closed while it was in line
-                self._left()
-                raise SamplingStopped("the API is shutting down") from None
+                raise self._closed() from None
 
     async def wait(self, work: Callable[[], T], should_stop: Callable[[], bool] | None = None) -> T:
         """`run`, awaited on the event loop: a request in line holds no thread of the thread pool, which
@@ -67,8 +66,7 @@ class ComputeGate:
             done, _ = await asyncio.wait({answer}, timeout=POLL_SECONDS)
             if done:
                 if answer.cancelled():  # the gate closed while it was in line
-                    self._left()
-                    raise SamplingStopped("the API is shutting down")
+                    raise self._closed()
                 return answer.result()
             self._leave_if(should_stop, future)
 
@@ -84,8 +82,12 @@ class ComputeGate:
         try:
             return self._threads.submit(self._started, work)
         except RuntimeError:  # closed: the executor takes nothing more
-            self._left()
-            raise SamplingStopped("the API is shutting down") from None
+            raise self._closed() from None
+
+    def _closed(self) -> SamplingStopped:
+        """Out of the line, which the gate's closing has emptied: what the waiter is told."""
+        self._left()
+        return SamplingStopped("the API is shutting down")
 
     def _started(self, work: Callable[[], T]) -> T:
         self._left()

@@ -88,9 +88,9 @@ def warm() -> None:
 
     The first forward on the meta device imports all of torch._dynamo (torch's meta kernel for a matmul
     is a Python decomposition that loads it lazily): 3-8 s here, against a few milliseconds for a new
-    model after that. The API costs every job it is
-    sent inside the job's transaction, where seconds of waiting would be a transaction left idle (and
-    ended by Postgres's idle-in-transaction limit); it calls this at start instead.
+    model after that. The API costs every job it is sent inside the job's transaction, where seconds of
+    waiting would be a transaction left idle (and ended by Postgres's idle-in-transaction limit); it
+    calls this at start instead.
     """
     toy = resolve(TrainSpec.model_validate({"dataset": {"name": "warm-up"}}), "points", (2,))
     model_cost(toy.model)

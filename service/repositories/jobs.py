@@ -41,10 +41,14 @@ def scoped(query: SelectT, principal: Principal) -> SelectT:
 def _by_id(of_owner: bool, for_update: bool) -> Select[Job]:
     # Built once: a statement object used again keeps its memoized cache key and its compiled form's
     # result columns, which building it per call recomputed (about a tenth of a GET's CPU, py-spy).
-    query = select(Job).where(Job.id == bindparam("job_id"))
-    if of_owner:
-        query = query.where(Job.owner_id == bindparam("owner_id"))
+    query = _where_id(select(Job), of_owner)
     return query.with_for_update() if for_update else query
+
+
+def _where_id(query: SelectT, of_owner: bool) -> SelectT:
+    """The job `:job_id`, and only if `:owner_id` owns it when `of_owner` (bound, so the statement caches)."""
+    query = query.where(Job.id == bindparam("job_id"))
+    return query.where(Job.owner_id == bindparam("owner_id")) if of_owner else query
 
 
 def get(session: Session, job_id: str, principal: Principal, *, for_update: bool = False) -> Job | None:
@@ -80,8 +84,7 @@ class JobRecord:
 
 @functools.cache
 def _record_by_id(of_owner: bool) -> Select[Any]:
-    query = select(*(getattr(Job, field.name) for field in fields(JobRecord))).where(Job.id == bindparam("job_id"))
-    return query.where(Job.owner_id == bindparam("owner_id")) if of_owner else query
+    return _where_id(select(*(getattr(Job, field.name) for field in fields(JobRecord))), of_owner)
 
 
 def read(session: Session, job_id: str, principal: Principal) -> JobRecord | None:
