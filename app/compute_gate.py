@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from wgan.sampling import SamplingStopped
 
@@ -57,22 +58,37 @@ class ComputeGate:
             except CancelledError:  # the gate closed while it was in line
                 raise self._closed() from None
 
-    async def wait(self, work: Callable[[], T], should_stop: Callable[[], bool] | None = None) -> T:
+    async def wait(self, work: Callable[[], T], leave: asyncio.Event | None = None, deadline: float | None = None) -> T:
         """`run`, awaited on the event loop: a request in line holds no thread of the thread pool, which
-        the other routes need (forty by default), while it waits for one of the gate's."""
+        the other routes need (forty by default), while it waits for one of the gate's. It leaves the line
+        (SamplingStopped) once `leave` is set or the monotonic `deadline` passes before its work starts:
+        woken by either, not polling, so a request that waits costs the loop nothing while it waits."""
         future = self._submit(work)
         answer = asyncio.wrap_future(future)
-        while True:
-            done, _ = await asyncio.wait({answer}, timeout=POLL_SECONDS)
-            if done:
-                if answer.cancelled():  # the gate closed while it was in line
-                    raise self._closed()
-                return answer.result()
-            self._leave_if(should_stop, future)
+        leaving = asyncio.ensure_future(leave.wait()) if leave is not None else None
+        awaited: set[asyncio.Future[Any]] = {answer} if leaving is None else {answer, leaving}
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            done, _ = await asyncio.wait(awaited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if answer not in done:
+                self._leave(future)
+                # Under way already: it runs to its end, asking `should_stop` itself between chunks.
+                await asyncio.wait({answer})
+            if answer.cancelled():  # the gate closed while it was in line
+                raise self._closed()
+            return answer.result()
+        finally:
+            if leaving is not None:
+                leaving.cancel()
 
     def _leave_if(self, should_stop: Callable[[], bool] | None, future: Future[T]) -> None:
         """SamplingStopped if `should_stop` says so and the work can still leave the line (not started)."""
-        if should_stop is not None and should_stop() and future.cancel():
+        if should_stop is not None and should_stop():
+            self._leave(future)
+
+    def _leave(self, future: Future[T]) -> None:
+        """SamplingStopped if the work can still leave the line (it has not started); else nothing."""
+        if future.cancel():
             self._left()
             raise SamplingStopped("waited in line for a free core")
 

@@ -50,12 +50,13 @@ class StepCost:
 
 def model_cost(model: ModelSpec) -> ModelCost:
     """Parameters and forward FLOPs per example of a resolved model spec."""
-    return _model_cost(model.model_dump_json())
+    return model_cost_json(model.model_dump_json())
 
 
 @functools.lru_cache(maxsize=256)
-def _model_cost(model_json: str) -> ModelCost:
-    # Keyed by the spec's JSON: pydantic models are not hashable, and equal specs cost the same.
+def model_cost_json(model_json: str) -> ModelCost:
+    """`model_cost` of a resolved model spec given as JSON text, cached by that text: pydantic models are
+    not hashable, and a caller holding a stored spec need not validate it to find its cost."""
     model = ModelSpec.model_validate_json(model_json)
     shape = model_data_shape(model)
     assert model.latent_dim is not None

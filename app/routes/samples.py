@@ -2,9 +2,11 @@
 its generator to take away (…/checkpoints/{ref}/generator: ONNX, safetensors, a model card)."""
 
 # No `from __future__ import annotations`: the sample limit below is a local of routes(), read by FastAPI.
+import asyncio
 import base64
 import hashlib
 import io
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +18,7 @@ import anyio
 import numpy as np
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive
 
 from app import schemas
 from app.compute_gate import ComputeGate
@@ -30,8 +33,7 @@ from service.repositories import checkpoints as checkpoint_repo
 from service.runtime import Runtime
 from service.settings import Settings
 from wgan import export
-from wgan.config import ModelSpec
-from wgan.cost import model_cost
+from wgan.cost import model_cost_json
 from wgan.render import animation, grid_png, image_png, path_png, scatter_png, strip_png, to_uint8
 from wgan.sampling import Sampler, SamplingStopped, WalkPath, sample, walk
 
@@ -39,7 +41,6 @@ RENDER_VERSION = "1"
 MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
 SAMPLING = "sampling"
 SAMPLING_LEASE_SECONDS = 120  # beyond sample_timeout_seconds: a live request never loses its slot
-DISCONNECT_POLL_SECONDS = 0.1
 MEDIA = {
     "png": "image/png",
     "json": "application/json",
@@ -139,8 +140,9 @@ def _rendered(
 
 def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
     """Refuse a request whose forward passes would cost more than the deployment allows, before the
-    generator is even loaded (counted on the meta device, cached per model)."""
-    per_example = model_cost(ModelSpec.model_validate(spec["model"])).generator_flops
+    generator is even loaded (counted on the meta device, cached per model: keyed by the stored spec's
+    text, so a request validates no model of its own)."""
+    per_example = model_cost_json(json.dumps(spec["model"], sort_keys=True)).generator_flops
     most = max(1, int(settings.max_sample_flops // max(per_example, 1)))
     if n > most:
         raise InvalidInput(
@@ -154,9 +156,9 @@ class Pending:
     """A sample request past its checks, holding one of its owner's sampling slots: the pass still to run."""
 
     work: Callable[[], bytes]
-    should_stop: Callable[[], bool]
     release: Callable[[], None]  # gives the slot back
     timeout: float
+    deadline: float  # time.monotonic() past which it leaves the line, or stops between chunks
     fmt: str
     headers: dict[str, str]
 
@@ -170,7 +172,7 @@ def _prepare(
     checkpoint: str,
     fmt: str,
     if_none_match: str | None,
-    gone: threading.Event,
+    gone: asyncio.Event,
     latent_walk: Walk | None = None,
 ) -> Response | Pending:
     """Everything of a sample request that waits on the database, Redis or the store, in one trip: the
@@ -196,16 +198,17 @@ def _prepare(
         loaded = samplers.get(row)
 
         def should_stop() -> bool:
+            # Read from the gate's thread: an asyncio.Event's flag is a plain attribute, safe to read there.
             return gone.is_set() or time.monotonic() > deadline
 
         def work() -> bytes:
             return _rendered(loaded, row, n, seed, fmt, should_stop, latent_walk)
 
         # The slot outlives this trip: whoever ends the request gives it back.
-        return Pending(work, should_stop, held.pop_all().close, timeout, fmt, headers)
+        return Pending(work, held.pop_all().close, timeout, deadline, fmt, headers)
 
 
-async def _sample(gate: ComputeGate, pending: Pending) -> Response:
+async def _sample(gate: ComputeGate, pending: Pending, gone: asyncio.Event) -> Response:
     """The pass on one of the gate's threads, awaited here; the slot goes back when the pass ends, from
     the gate's thread (a Redis call), or from a trip of its own if the request left the line instead."""
     started = threading.Event()
@@ -219,7 +222,7 @@ async def _sample(gate: ComputeGate, pending: Pending) -> Response:
 
     try:
         with SAMPLE_LATENCY.labels(pending.fmt).time():
-            body = await gate.wait(work, pending.should_stop)
+            body = await gate.wait(work, gone, pending.deadline)
     except SamplingStopped as exc:
         if not started.is_set():
             await run_in_threadpool(pending.release)
@@ -299,9 +302,12 @@ def _exported(sampler: Sampler, fmt: str, job_id: str, row: CheckpointRow, spec:
     return export.card_json(card)
 
 
-async def _watch_disconnect(request: Request, gone: threading.Event) -> None:
-    while not await request.is_disconnected():
-        await anyio.sleep(DISCONNECT_POLL_SECONDS)
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    # The server answers a receive only when the client sends more or goes (a GET's empty body comes
+    # first): waiting on it costs nothing until then, where polling is_disconnected() cost every waiter
+    # a cancel scope ten times a second.
+    while (await receive())["type"] != "http.disconnect":
+        pass
     gone.set()
 
 
@@ -365,12 +371,12 @@ def routes(settings: Settings) -> APIRouter:
         # One trip to the thread pool for the request's reads and its slot, as every route makes (app.deps);
         # the pass is awaited here, not in that trip, so a request in line holds no pool thread.
         samplers: SamplerCache = request.app.state.samplers
-        gone = threading.Event()
+        gone = asyncio.Event()
         failure: Exception | None = None
         response: Response | None = None
         async with anyio.create_task_group() as watching:
             # Work for a client that has gone stops between chunks, instead of running on for nobody.
-            watching.start_soon(_watch_disconnect, request, gone)
+            watching.start_soon(_watch_disconnect, request.receive, gone)
             try:
                 prepared = await run_in_threadpool(
                     _prepare,
@@ -385,7 +391,7 @@ def routes(settings: Settings) -> APIRouter:
                     gone,
                     Walk.parse(interpolate, frames, path),
                 )
-                response = prepared if isinstance(prepared, Response) else await _sample(samplers.gate, prepared)
+                response = prepared if isinstance(prepared, Response) else await _sample(samplers.gate, prepared, gone)
             except Exception as exc:
                 failure = exc  # raised outside the task group, so it reaches the problem handlers as itself
             watching.cancel_scope.cancel()

@@ -3,6 +3,8 @@ request's generator FLOPs before the generator is loaded. Each just inside and j
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,10 +12,16 @@ from typing import Any
 
 import anyio.to_thread
 import httpx
+import redis
+import uvicorn
 from fastapi.testclient import TestClient
 
-from tests.conftest import TOY_SPEC, wait_for_status
+from app.main import create_app
+from service.auth import authenticate
+from tests.app.test_export import trained
+from tests.conftest import TOY_SPEC, wait_for, wait_for_status
 from tests.support.gates import occupied
+from tests.support.service import settings
 from wgan.config import ModelSpec, TrainSpec, resolve
 from wgan.cost import model_cost, step_cost
 
@@ -75,7 +83,6 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     assert late.status_code == 503
     assert "longer than" in late.json()["detail"] and late.headers["retry-after"] == "1"
     # One owner's requests in progress are capped across API processes: a slot held elsewhere counts.
-    from service.auth import authenticate
     from tests.support.service import runtime
 
     rt = runtime()
@@ -119,3 +126,47 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     free = rt.slots.acquire("sampling", owner.owner_id, 1, 60)
     assert free is not None
     rt.slots.release("sampling", owner.owner_id, free)
+
+
+def test_a_sample_request_whose_client_hangs_up_in_line_leaves_it_and_gives_its_slot_back(
+    client: httpx.Client, worker: Any
+) -> None:
+    """Over a real socket and a real server: the client goes while its request waits for a core, and the
+    request leaves the line at once, its owner's slot given back, long before a core frees up."""
+    job = trained(client, TOY_SPEC)
+    key = client.headers["authorization"].removeprefix("Bearer ")
+    app = create_app(settings().model_copy(update={"sample_concurrency": 1}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False))
+    serving = threading.Thread(target=server.run, daemon=True)
+    serving.start()
+    wait_for(lambda: server.started, 30, "the in-test server to start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    rt, gate = app.state.runtime, app.state.samplers.gate
+    with rt.db.reads() as session:
+        owner = authenticate(session, key)
+    assert owner is not None
+    slots = f"{rt.settings.redis_prefix}:slots:sampling:{owner.owner_id}"
+    broker = redis.Redis.from_url(rt.settings.events_url)
+    try:
+        with occupied(gate):
+            asking = socket.create_connection(("127.0.0.1", port))
+            asking.sendall(
+                f"GET /api/v1/jobs/{job['id']}/samples?n=8&format=json HTTP/1.1\r\nHost: test\r\n"
+                f"Authorization: Bearer {key}\r\n\r\n".encode()
+            )
+            wait_for(lambda: gate.waiting == 1, 30, "the request to wait in line")
+            assert broker.zcard(slots) == 1, "it holds its owner's slot while it waits"
+            asking.close()
+            wait_for(lambda: gate.waiting == 0 and broker.zcard(slots) == 0, 5, "the request to leave the line")
+        # The server goes on serving: the next request is answered.
+        answered = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/jobs/{job['id']}/samples",
+            params={"n": 8, "format": "json"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert answered.status_code == 200 and len(answered.json()["samples"]) == 8
+    finally:
+        broker.close()
+        server.should_exit = True
+        serving.join(30)
