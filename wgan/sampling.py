@@ -53,6 +53,12 @@ def load_sampler(manifest: Path, device: torch.device | None = None, verified: V
     except RuntimeError as exc:
         raise CheckpointError(f"the checkpoint's generator does not fit its spec: {exc}") from exc
     generator.to(device).eval().requires_grad_(False)
+    if checkpoint.spec.model.image_size is not None:
+        # A DCGAN's transposed convolutions run 1.1-1.2x faster in NHWC than in NCHW on the CPU (oneDNN),
+        # measured at 16, 32 and 64 px on one and two threads. The samples agree with NCHW's to rounding,
+        # and a request still gets the same bytes every time: it always runs on this layout.
+        # Module.to takes memory_format (torch docs) though its typed overloads omit it.
+        generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return Sampler(generator=generator, spec=checkpoint.spec, step=checkpoint.step, device=device)
 
 
@@ -79,7 +85,8 @@ def generate(generator: nn.Module, z: torch.Tensor, should_stop: Callable[[], bo
         if rows < SAMPLE_CHUNK:
             chunk = torch.cat([chunk, chunk.new_zeros(SAMPLE_CHUNK - rows, chunk.shape[1])])
         outputs.append(generator(chunk)[:rows].float().cpu())
-    return torch.cat(outputs)
+    # Plain NCHW rows for the callers, whatever layout the generator computes in.
+    return torch.cat(outputs).contiguous()
 
 
 def sample(sampler: Sampler, n: int, seed: int, should_stop: Callable[[], bool] | None = None) -> np.ndarray:

@@ -37,7 +37,8 @@ from wgan.cost import model_cost_json
 from wgan.render import animation, grid_png, image_png, path_png, scatter_png, strip_png, to_uint8
 from wgan.sampling import Sampler, SamplingStopped, WalkPath, sample, walk
 
-RENDER_VERSION = "1"
+# Part of every ETag: bumped when the same request renders other bytes (2: generators run in NHWC).
+RENDER_VERSION = "2"
 MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
 SAMPLING = "sampling"
 SAMPLING_LEASE_SECONDS = 120  # beyond sample_timeout_seconds: a live request never loses its slot

@@ -82,6 +82,19 @@ def test_images_are_deterministic_and_prefix_stable_with_batch_norm(images_check
     np.testing.assert_array_equal(sample(load_sampler(path), 70, seed=0), images)
 
 
+def test_images_come_from_the_trained_generator_computed_in_nhwc_as_plain_nchw_rows(images_checkpoint):
+    path, trainer = images_checkpoint
+    sampler = load_sampler(path)
+    images = sample(sampler, 5, seed=2)
+    assert images.flags.c_contiguous, "callers get plain NCHW rows whatever layout computed them"
+    # The faster layout changes rounding only: the same values as the trained generator in its own layout.
+    averaged = trainer.sampling_generator.eval()
+    with torch.no_grad():
+        z = torch.from_numpy(latent(2, SAMPLE_CHUNK, trainer.spec.model.latent_dim))
+        expected = averaged(z)[:5].numpy()
+    np.testing.assert_allclose(images, expected, rtol=1e-4, atol=1e-5)
+
+
 def test_loading_for_sampling_reads_only_the_generator_that_samples(points_checkpoint, monkeypatch):
     path, _ = points_checkpoint
     loaded = []
