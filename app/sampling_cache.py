@@ -11,7 +11,7 @@ import torch
 
 from app.compute_gate import ComputeGate
 from service.artifacts import ArtifactStore, dataset_key
-from service.models import CheckpointRow
+from service.repositories.checkpoints import CheckpointRecord
 from wgan.assemble import open_data
 from wgan.checkpoint import VerifiedFiles
 from wgan.render import reference_layer
@@ -45,7 +45,7 @@ class SamplerCache:
         # A generator evicted and loaded again is not re-hashed when its file has not changed.
         self.verified = VerifiedFiles()
 
-    def get(self, checkpoint: CheckpointRow) -> Loaded:
+    def get(self, checkpoint: CheckpointRecord) -> Loaded:
         with self._lock:
             entry = self._entries.get(checkpoint.id)
             if entry is not None:
@@ -68,7 +68,7 @@ class SamplerCache:
             self._loading.pop(checkpoint.id, None)
         return entry
 
-    def _load(self, checkpoint: CheckpointRow) -> Loaded:
+    def _load(self, checkpoint: CheckpointRecord) -> Loaded:
         sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key), self.device, self.verified)
         if sampler.is_images:
             return Loaded(sampler)

@@ -27,9 +27,9 @@ from app.openapi import PROBLEMS
 from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
-from service.models import CheckpointRow
 from service.principal import Principal
 from service.repositories import checkpoints as checkpoint_repo
+from service.repositories.checkpoints import CheckpointRecord
 from service.runtime import Runtime
 from service.settings import Settings
 from wgan import export
@@ -69,12 +69,12 @@ class Walk:
         return cls(a, b, frames, path)
 
 
-def _etag(checkpoint: CheckpointRow, *parts: object) -> str:
+def _etag(checkpoint: CheckpointRecord, *parts: object) -> str:
     key = "|".join(str(part) for part in (checkpoint.id, checkpoint.sha256, *parts, RENDER_VERSION))
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
 
-def _found(row: CheckpointRow | None, ref: str) -> CheckpointRow:
+def _found(row: CheckpointRecord | None, ref: str) -> CheckpointRecord:
     """The checkpoint `ref` named, or why there is none: 409 for one still to come, 404 for one that is not."""
     if row is None:
         if ref == "latest":
@@ -85,7 +85,7 @@ def _found(row: CheckpointRow | None, ref: str) -> CheckpointRow:
     return row
 
 
-def _cache_headers(row: CheckpointRow, ref: str, etag: str) -> dict[str, str]:
+def _cache_headers(row: CheckpointRecord, ref: str, etag: str) -> dict[str, str]:
     return {
         "ETag": etag,
         # 'latest' and 'best' move on as training goes; a named checkpoint never changes.
@@ -103,7 +103,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 def _rendered(
     loaded: Loaded,
-    checkpoint: CheckpointRow,
+    checkpoint: CheckpointRecord,
     n: int,
     seed: int,
     fmt: str,
@@ -232,7 +232,7 @@ async def _sample(gate: ComputeGate, pending: Pending, gone: asyncio.Event) -> R
     return Response(body, media_type=MEDIA[pending.fmt], headers=pending.headers)
 
 
-def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRow | None]:
+def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRecord | None]:
     """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session."""
     with caller.reads(SAMPLE_REQUESTS) as (session, principal):
         spec, row = checkpoint_repo.find_visible(session, job_id, principal, ref)
@@ -285,7 +285,7 @@ def _serve_generator(
     return Response(body, media_type=EXPORT_MEDIA[fmt], headers=headers)
 
 
-def _exported(sampler: Sampler, fmt: str, job_id: str, row: CheckpointRow, spec: dict[str, Any]) -> bytes:
+def _exported(sampler: Sampler, fmt: str, job_id: str, row: CheckpointRecord, spec: dict[str, Any]) -> bytes:
     if fmt == "onnx":
         return export.onnx_bytes(sampler)
     if fmt == "safetensors":

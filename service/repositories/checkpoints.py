@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, select, true
@@ -24,8 +25,24 @@ def for_job(session: Session, job_id: str) -> Sequence[CheckpointRow]:
 RefKind = Literal["latest", "best", "step", "id", "none"]
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """A checkpoint as sampling and export use it: its columns, without an ORM object (an ORM load was a
+    tenth of a sample request's CPU outside the forward pass, bench sampling)."""
+
+    id: str
+    job_id: str
+    step: int
+    artifact_key: str
+    sha256: str
+    measures: dict[str, Any] | None
+
+
+_RECORD_COLUMNS = tuple(getattr(CheckpointRow, field.name) for field in fields(CheckpointRecord))
+
+
 @functools.cache
-def _visible(kind: RefKind, of_owner: bool) -> Select[tuple[dict[str, Any], CheckpointRow]]:
+def _visible(kind: RefKind, of_owner: bool) -> Select[Any]:
     # Built once per kind, as jobs._by_id is: sampling runs this on every request.
     match: ColumnElement[bool]
     if kind == "latest":
@@ -39,7 +56,7 @@ def _visible(kind: RefKind, of_owner: bool) -> Select[tuple[dict[str, Any], Chec
     else:
         match = false()
     query = (
-        select(Job.spec, CheckpointRow)
+        select(Job.spec, *_RECORD_COLUMNS)
         .outerjoin(CheckpointRow, and_(CheckpointRow.job_id == Job.id, match))
         .where(Job.id == bindparam("job_id"))
         .order_by(CheckpointRow.step.desc())
@@ -61,7 +78,7 @@ def _kind(ref: str) -> RefKind:
 
 def find_visible(
     session: Session, job_id: str, principal: Principal, ref: str
-) -> tuple[dict[str, Any] | None, CheckpointRow | None]:
+) -> tuple[dict[str, Any] | None, CheckpointRecord | None]:
     """(the job's spec if it exists for this principal, else None; its checkpoint `ref`: 'latest', 'best'
     (by the job's primary measure), a step number or a checkpoint id) in one query, as sampling asks for
     both on every request."""
@@ -73,8 +90,12 @@ def find_visible(
         params["step"] = int(ref)
     elif kind == "id":
         params["checkpoint_id"] = ref
-    row = session.execute(_visible(kind, not principal.is_admin), params).first()
-    return (None, None) if row is None else (row[0], row[1])
+    row = session.connection().execute(_visible(kind, not principal.is_admin), params).first()
+    if row is None:
+        return None, None
+    spec, *columns = row
+    # The outer join leaves every checkpoint column NULL for a job without the checkpoint asked for.
+    return spec, None if columns[0] is None else CheckpointRecord(*columns)
 
 
 def newest_first(session: Session, job_id: str) -> Sequence[CheckpointRow]:
