@@ -4,7 +4,8 @@ rest wait in line.
 Sampling runs each forward pass on one torch thread (WGAN_API_TORCH_THREADS). Sixteen passes at once on
 two cores do not finish sooner than two at a time: they share the cores, each one's latency grows with
 the crowd, and their caches and memory thrash. Passes beyond the cores wait here, in arrival order,
-and each waiter keeps asking whether its client has gone or its deadline passed.
+until a core frees up, their client goes or their deadline passes: a request awaiting on the event loop
+is woken by whichever comes first; a thread calling `run` asks its `should_stop` now and then.
 
 The passes run on the gate's threads, not on the request threads that ask for them: each glibc thread
 keeps its own malloc arena, and a pass on whichever of forty request threads came along found its
