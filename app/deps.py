@@ -126,13 +126,14 @@ def _caller(request: Request, rt: Runtime, token: str | None) -> Caller:
     return Caller(rt, token, client_address(request))
 
 
-async def current_caller(request: Request, rt: RuntimeDep, credentials: BearerDep) -> Caller:
-    return _caller(request, rt, credentials.credentials if credentials else None)
+async def current_caller(request: Request, credentials: BearerDep) -> Caller:
+    # The Runtime straight from the request: as a dependency of its own it cost every request a step of
+    # FastAPI's dependency solving, for a value that never changes.
+    return _caller(request, runtime_of(request), credentials.credentials if credentials else None)
 
 
 async def stream_caller(
     request: Request,
-    rt: RuntimeDep,
     credentials: BearerDep,
     access_token: Annotated[
         str | None, Query(description="The API key, for EventSource clients that cannot send headers.")
@@ -143,7 +144,7 @@ async def stream_caller(
     Streams check it with `principal()`: a session held for as long as a stream stays open would drain
     the pool once a hundred clients watch.
     """
-    return _caller(request, rt, credentials.credentials if credentials else access_token)
+    return _caller(request, runtime_of(request), credentials.credentials if credentials else access_token)
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from email.message import Message
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -41,11 +40,11 @@ async def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type")
     if content_type is None:
         raise HTTPException(415, "send the body as application/json")
-    message = Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    if message.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
-        raise HTTPException(415, f"send the body as application/json, not {message.get_content_type()}")
+    # The media type alone, as RFC 9110 §8.3.1 reads it: case-insensitive, parameters after ';' set aside.
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):
+        raise HTTPException(415, f"send the body as application/json, not {media_type or 'an empty type'}")
 
 
 def describe_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:

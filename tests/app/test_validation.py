@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -74,6 +76,15 @@ def test_wrong_media_type_is_415(client: httpx.Client) -> None:
     )
     assert_problem(response, 415)
     assert_problem(client.post("/api/v1/jobs", content=b"{}", headers={"Content-Type": ""}), 415)
+    for refused in ("application/jsonx", "text/json", "json", "application/"):
+        assert_problem(client.post("/api/v1/jobs", content=b"{}", headers={"Content-Type": refused}), 415)
+
+
+def test_json_media_types_are_read_as_rfc_9110_says(client: httpx.Client) -> None:
+    body = json.dumps({**TOY_SPEC, "device": "cuda"}).encode()
+    for accepted in ("Application/JSON", "application/json; charset=utf-8", "application/vnd.wgan+json ;v=1"):
+        response = client.post("/api/v1/jobs", content=body, headers={"Content-Type": accepted})
+        assert response.status_code == 202, (accepted, response.text)
 
 
 def test_oversized_body_is_413(client: httpx.Client) -> None:
