@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from service.events import decode
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 QUEUE_LIMIT = 1024
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
+# How long a channel no stream here watches any more stays subscribed, at most.
+IDLE_SECONDS = 1.0
 
 
 @dataclass(eq=False)
@@ -43,11 +46,23 @@ class Subscription:
 
 
 class EventHub:
+    """One pub/sub connection per API process, subscribed to the channels of the streams open here.
+
+    Only those channels: subscribed to every job's, each API process received (and decoded the channel
+    of) every event of every job, a submission's included, with no one watching (bench request-cost).
+    A channel is subscribed when its first stream opens and dropped, within IDLE_SECONDS, after its
+    last closes. Its streams re-read the database once Redis confirms the subscription, so nothing
+    published between their first read and the confirmation is missed.
+    """
+
     def __init__(self, url: str, channel_prefix: str) -> None:
         self.url = url
         self.prefix = channel_prefix
         self.connected = False
         self._subscriptions: dict[str, set[Subscription]] = {}
+        self._pubsub: PubSub | None = None
+        self._dropped: set[str] = set()
+        self._sending: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -60,10 +75,27 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def subscribe(self, job_id: str) -> Subscription:
-        subscription = Subscription(job_id)
-        self._subscriptions.setdefault(job_id, set()).add(subscription)
+    def subscribe(self, key: str) -> Subscription:
+        """A subscription to the events announced under `key` (a job's id, an experiment's channel)."""
+        subscription = Subscription(key)
+        subscribers = self._subscriptions.setdefault(key, set())
+        first = not subscribers
+        subscribers.add(subscription)
+        self._dropped.discard(key)
+        if first and self._pubsub is not None:
+            # Sent on its own: the caller registers and unregisters without awaiting, so a stream cancelled
+            # at any point leaves nothing behind.
+            task = asyncio.create_task(self._send_subscribe(self._pubsub, key))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         return subscription
+
+    async def _send_subscribe(self, pubsub: PubSub, key: str) -> None:
+        try:
+            await pubsub.subscribe(self.prefix + key)
+        except (RedisError, OSError) as exc:
+            # The listener finds the connection broken too, reconnects and subscribes every key.
+            log.warning("could not subscribe to %s: %s", key, exc)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscriptions.get(subscription.job_id)
@@ -71,15 +103,20 @@ class EventHub:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscriptions[subscription.job_id]
+                # Dropped by the listener: this runs where awaiting is not possible (a cancelled stream).
+                self._dropped.add(subscription.job_id)
 
-    def _resync_all(self) -> None:
-        for subscribers in self._subscriptions.values():
-            for subscription in subscribers:
-                subscription.offer(None)
+    @property
+    def channels(self) -> set[str]:
+        """The keys this hub is subscribed to on Redis, or about to be."""
+        return set(self._subscriptions)
+
+    def _resync(self, subscribers: set[Subscription] | None) -> None:
+        for subscription in subscribers or ():
+            subscription.offer(None)
 
     def _dispatch(self, channel: str, payload: bytes | str) -> None:
-        job_id = channel.removeprefix(self.prefix)
-        subscribers = self._subscriptions.get(job_id)
+        subscribers = self._subscriptions.get(channel.removeprefix(self.prefix))
         if not subscribers:
             return
         try:
@@ -90,28 +127,45 @@ class EventHub:
         for subscription in subscribers:
             subscription.offer(message)
 
+    async def _drop_unwatched(self, pubsub: PubSub) -> None:
+        dropped = [key for key in self._dropped if key not in self._subscriptions]
+        self._dropped.clear()
+        if dropped:
+            await pubsub.unsubscribe(*(self.prefix + key for key in dropped))
+
     async def _listen(self) -> None:
         delay = RECONNECT_MIN_SECONDS
         while True:
             client = aioredis.Redis.from_url(self.url, decode_responses=True)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{self.prefix}*")
+                    await pubsub.connect()
+                    # Set before subscribing what is wanted now: a stream opening from here on subscribes
+                    # its own key, so none falls between the two.
+                    self._pubsub = pubsub
+                    self._dropped.clear()
+                    if self._subscriptions:
+                        await pubsub.subscribe(*(self.prefix + key for key in self._subscriptions))
                     self.connected = True
                     delay = RECONNECT_MIN_SECONDS
-                    # Anything published while we were away is in the database: streams re-read it.
-                    self._resync_all()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "pmessage":
+                    while True:
+                        await self._drop_unwatched(pubsub)
+                        message = await pubsub.get_message(timeout=IDLE_SECONDS)
+                        if message is None:
+                            continue
+                        if message["type"] == "message":
                             self._dispatch(message["channel"], message["data"])
+                        elif message["type"] == "subscribe":
+                            # Anything announced before this was committed first: the streams re-read it.
+                            self._resync(self._subscriptions.get(message["channel"].removeprefix(self.prefix)))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 if self.connected:
                     log.warning("lost the event connection to Redis (%s); streams fall back to polling", exc)
-                self.connected = False
             finally:
                 self.connected = False
+                self._pubsub = None
                 with contextlib.suppress(Exception):
                     await client.aclose()
             await asyncio.sleep(delay)
