@@ -3,7 +3,10 @@ service's GET and POST /api/v1/jobs make, on the same tables, behind the same uv
 
 What the service's requests cost above this one's is the service's own overhead. It is written the way a
 careful minimal app would be: one thread-pool trip per request, Core statements, one connection, and a
-submission's Redis writes (its event announced, its sent-marker, its task) in one round trip.
+submission's Redis writes (its event announced, its sent-marker, its task) in one round trip. It takes
+the body the service takes, the engine's TrainSpec (any app serving this endpoint validates it), and
+stores it whole; what it leaves out is the service's own work on it: resolving its defaults against the
+data set and counting its cost.
 
     python -m bench.anchor_app --port 8001   (WGAN_DATABASE_URL and WGAN_BROKER_URL as for the service)
 """
@@ -19,10 +22,11 @@ from typing import Annotated, Any
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import Connection, create_engine, text
 
 from service.settings import Settings
+from wgan.config import TrainSpec
 
 KEY = text("SELECT owner_id FROM api_keys WHERE key_hash = :hash AND revoked_at IS NULL")
 JOB = text(
@@ -40,12 +44,6 @@ QUEUE_KEY = f"{KEY_PREFIX}queue"
 MARKER_SECONDS = 3600
 BEARER = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-
-
-class Spec(BaseModel):
-    dataset: dict[str, Any]
-    steps: Annotated[int, Field(ge=1, le=10_000_000)]
-    device: str = "cpu"
 
 
 class JobOut(BaseModel):
@@ -88,13 +86,13 @@ def create_anchor(database_url: str, redis_url: str) -> FastAPI:
         return JobOut(**{**row, "spec": spec, "step": row["progress_step"]})
 
     @app.post("/api/v1/jobs", status_code=202)
-    def create_job(spec: Spec, response: Response, credentials: Credentials) -> JobOut:
+    def create_job(spec: TrainSpec, response: Response, credentials: Credentials) -> JobOut:
         now = datetime.now(UTC)
         job_id = str(uuid.uuid4())
         queue = "gpu" if spec.device == "cuda" else "cpu"
         with engine.begin() as connection:
             owner = owner_of(connection, credentials)
-            values = {"id": job_id, "owner": owner, "name": spec.dataset.get("name", "job"), "queue": queue, "now": now}
+            values = {"id": job_id, "owner": owner, "name": spec.name or spec.dataset.name, "queue": queue, "now": now}
             connection.execute(INSERT_JOB, {**values, "spec": spec.model_dump_json(), "steps": spec.steps})
             connection.execute(INSERT_EVENT, {"id": job_id, "data": '{"status":"queued"}', "now": now})
         # The service's Redis writes for a new job, in one round trip as it makes them: the job's first event
@@ -109,7 +107,7 @@ def create_anchor(database_url: str, redis_url: str) -> FastAPI:
             id=job_id,
             name=str(values["name"]),
             status="queued",
-            spec=spec.model_dump(),
+            spec=spec.model_dump(mode="json"),
             queue=queue,
             step=0,
             total_steps=spec.steps,
