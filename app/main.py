@@ -23,6 +23,7 @@ from app.security_headers import SecurityHeaders
 from app.streaming import EventHub
 from app.telemetry import RequestMetrics, state_registry
 from service.events import channel_prefix
+from service.heap import freeze_startup_heap
 from service.logging_setup import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         # Before the first request: a submission costs its spec inside its transaction (wgan.cost.warm).
         cost.warm()
         await app.state.event_hub.start()
+        freeze_startup_heap()
         yield
         await app.state.event_hub.stop()
         app.state.samplers.gate.close()

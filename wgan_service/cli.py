@@ -46,6 +46,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
 
 def _worker(settings: Settings, queues: str | None, quiet: bool = False) -> int:
     from service.fencing import session_name
+    from service.heap import freeze_startup_heap
     from service.logging_setup import configure_logging
     from service.runtime import Runtime
     from worker.app import new_worker_id, worker_app
@@ -54,6 +55,7 @@ def _worker(settings: Settings, queues: str | None, quiet: bool = False) -> int:
     worker_id = new_worker_id()
     app = worker_app(Runtime.start(settings, db_session_name=session_name(worker_id)), worker_id)
     names = queues or settings.worker_queues
+    freeze_startup_heap()
     # Solo pool: the task runs in the worker's main process, which is never forked, so a
     # process that has initialised CUDA stays safe. One process trains one job; run more
     # processes (or hosts) to train more at once.
