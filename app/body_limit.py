@@ -9,10 +9,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.problems import PROBLEM_JSON, problem_body
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """Refuses bodies over `default` bytes, or over a larger limit on the paths given in `larger`.
 
@@ -32,32 +28,47 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await self._refuse(scope, send, limit)
+        length = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if length is not None and length.isdigit():
+            if int(length) > limit:
+                await self._refuse(scope, send, limit)
+            else:
+                # The server hands on at most Content-Length bytes (h11 reads no further): nothing to count.
+                await self.app(scope, receive, send)
             return
         received = 0
-        started = False
+        started = refused = False
 
         async def counting() -> Message:
-            nonlocal received
+            # Answered here, the moment the body passes the limit: an exception raised into the app's body
+            # read is taken by FastAPI for a body it could not parse (a 400). The app is told the client
+            # has gone, and whatever it sends after is dropped.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counting, tracking)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(scope, send, limit)
+        except Exception:
+            # After the 413 the app's end, however it comes (a disconnect it raises), answers nothing.
+            if not refused:
+                raise
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, limit: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -94,6 +95,20 @@ def test_oversized_body_is_413(client: httpx.Client) -> None:
     assert_problem(response, 413)
     # Refused before the app reads the body, and still with every security header.
     assert {name: response.headers.get(name) for name in HEADERS} == HEADERS
+
+
+def test_a_chunked_body_is_counted_as_it_arrives(client: httpx.Client) -> None:
+    def chunks(body: bytes) -> Iterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    fits = json.dumps({**TOY_SPEC, "device": "cuda"}).encode()
+    headers = {"Content-Type": "application/json"}
+    # No Content-Length: the limit is enforced on the bytes as they come.
+    assert client.post("/api/v1/jobs", content=chunks(fits), headers=headers).status_code == 202
+    too_big = json.dumps({**TOY_SPEC, "name": "x", "padding": "y" * 200_000}).encode()
+    response = client.post("/api/v1/jobs", content=chunks(too_big), headers=headers)
+    assert_problem(response, 413)
 
 
 def test_numbers_past_what_the_database_holds_are_4xx(client: httpx.Client) -> None:
