@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADERS = {
@@ -14,6 +13,9 @@ HEADERS = {
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     ),
 }
+
+# As the ASGI message carries them, encoded once.
+RAW_HEADERS = tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in HEADERS.items())
 
 
 class SecurityHeaders:
@@ -27,9 +29,10 @@ class SecurityHeaders:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    headers.setdefault(name, value)
+                # A header the response set itself is kept (setdefault, in one pass over its headers).
+                headers = message.get("headers", ())
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [*headers, *(pair for pair in RAW_HEADERS if pair[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, sending)

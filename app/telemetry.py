@@ -16,6 +16,8 @@ from service.runtime import Runtime
 from service.states import JobState
 
 log = logging.getLogger(__name__)
+# Any other token is a valid method to the server; as a label each would be a series of its own.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # Process-wide, as Prometheus metrics are: requests and sampling times of every app in the process.
@@ -83,6 +85,19 @@ def route_of(scope: Scope) -> str:
 class RequestMetrics:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Each (method, route, status)'s children, found once: labels() validates and locks every call.
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[tuple[str, str], Histogram] = {}
+
+    def _record(self, method: str, route: str, status: int, seconds: float) -> None:
+        counter = self._counters.get((method, route, status))
+        if counter is None:
+            counter = self._counters.setdefault((method, route, status), REQUESTS.labels(method, route, str(status)))
+        latency = self._latencies.get((method, route))
+        if latency is None:
+            latency = self._latencies.setdefault((method, route), LATENCY.labels(method, route))
+        counter.inc()
+        latency.observe(seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,6 +115,5 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route, method = route_of(scope), scope["method"]
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(time.perf_counter() - start)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self._record(method, route_of(scope), status, time.perf_counter() - start)

@@ -43,6 +43,14 @@ def test_prometheus_metrics(client: httpx.Client, api: str, worker) -> None:
     assert 'wgan_queue_depth{queue="cpu"}' in text
 
 
+def test_request_metrics_have_bounded_labels(api: str) -> None:
+    for method in ("BREW", "X-Y-Z", "PROPFIND"):
+        httpx.request(method, f"{api}/api/v1/nowhere/{method}")
+    text = httpx.get(f"{api}/metrics").text
+    assert 'wgan_http_requests_total{method="other",route="unmatched",status="404"}' in text
+    assert "BREW" not in text and "/nowhere" not in text
+
+
 def test_security_headers(api: str) -> None:
     response = httpx.get(f"{api}/healthz")
     assert response.headers["x-content-type-options"] == "nosniff"
