@@ -20,6 +20,9 @@ RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
 # How long a channel no stream here watches any more stays subscribed, at most.
 IDLE_SECONDS = 1.0
+# The hub's connection as Redis's CLIENT LIST names it, so an operator can tell the API's event
+# listeners from the workers' and brokers' connections.
+CLIENT_NAME = "wgan-api-events"
 
 
 @dataclass(eq=False)
@@ -55,9 +58,10 @@ class EventHub:
     published between their first read and the confirmation is missed.
     """
 
-    def __init__(self, url: str, channel_prefix: str) -> None:
+    def __init__(self, url: str, channel_prefix: str, *, client_name: str = CLIENT_NAME) -> None:
         self.url = url
         self.prefix = channel_prefix
+        self.client_name = client_name
         self.connected = False
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._pubsub: PubSub | None = None
@@ -136,7 +140,7 @@ class EventHub:
     async def _listen(self) -> None:
         delay = RECONNECT_MIN_SECONDS
         while True:
-            client = aioredis.Redis.from_url(self.url, decode_responses=True)
+            client = aioredis.Redis.from_url(self.url, decode_responses=True, client_name=self.client_name)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.connect()

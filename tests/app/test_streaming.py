@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -31,7 +32,8 @@ def payload(seq: int, status: str) -> str:
 
 @pytest.fixture
 async def hub() -> AsyncIterator[EventHub]:
-    events = EventHub(REDIS_URL, f"wgan-test-hub-{uuid.uuid4().hex[:8]}:events:")
+    tag = uuid.uuid4().hex[:8]
+    events = EventHub(REDIS_URL, f"wgan-test-hub-{tag}:events:", client_name=f"wgan-test-hub-{tag}")
     await events.start()
     await until(lambda: events.connected)
     try:
@@ -67,6 +69,13 @@ async def subscribers(client: aioredis.Redis, channel: str) -> int:
     return int(counts.get(channel, 0))
 
 
+async def hub_connection(client: aioredis.Redis, hub: EventHub) -> dict[str, Any]:
+    """The hub's own connection as CLIENT LIST shows it (other processes on this Redis hold patterns)."""
+    mine = [entry for entry in await client.client_list() if entry.get("name") == hub.client_name]
+    assert len(mine) == 1, mine
+    return mine[0]
+
+
 async def resynced(subscription: Subscription) -> None:
     """The subscription's next item is the hub's ask to re-read the database."""
     assert await asyncio.wait_for(subscription.queue.get(), WAIT_SECONDS) is None
@@ -80,7 +89,8 @@ async def test_subscribes_only_what_a_stream_watches(hub: EventHub, redis_client
     assert await subscribers(redis_client, hub.prefix + watched) == 1
     # Nothing is subscribed for a job no stream here watches, nor by pattern.
     assert await subscribers(redis_client, hub.prefix + unwatched) == 0
-    assert await redis_client.pubsub_numpat() == 0
+    connection = await hub_connection(redis_client, hub)
+    assert (connection["sub"], connection["psub"]) == ("1", "0")
 
     await redis_client.publish(hub.prefix + unwatched, payload(1, "queued"))
     await redis_client.publish(hub.prefix + watched, payload(1, "running"))
