@@ -30,7 +30,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
 from service.models import CheckpointRow, Event, Experiment, ExperimentEvent, Job, utcnow
 from service.principal import Admission, Principal
-from service.queue import queue_for
+from service.queue import Outgoing, queue_for, stack_task, training_task
 from service.records import (
     CheckpointOut,
     EventType,
@@ -59,14 +59,10 @@ from wgan.config import MAX_NAME, TrainSpec
 log = logging.getLogger(__name__)
 ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
 
-# How a submission sends its tasks once its transaction has committed: at once by default; the API
-# passes TaskQueue.defer, so the broker send is not on the request's path. A process that dies before
-# sending loses nothing: the reaper re-sends queued jobs whose task the broker lacks.
-Defer = Callable[[Callable[[], object]], None]
-
-
-def _at_once(send: Callable[[], object]) -> None:
-    send()
+# How a submission sends its tasks once its transaction has committed: at once by default (None:
+# TaskQueue.send); the API passes TaskQueue.defer, so the broker send is not on the request's path. A
+# process that dies before sending loses nothing: the reaper re-sends queued jobs whose task the broker lacks.
+Defer = Callable[[Sequence[Outgoing]], object]
 
 
 class Transition:
@@ -174,7 +170,7 @@ def submit(
     who: Admission,
     spec: TrainSpec,
     idempotency_key: str | None = None,
-    defer: Defer = _at_once,
+    defer: Defer | None = None,
 ) -> Job:
     """A new job, QUEUED, its training task sent through `defer`; the caller is checked in the job's
     own transaction. With an Idempotency-Key, the same key and body return the job the first request
@@ -196,15 +192,14 @@ def submit(
     return job
 
 
-def _submit(rt: Runtime, who: Admission, spec: TrainSpec, idempotency_key: str | None, defer: Defer) -> Job:
+def _submit(rt: Runtime, who: Admission, spec: TrainSpec, idempotency_key: str | None, defer: Defer | None) -> Job:
     with _transition(rt, announce=False) as step:
         principal = who.admit(step.session)
         job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
         if idempotency_key is not None:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
     # Its first event is announced with its task, in the broker's one round trip (TaskQueue._send).
-    job_id, queue, announcements = job.id, job.queue, rt.events.announcements(step.events)
-    defer(lambda: rt.tasks.enqueue_training(job_id, queue, announcements))
+    (defer or rt.tasks.send)([training_task(job.id, job.queue, rt.events.announcements(step.events))])
     return job
 
 
@@ -294,7 +289,7 @@ def submit_experiment(
     runs: Sequence[PlannedRun],
     idempotency_key: str | None = None,
     body: Any = None,
-    defer: Defer = _at_once,
+    defer: Defer | None = None,
 ) -> Experiment:
     """An experiment and all its runs, each an ordinary QUEUED job, made together or not at all; their
     tasks are sent once that has committed. Idempotent with a key, as job submission is."""
@@ -328,7 +323,7 @@ def _submit_experiment(
     grid: dict[str, list[Any]] | None,
     runs: Sequence[PlannedRun],
     idempotency_key: str | None,
-    defer: Defer,
+    defer: Defer | None,
 ) -> Experiment:
     with _transition(rt) as step:
         experiment = Experiment(owner_id=principal.owner_id, name=name, base=base, grid=grid, event_seq=0)
@@ -350,15 +345,9 @@ def _submit_experiment(
             idempotency.attach(step.session, principal.owner_id, idempotency_key, jobs[0].id)
     # Runs that fit together train together, one task per stack (service.stacking).
     groups = [([job.id for job in group], group[0].queue) for group in stacking.plan(jobs, rt.settings)]
-
-    def send() -> None:
-        for ids, queue in groups:
-            if len(ids) == 1:
-                rt.tasks.enqueue_training(ids[0], queue)
-            else:
-                rt.tasks.enqueue_stack(ids, queue)
-
-    defer(send)
+    (defer or rt.tasks.send)(
+        [training_task(ids[0], queue) if len(ids) == 1 else stack_task(ids, queue) for ids, queue in groups]
+    )
     return experiment
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,32 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2, 
 
 def queue_for(device: str) -> str:
     return GPU_QUEUE if device == "cuda" else CPU_QUEUE
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One task to send: its name and argument, its queue, the sent-markers that stand for it while the
+    broker holds it, and the committed events announced just before it."""
+
+    task: str
+    argument: object
+    queue: str
+    markers: tuple[str, ...]
+    announce: tuple[Announcement, ...] = ()
+
+
+def training_task(job_id: str, queue: str, announce: Sequence[Announcement] = ()) -> Outgoing:
+    """The task that trains one job, after announcing `announce` (committed events of the job)."""
+    return Outgoing(TRAIN_TASK, job_id, queue, (job_id,), tuple(announce))
+
+
+def stack_task(job_ids: Sequence[str], queue: str) -> Outgoing:
+    """One task that trains these jobs as a stack; each keeps its own marker."""
+    return Outgoing(TRAIN_STACK_TASK, list(job_ids), queue, tuple(job_ids))
+
+
+def delivery_task(delivery_id: str) -> Outgoing:
+    return Outgoing(DELIVER_TASK, delivery_id, WEBHOOK_QUEUE, (DELIVERY_MARKER + delivery_id,))
 
 
 def redis_broker(settings: Settings) -> bool:
@@ -97,51 +124,60 @@ class TaskQueue:
         )
         # After the visibility timeout Redis redelivers an unacknowledged task anyway.
         self._marker_seconds = settings.visibility_timeout_seconds
-        self._later = SerialSender()
+        self._later: SerialSender[Outgoing] = SerialSender(self.send)
 
     def enqueue_training(self, job_id: str, queue: str, announce: Sequence[Announcement] = ()) -> bool:
         """Send the training task, after announcing `announce` (committed events of the job). False if the
         broker is unreachable: the job stays queued and the reaper sends it again later, so nothing is
         lost (the events are in the database for any stream that missed them)."""
-        return self._send(TRAIN_TASK, [job_id], job_id, queue, announce)
+        return self.send([training_task(job_id, queue, announce)])
 
     def enqueue_stack(self, job_ids: Sequence[str], queue: str) -> bool:
         """Send one task that trains these jobs as a stack. False if the broker is unreachable: they stay
         queued, and the reaper sends each one again, alone."""
-        return self._send(TRAIN_STACK_TASK, list(job_ids), list(job_ids), queue)
+        return self.send([stack_task(job_ids, queue)])
 
     def send_delivery(self, delivery_id: str) -> bool:
         """Send a webhook delivery's task. False if the broker is unreachable: the delivery stays pending
         and the webhook sweep sends it again."""
-        return self._send(DELIVER_TASK, [DELIVERY_MARKER + delivery_id], delivery_id, WEBHOOK_QUEUE)
+        return self.send([delivery_task(delivery_id)])
 
-    def _send(
-        self, task: str, markers: list[str], argument: object, queue: str, announce: Sequence[Announcement] = ()
-    ) -> bool:
-        if announce and not self._announce_with_tasks:
+    def send(self, outgoing: Sequence[Outgoing]) -> bool:
+        """Send these tasks, in order, all or none; False (none sent, each one's markers cleared) if the
+        broker is unreachable."""
+        if not outgoing:
+            return True
+        if not self._announce_with_tasks and any(item.announce for item in outgoing):
             if self._events is None:
                 raise ValueError("this TaskQueue has no event publisher to announce with")
-            self._events.announce(announce)
-            announce = ()
+            self._events.announce([pair for item in outgoing for pair in item.announce])
         try:
             if self._broker is None:
-                self.celery.send_task(task, args=[argument], queue=queue, retry=True, retry_policy=PUBLISH_RETRY)
+                for item in outgoing:
+                    self.celery.send_task(
+                        item.task, args=[item.argument], queue=item.queue, retry=True, retry_policy=PUBLISH_RETRY
+                    )
                 return True
-            # With a Redis broker, the announcements, the markers and the task in one MULTI/EXEC round trip
+            # With a Redis broker, the announcements, the markers and the tasks in one MULTI/EXEC round trip
             # (service.task_messages): a marker stands exactly when its task was queued, a worker that takes
-            # the task at once finds its marker to clear, and the events it then announces come after these.
+            # a task at once finds its marker to clear, and the events it then announces come after these.
             pipe = self._broker.pipeline(transaction=True)
-            for channel, payload in announce:
-                pipe.publish(channel, payload)
-            for marker in markers:
-                pipe.set(self._marker_prefix + marker, queue, ex=self._marker_seconds)
-            message = task_message(task, [argument], queue, self._origin, self.celery.oid)
-            pipe.lpush(queue_key(self._queue_prefix, queue), message)
+            for item in outgoing:
+                if self._announce_with_tasks:
+                    for channel, payload in item.announce:
+                        pipe.publish(channel, payload)
+                for marker in item.markers:
+                    pipe.set(self._marker_prefix + marker, item.queue, ex=self._marker_seconds)
+                message = task_message(item.task, [item.argument], item.queue, self._origin, self.celery.oid)
+                pipe.lpush(queue_key(self._queue_prefix, item.queue), message)
             pipe.execute()
         except Exception as exc:
-            log.warning("could not send %s %s on %s: %s", task, argument, queue, exc)
-            for marker in markers:
-                self._clear(marker)
+            sent = ", ".join(f"{item.task} {item.argument} on {item.queue}" for item in outgoing[:3])
+            more = f" and {len(outgoing) - 3} more" if len(outgoing) > 3 else ""
+            log.warning("could not send %s%s: %s", sent, more, exc)
+            for item in outgoing:
+                for marker in item.markers:
+                    self._clear(marker)
             return False
         return True
 
@@ -206,10 +242,11 @@ class TaskQueue:
             log.warning("queue depth unavailable: %s", exc)
         return depths
 
-    def defer(self, send: Callable[[], object]) -> None:
-        """Run `send` (one of the sends above) after the caller has answered, in hand-over order
-        (service.dispatch); for the API, whose requests should not wait for the broker."""
-        self._later.defer(send)
+    def defer(self, outgoing: Sequence[Outgoing]) -> None:
+        """Send these tasks after the caller has answered, in hand-over order (service.dispatch); for the
+        API, whose requests should not wait for the broker."""
+        for item in outgoing:
+            self._later.defer(item)
 
     def close(self) -> None:
         self._later.close()

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from service.events import EventPublisher
-from service.queue import PUBLISH_RETRY, TRAIN_TASK, TaskQueue, key_prefix
+from service.queue import PUBLISH_RETRY, TRAIN_TASK, TaskQueue, key_prefix, stack_task, training_task
 from service.settings import Settings
 from tests.support import service as under_test, stack
 
@@ -75,8 +75,37 @@ def test_a_send_to_a_broker_that_cannot_be_reached_says_so(tasks) -> None:
     away = TaskQueue(settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
     try:
         assert not away.enqueue_training("job-x", "direct")
+        assert not away.send([training_task("job-y", "direct"), stack_task(["job-z", "job-w"], "direct")])
     finally:
         away.close()
+
+
+def _arguments(client: redis.Redis, settings: Settings, queue: str) -> list[Any]:
+    """The tasks' arguments in the order a worker takes them (Celery pops the list's far end)."""
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in reversed(_queued(client, settings, queue))]
+
+
+def test_tasks_sent_together_reach_their_queues_in_order_with_their_markers(tasks) -> None:
+    queue, settings, client = tasks
+    together = [
+        training_task("job-1", "direct"),
+        stack_task(["job-2", "job-3"], "direct"),
+        training_task("job-4", "gpu"),
+    ]
+    assert queue.send(together)
+    assert _arguments(client, settings, "direct") == ["job-1", ["job-2", "job-3"]]
+    assert _arguments(client, settings, "gpu") == ["job-4"]
+    pairs = [("job-1", "direct"), ("job-2", "direct"), ("job-3", "direct"), ("job-4", "gpu"), ("job-5", "direct")]
+    assert queue.lost(pairs) == ["job-5"]
+
+
+def test_deferred_tasks_are_sent_in_hand_over_order(tasks) -> None:
+    queue, settings, client = tasks
+    for index in range(40):
+        queue.defer([training_task(f"job-{index}", "direct")])
+    queue.defer([training_task("job-40", "direct"), training_task("job-41", "direct")])
+    queue.close()  # sends what waits, then stops
+    assert _arguments(client, settings, "direct") == [f"job-{index}" for index in range(42)]
 
 
 def _announced(client: redis.Redis, channel: str, send: Callable[[], bool]) -> list[str]:
