@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from service.auth import authenticate
+from service.auth import authenticate, stored_hash
 from service.errors import Unauthorized
 from service.principal import Admission, Principal
 from service.runtime import Runtime
@@ -63,16 +63,26 @@ def admit(rt: Runtime, session: Session, token: str, client: str | None, limit: 
     looked up; a bad key spends one of that budget (in Redis, shared by every API process). A good key
     costs the one indexed read, and no Redis round trip.
     """
-    failures = rt.settings.rate_auth_failures_per_minute
-    address = client or "unknown"
-    rt.limiter.refuse_if_known_spent(AUTH_FAILURES, address, failures)
+    _refuse_known_spent(rt, client)
+    return _checked(rt, session, token, client, limit)
+
+
+def _refuse_known_spent(rt: Runtime, client: str | None) -> None:
+    rt.limiter.refuse_if_known_spent(AUTH_FAILURES, client or "unknown", rt.settings.rate_auth_failures_per_minute)
+
+
+def _checked(rt: Runtime, session: Session, token: str, client: str | None, limit: Limit | None) -> Principal:
     principal = authenticate(session, token)
     if principal is None:
-        rt.limiter.check(AUTH_FAILURES, address, failures, remember_spent=True)
+        failures = rt.settings.rate_auth_failures_per_minute
+        rt.limiter.check(AUTH_FAILURES, client or "unknown", failures, remember_spent=True)
         raise Unauthorized("the API key is not valid or has been revoked")
     if limit is not None:
         rt.limiter.check(limit.bucket, principal.owner_id, limit.per_minute(rt.settings))
     return principal
+
+
+Found = TypeVar("Found")
 
 
 def client_address(request: Request) -> str | None:
@@ -103,6 +113,26 @@ class Caller:
     def principal(self, limit: Limit | None = None) -> Principal:
         with self.reads(limit) as (_, principal):
             return principal
+
+    def read(
+        self,
+        with_key: Callable[[Session, str], tuple[Principal, Found] | None],
+        alone: Callable[[Session, Principal], Found | None],
+    ) -> Found | None:
+        """What the caller may see of something, read in the statement that checks its key when all is well.
+
+        `with_key` reads the caller and the thing together by the key's stored hash: one round trip, not
+        the key's read and then the thing's. When it finds nothing, the key is checked alone, as every
+        route checks it (a bad or revoked key answers 401 and spends a failed sign-in), and `alone` says
+        what the caller may see of the thing: None when there is nothing.
+        """
+        rt = self.rt
+        _refuse_known_spent(rt, self.address)
+        with rt.db.reads() as session:
+            key_hash = stored_hash(self.token)
+            if key_hash is not None and (found := with_key(session, key_hash)) is not None:
+                return found[1]
+            return alone(session, _checked(rt, session, self.token, self.address, None))
 
     def admission(self, limit: Limit | None = None) -> Admission:
         """The caller, to be checked (one request of `limit` spent) in the session the service's work uses."""

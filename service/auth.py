@@ -40,10 +40,16 @@ def create_key(session: Session, *, name: str, owner: str | None = None, is_admi
     return NewKey(id=row.id, owner=owner_row.name, name=name, prefix=visible, key=key, is_admin=is_admin)
 
 
+def stored_hash(key: str) -> str | None:
+    """The hash a key of this service is stored by; None for a string that cannot be one (no read needed)."""
+    return hash_key(key) if key.startswith(KEY_PREFIX) else None
+
+
 def authenticate(session: Session, key: str) -> Principal | None:
-    if not key.startswith(KEY_PREFIX):
+    key_hash = stored_hash(key)
+    if key_hash is None:
         return None
-    found = key_repo.active_by_hash(session, hash_key(key))
+    found = key_repo.active_by_hash(session, key_hash)
     if found is None:
         return None
     owner_id, key_id, is_admin = found

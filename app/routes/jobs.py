@@ -112,8 +112,10 @@ def routes(settings: Settings) -> APIRouter:
 
     @router.get("/{job_id}", response_model=schemas.Job, responses=PROBLEMS(401, 404), summary="Read a job")
     def get_job(caller: CallerDep, job_id: str) -> Response:
-        with caller.reads() as (session, principal):
-            record = job_repo.read(session, job_id, principal)
+        record = caller.read(
+            lambda session, key_hash: job_repo.read_with_key(session, key_hash, job_id),
+            lambda session, principal: job_repo.read(session, job_id, principal),
+        )
         if record is None:
             raise NotFound(f"no job {job_id}")
         return reply(presenters.job(record))

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, bindparam, del
 from sqlalchemy.orm import Session, aliased
 
 from service.models import (
+    ApiKey,
     CheckpointRow,
     Event,
     Experiment,
@@ -27,6 +28,7 @@ from service.models import (
     utcnow,
 )
 from service.principal import Principal
+from service.repositories.keys import PRINCIPAL_COLUMNS, active_with_hash
 from service.states import JobState, JobStatus
 
 SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
@@ -94,6 +96,31 @@ def read(session: Session, job_id: str, principal: Principal) -> JobRecord | Non
     query = _record_by_id(not principal.is_admin)
     row = session.connection().execute(query, {"job_id": job_id, "owner_id": principal.owner_id}).one_or_none()
     return None if row is None else JobRecord(*row)
+
+
+@functools.cache
+def _record_with_key() -> Select[Any]:
+    """The caller's columns and the job's, in one statement: a row only when the key `:key_hash` is active
+    and its owner may see the job `:job_id` (its own, or any for an admin's key)."""
+    job_columns = (getattr(Job, field.name) for field in fields(JobRecord))
+    return (
+        select(*PRINCIPAL_COLUMNS, *job_columns)
+        .join_from(ApiKey, Job, Job.id == bindparam("job_id"))
+        .where(active_with_hash(), or_(ApiKey.is_admin.is_(True), Job.owner_id == ApiKey.owner_id))
+    )
+
+
+def read_with_key(session: Session, key_hash: str, job_id: str) -> tuple[Principal, JobRecord] | None:
+    """The caller behind the key with this hash and the job as `read` finds it for them, in one round trip;
+    None when either is missing (a bad or revoked key, a job it may not see), which `read` after the key's
+    own check tells apart."""
+    if not is_id(job_id):
+        return None
+    found = session.connection().execute(_record_with_key(), {"key_hash": key_hash, "job_id": job_id}).one_or_none()
+    if found is None:
+        return None
+    owner_id, key_id, is_admin, *job = found
+    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin), JobRecord(*job)
 
 
 def get_any(session: Session, job_id: str) -> Job | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from service.models import ApiKey, Owner, utcnow
@@ -26,10 +26,17 @@ def add(session: Session, *, owner: Owner, name: str, prefix: str, key_hash: str
     return key
 
 
+# The caller's columns, as (owner id, key id, is admin): what a Principal is made of.
+PRINCIPAL_COLUMNS = (ApiKey.owner_id, ApiKey.id, ApiKey.is_admin)
+
+
+def active_with_hash() -> ColumnElement[bool]:
+    """The unrevoked key whose hash is bound as `:key_hash`: a condition other reads join the key by."""
+    return and_(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+
+
 # Built once, for the reason service.repositories.jobs builds its read by id once: every request makes it.
-_ACTIVE_BY_HASH = select(ApiKey.owner_id, ApiKey.id, ApiKey.is_admin).where(
-    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
-)
+_ACTIVE_BY_HASH = select(*PRINCIPAL_COLUMNS).where(active_with_hash())
 
 
 def active_by_hash(session: Session, key_hash: str) -> tuple[str, str, bool] | None:

@@ -14,7 +14,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy import event
 
-from tests.conftest import TOY_SPEC
+from service.auth import hash_key
+from service.models import ApiKey, utcnow
+from tests.conftest import TOY_SPEC, make_key
 
 PARKED = {**TOY_SPEC, "device": "cuda"}  # on the GPU queue, which no test worker serves
 
@@ -174,3 +176,44 @@ def test_a_request_that_finds_every_connection_in_use_is_answered_503_and_the_ne
     assert busy.headers["Retry-After"] == "1"
     assert busy.json()["detail"] == "the service is busy; retry the request"
     assert client.get(f"/api/v1/jobs/{job}").status_code == 200
+
+
+def test_a_job_read_checks_its_key_in_the_statement_that_reads_the_job(app_with) -> None:
+    client = app_with()
+    other = app_with()
+    admin = app_with(make_key(admin=True))
+    mine = client.post("/api/v1/jobs", json=PARKED).json()["id"]
+    theirs = other.post("/api/v1/jobs", json=PARKED).json()["id"]
+    statements: list[str] = []
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    def read(reader: Any, path: str) -> tuple[int, int]:
+        statements.clear()
+        return reader.get(path).status_code, len(statements)
+
+    # Each in-process app has an engine of its own.
+    engines = [reader.app.state.runtime.db.engine for reader in (client, admin)]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", executed)
+    try:
+        # Found: one round trip for the key and the job together, the owner's or, for an admin, anyone's.
+        assert read(client, f"/api/v1/jobs/{mine}") == (200, 1)
+        assert read(admin, f"/api/v1/jobs/{theirs}") == (200, 1)
+        # Not found together: the key is checked alone, then the job; the answers are the usual ones.
+        assert read(client, f"/api/v1/jobs/{theirs}") == (404, 3)
+        assert read(client, "/api/v1/jobs/00000000-0000-4000-8000-000000000000") == (404, 3)
+        assert read(client, "/api/v1/jobs/not-an-id")[0] == 404
+        client.headers["Authorization"] = "Bearer wgan_not_a_key"
+        assert read(client, f"/api/v1/jobs/{mine}")[0] == 401
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", executed)
+    # A revoked key reads nothing, its own jobs included.
+    revoked = make_key()
+    reader = app_with(revoked)
+    own = reader.post("/api/v1/jobs", json=PARKED).json()["id"]
+    with client.app.state.runtime.db.transaction() as session:
+        session.query(ApiKey).filter(ApiKey.key_hash == hash_key(revoked)).update({"revoked_at": utcnow()})
+    assert reader.get(f"/api/v1/jobs/{own}").status_code == 401
