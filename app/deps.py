@@ -77,9 +77,13 @@ def _checked(rt: Runtime, session: Session, token: str, client: str | None, limi
         failures = rt.settings.rate_auth_failures_per_minute
         rt.limiter.check(AUTH_FAILURES, client or "unknown", failures, remember_spent=True)
         raise Unauthorized("the API key is not valid or has been revoked")
+    _spend(rt, principal, limit)
+    return principal
+
+
+def _spend(rt: Runtime, principal: Principal, limit: Limit | None) -> None:
     if limit is not None:
         rt.limiter.check(limit.bucket, principal.owner_id, limit.per_minute(rt.settings))
-    return principal
 
 
 Found = TypeVar("Found")
@@ -118,8 +122,10 @@ class Caller:
         self,
         with_key: Callable[[Session, str], tuple[Principal, Found] | None],
         alone: Callable[[Session, Principal], Found | None],
-    ) -> Found | None:
-        """What the caller may see of something, read in the statement that checks its key when all is well.
+        limit: Limit | None = None,
+    ) -> tuple[Principal, Found | None]:
+        """The caller, with one request of `limit` spent, and what it may see of something, read in the
+        statement that checks its key when all is well.
 
         `with_key` reads the caller and the thing together by the key's stored hash: one round trip, not
         the key's read and then the thing's. When it finds nothing, the key is checked alone, as every
@@ -131,8 +137,10 @@ class Caller:
         with rt.db.reads() as session:
             key_hash = stored_hash(self.token)
             if key_hash is not None and (found := with_key(session, key_hash)) is not None:
-                return found[1]
-            return alone(session, _checked(rt, session, self.token, self.address, None))
+                _spend(rt, found[0], limit)
+                return found
+            principal = _checked(rt, session, self.token, self.address, limit)
+            return principal, alone(session, principal)
 
     def admission(self, limit: Limit | None = None) -> Admission:
         """The caller, to be checked (one request of `limit` spent) in the session the service's work uses."""

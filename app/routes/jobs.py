@@ -112,7 +112,7 @@ def routes(settings: Settings) -> APIRouter:
 
     @router.get("/{job_id}", response_model=schemas.Job, responses=PROBLEMS(401, 404), summary="Read a job")
     def get_job(caller: CallerDep, job_id: str) -> Response:
-        record = caller.read(
+        _, record = caller.read(
             lambda session, key_hash: job_repo.read_with_key(session, key_hash, job_id),
             lambda session, principal: job_repo.read(session, job_id, principal),
         )

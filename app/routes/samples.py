@@ -233,8 +233,12 @@ async def _sample(gate: ComputeGate, pending: Pending, gone: asyncio.Event) -> R
 
 def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRecord | None]:
     """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session."""
-    with caller.reads(SAMPLE_REQUESTS) as (session, principal):
-        spec, row = checkpoint_repo.find_visible(session, job_id, principal, ref)
+    principal, visible = caller.read(
+        lambda session, key_hash: checkpoint_repo.find_visible_with_key(session, key_hash, job_id, ref),
+        lambda session, principal: checkpoint_repo.find_visible(session, job_id, principal, ref),
+        SAMPLE_REQUESTS,
+    )
+    spec, row = visible or (None, None)
     if spec is None:
         raise NotFound(f"no job {job_id}")
     return principal, spec, row

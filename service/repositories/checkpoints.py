@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, or_, select, true
 from sqlalchemy.orm import Session
 
-from service.models import CheckpointRow, Job, is_id
+from service.models import ApiKey, CheckpointRow, Job, is_id
 from service.principal import Principal
+from service.repositories.keys import PRINCIPAL_COLUMNS, active_with_hash
 
 MAX_STEP = 2**31 - 1  # checkpoints.step is a 32-bit integer
 
@@ -41,28 +42,41 @@ class CheckpointRecord:
 _RECORD_COLUMNS = tuple(getattr(CheckpointRow, field.name) for field in fields(CheckpointRecord))
 
 
-@functools.cache
-def _visible(kind: RefKind, of_owner: bool) -> Select[Any]:
-    # Built once per kind, as jobs._by_id is: sampling runs this on every request.
-    match: ColumnElement[bool]
+def _matching(kind: RefKind) -> ColumnElement[bool]:
+    """The checkpoint a reference of this kind names, among the job's."""
     if kind == "latest":
-        match = true()
-    elif kind == "best":
-        match = CheckpointRow.id == Job.summary["best"]["checkpoint_id"].as_string()
-    elif kind == "step":
-        match = CheckpointRow.step == bindparam("step")
-    elif kind == "id":
-        match = CheckpointRow.id == bindparam("checkpoint_id")
-    else:
-        match = false()
-    query = (
-        select(Job.spec, *_RECORD_COLUMNS)
-        .outerjoin(CheckpointRow, and_(CheckpointRow.job_id == Job.id, match))
-        .where(Job.id == bindparam("job_id"))
+        return true()
+    if kind == "best":
+        return CheckpointRow.id == Job.summary["best"]["checkpoint_id"].as_string()
+    if kind == "step":
+        return CheckpointRow.step == bindparam("step")
+    if kind == "id":
+        return CheckpointRow.id == bindparam("checkpoint_id")
+    return false()
+
+
+def _with_checkpoint(query: Select[Any], kind: RefKind) -> Select[Any]:
+    """`query` (which selects from jobs) with the job's checkpoint `kind` names, newest first, or NULLs."""
+    return (
+        query.outerjoin(CheckpointRow, and_(CheckpointRow.job_id == Job.id, _matching(kind)))
         .order_by(CheckpointRow.step.desc())
         .limit(1)
     )
+
+
+@functools.cache
+def _visible(kind: RefKind, of_owner: bool) -> Select[Any]:
+    # Built once per kind, as jobs._by_id is: sampling runs this on every request.
+    query = _with_checkpoint(select(Job.spec, *_RECORD_COLUMNS).where(Job.id == bindparam("job_id")), kind)
     return query.where(Job.owner_id == bindparam("owner_id")) if of_owner else query
+
+
+@functools.cache
+def _visible_with_key(kind: RefKind) -> Select[Any]:
+    """_visible with the caller's columns, joined by the active key `:key_hash` that may see the job."""
+    sees_job = and_(Job.id == bindparam("job_id"), or_(ApiKey.is_admin.is_(True), Job.owner_id == ApiKey.owner_id))
+    query = select(*PRINCIPAL_COLUMNS, Job.spec, *_RECORD_COLUMNS).join_from(ApiKey, Job, sees_job)
+    return _with_checkpoint(query.where(active_with_hash()), kind)
 
 
 def _kind(ref: str) -> RefKind:
@@ -76,24 +90,46 @@ def _kind(ref: str) -> RefKind:
     return "id" if is_id(ref) else "none"
 
 
-def find_visible(
-    session: Session, job_id: str, principal: Principal, ref: str
-) -> tuple[dict[str, Any] | None, CheckpointRecord | None]:
+Visible = tuple[dict[str, Any] | None, CheckpointRecord | None]
+
+
+def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> Visible:
     """(the job's spec if it exists for this principal, else None; its checkpoint `ref`: 'latest', 'best'
     (by the job's primary measure), a step number or a checkpoint id) in one query, as sampling asks for
     both on every request."""
     if not is_id(job_id):
         return None, None
+    params = {**_params(job_id, ref), "owner_id": principal.owner_id}
+    row = session.connection().execute(_visible(_kind(ref), not principal.is_admin), params).first()
+    if row is None:
+        return None, None
+    return _found(*row)
+
+
+def find_visible_with_key(session: Session, key_hash: str, job_id: str, ref: str) -> tuple[Principal, Visible] | None:
+    """The caller behind the key with this hash and what find_visible finds for them, in one round trip;
+    None when the key is bad or revoked or the job is not one it may see."""
+    if not is_id(job_id):
+        return None
+    params = {**_params(job_id, ref), "key_hash": key_hash}
+    row = session.connection().execute(_visible_with_key(_kind(ref)), params).first()
+    if row is None:
+        return None
+    owner_id, key_id, is_admin, *found = row
+    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin), _found(*found)
+
+
+def _params(job_id: str, ref: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"job_id": job_id}
     kind = _kind(ref)
-    params: dict[str, Any] = {"job_id": job_id, "owner_id": principal.owner_id}
     if kind == "step":
         params["step"] = int(ref)
     elif kind == "id":
         params["checkpoint_id"] = ref
-    row = session.connection().execute(_visible(kind, not principal.is_admin), params).first()
-    if row is None:
-        return None, None
-    spec, *columns = row
+    return params
+
+
+def _found(spec: dict[str, Any], *columns: Any) -> Visible:
     # The outer join leaves every checkpoint column NULL for a job without the checkpoint asked for.
     return spec, None if columns[0] is None else CheckpointRecord(*columns)
 

@@ -178,7 +178,7 @@ def test_a_request_that_finds_every_connection_in_use_is_answered_503_and_the_ne
     assert client.get(f"/api/v1/jobs/{job}").status_code == 200
 
 
-def test_a_job_read_checks_its_key_in_the_statement_that_reads_the_job(app_with) -> None:
+def test_a_job_or_sample_read_checks_its_key_in_the_statement_that_reads_the_job(app_with) -> None:
     client = app_with()
     other = app_with()
     admin = app_with(make_key(admin=True))
@@ -205,6 +205,10 @@ def test_a_job_read_checks_its_key_in_the_statement_that_reads_the_job(app_with)
         assert read(client, f"/api/v1/jobs/{theirs}") == (404, 3)
         assert read(client, "/api/v1/jobs/00000000-0000-4000-8000-000000000000") == (404, 3)
         assert read(client, "/api/v1/jobs/not-an-id")[0] == 404
+        # Sampling reads the key, the job's spec and its checkpoint the same way (this job has none yet: 409).
+        assert read(client, f"/api/v1/jobs/{mine}/samples") == (409, 1)
+        assert read(admin, f"/api/v1/jobs/{theirs}/samples?checkpoint=best") == (409, 1)
+        assert read(client, f"/api/v1/jobs/{theirs}/samples") == (404, 3)
         client.headers["Authorization"] = "Bearer wgan_not_a_key"
         assert read(client, f"/api/v1/jobs/{mine}")[0] == 401
     finally:
@@ -217,3 +221,4 @@ def test_a_job_read_checks_its_key_in_the_statement_that_reads_the_job(app_with)
     with client.app.state.runtime.db.transaction() as session:
         session.query(ApiKey).filter(ApiKey.key_hash == hash_key(revoked)).update({"revoked_at": utcnow()})
     assert reader.get(f"/api/v1/jobs/{own}").status_code == 401
+    assert reader.get(f"/api/v1/jobs/{own}/samples").status_code == 401
