@@ -1,16 +1,18 @@
 """Runs that fit together train together: K solo trainers whose forward and backward passes are done as
-one, their parameters stacked along a leading run axis (torch.func.vmap turns each linear layer into a
-batched matmul and each convolution into a grouped one).
+one, their parameters stacked along a leading run axis (a plain MLP runs as one batched matmul per layer;
+other networks through torch.func.vmap, which makes each convolution a grouped one).
 
 Each run stays a whole solo `Trainer`: its own networks (initialised from its own seed, so a stacked run
 starts bit-identical to the same run alone), its own optimizers (so learning rate and betas may differ),
 its own RNG (every draw, real batch, latents and penalty mixing, made from it in the solo order), its own
 clip value and penalty weight, its own moving average, metric sums, checkpoints and restore. Only the
-arithmetic is shared: the stacked tensors are built from the runs' parameters with torch.stack at each
-step, so gradients flow back to each run's own leaves and its optimizer steps as it would alone.
+arithmetic is shared: each parameter of the stack is one tensor whose slices ARE the runs' own parameters
+(views of its memory), so the stacked passes' gradients are handed to each run as slices and its optimizer
+steps as it would alone, in place, on the stack's memory.
 
-Small networks leave a CPU (or a GPU) mostly idle, since each step is many small kernels; a stack makes
-each kernel K times larger for the same count, which is where the speed comes from (BENCHMARKS.md).
+Small networks leave a GPU mostly idle, since each step is many small kernels; a stack makes each kernel
+K times larger for the same count. On a CPU a solo run already keeps its core busy, so a stack gains what
+cores a solo run leaves idle (BENCHMARKS.md, stacked, with this host's ceiling).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch.func import functional_call, vmap
 from wgan.config import TrainSpec
 from wgan.cost import model_cost
 from wgan.losses import grad_norms, penalty_of
+from wgan.networks import MLPCritic, MLPGenerator
 from wgan.trainer import Hooks, Outcome, Trainer
 
 # Fields that runs of one stack may set differently: each run's own optimizer, RNG, clipping, penalty
@@ -84,8 +87,45 @@ class RunResult:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One step of a plain MLP run on stacked tensors: a linear layer (the indices of its weight and bias
+    among the parameters) or an activation."""
+
+    kind: str
+    weight: int = -1
+    bias: int = -1
+    slope: float = 0.0
+
+
+def _mlp_program(template: nn.Module, names: list[str]) -> list[_Layer] | None:
+    """The template as a sequence of stacked matmuls and activations, when it is an MLP of wgan.networks
+    with nothing but linear layers and activations (no norms); None otherwise (vmap runs it)."""
+    if not isinstance(template, MLPGenerator | MLPCritic):
+        return None
+    program: list[_Layer] = []
+    for index, layer in enumerate(template.net):
+        if isinstance(layer, nn.Linear) and layer.bias is not None:
+            prefix = f"net.{index}."
+            program.append(_Layer("linear", names.index(prefix + "weight"), names.index(prefix + "bias")))
+        elif isinstance(layer, nn.ReLU):
+            program.append(_Layer("relu"))
+        elif isinstance(layer, nn.LeakyReLU):
+            program.append(_Layer("leaky_relu", slope=layer.negative_slope))
+        elif isinstance(layer, nn.Tanh):
+            program.append(_Layer("tanh"))
+        else:
+            return None
+    return program
+
+
 class _Stacked:
-    """One network of every run as a single batched function: parameters and buffers stacked on dim 0."""
+    """One network of every run as a single batched function. Each parameter is one tensor stacked on dim 0
+    (the leaf the stacked passes differentiate), and each run's own parameter is a view of its slice: an
+    optimizer's step on a run's parameter, in place, is a step of the stacked tensor, with no stacking of
+    parameters at each pass nor unstacking of their gradients. Plain MLPs run as one baddbmm per layer
+    (bias and product in one kernel); other networks through vmap (batched matmuls, grouped convolutions).
+    """
 
     def __init__(self, modules: Sequence[nn.Module]) -> None:
         self.modules = list(modules)
@@ -94,19 +134,27 @@ class _Stacked:
         self.buffer_names = [name for name, _ in self.template.named_buffers()]
         self._params = [list(m.parameters()) for m in self.modules]
         self._buffers = [list(m.buffers()) for m in self.modules]
+        self.stacked: list[Tensor] = []
+        for i in range(len(self.param_names)):
+            with torch.no_grad():
+                stacked = torch.stack([params[i] for params in self._params])
+            for k, params in enumerate(self._params):
+                # .data: the run's Parameter object stays the one its optimizer and checkpoints know.
+                params[i].data = stacked.data[k]
+            self.stacked.append(stacked.requires_grad_(True))
+        self._program = _mlp_program(self.template, self.param_names)
 
         def call(params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor) -> Tensor:
             return functional_call(self.template, (params, buffers), (x,))
 
         self._batched = vmap(call, in_dims=(0, 0, 0))
 
-    def leaves(self) -> list[Tensor]:
-        return [p for params in self._params for p in params]
-
     def __call__(self, x: Tensor) -> Tensor:
         """Each run's network on its own slice of x ([K, batch, ...] → [K, batch, ...]); training-mode
         batch-norm statistics are written back to each run's module, as its own forward would."""
-        params = {name: torch.stack([ps[i] for ps in self._params]) for i, name in enumerate(self.param_names)}
+        if self._program is not None:
+            return self._mlp(x)
+        params = dict(zip(self.param_names, self.stacked, strict=True))
         buffers = {name: torch.stack([bs[i] for bs in self._buffers]) for i, name in enumerate(self.buffer_names)}
         out = self._batched(params, buffers, x)
         if buffers and self.template.training:
@@ -115,6 +163,33 @@ class _Stacked:
                     for k, own in enumerate(self._buffers):
                         own[i].copy_(buffers[name][k])
         return out
+
+    def _mlp(self, x: Tensor) -> Tensor:
+        assert self._program is not None
+        runs, batch = x.shape[0], x.shape[1]
+        h = x.flatten(2)
+        for layer in self._program:
+            if layer.kind == "linear":
+                weight, bias = self.stacked[layer.weight], self.stacked[layer.bias]
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+            elif layer.kind == "relu":
+                h = torch.relu(h)
+            elif layer.kind == "leaky_relu":
+                h = F.leaky_relu(h, layer.slope)
+            else:
+                h = torch.tanh(h)
+        if isinstance(self.template, MLPGenerator):
+            return h.view(runs, batch, *self.template.out_shape)
+        return h.squeeze(-1)
+
+    def hand_gradients(self, grads: Sequence[Tensor | None]) -> None:
+        """Give each run's parameters their slices of the stacked parameters' gradients `grads`."""
+        for i, grad in enumerate(grads):
+            # The fused optimizers read memory in the parameter's own order; a batched backward may hand
+            # a gradient over transposed.
+            whole = None if grad is None else grad.contiguous()
+            for k, params in enumerate(self._params):
+                params[i].grad = None if whole is None else whole[k]
 
 
 class StackedTrainer:
@@ -206,9 +281,8 @@ class StackedTrainer:
         if self._penalised:
             penalty = self._penalty(runs, real, fake)
             loss = loss + self._gp_weight * penalty
-        for t in runs:
-            t.opt_critic.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        grads = torch.autograd.grad(loss.sum(), self.critic.stacked)
+        self.critic.hand_gradients(grads)
         for k, t in enumerate(runs):
             t.opt_critic.step()
             t.clip_critic()
@@ -230,12 +304,8 @@ class StackedTrainer:
         runs = self._runs()
         z = torch.stack([t.noise(self.batch_size) for t in runs])
         loss = _generator_losses(self.kind, self.critic(self.generator(z)))
-        leaves = self.generator.leaves()
-        grads = torch.autograd.grad(loss.sum(), leaves)
-        for leaf, grad in zip(leaves, grads, strict=True):
-            # The batched backward hands some gradients over transposed; the fused optimizers read memory
-            # in the parameter's own order, so they get the parameter's layout (as backward() gives it).
-            leaf.grad = grad.contiguous()
+        # Gradients for the generator only: the critic's would be computed and thrown away.
+        self.generator.hand_gradients(torch.autograd.grad(loss.sum(), self.generator.stacked))
         for k, t in enumerate(runs):
             t.opt_generator.step()
             t.update_average()
