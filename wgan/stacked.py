@@ -49,9 +49,10 @@ def stack_key(spec: TrainSpec) -> str | None:
     return repr(sorted(shared.items()))
 
 
-# A run's share of a stack's memory, in floats per parameter: the parameter, its gradient, Adam's two
-# moments, the moving average, and the stacked copy with its gradient.
-STATE_COPIES = 7
+# A run's share of a stack's memory, in floats per parameter: the parameter (a slice of the stack's, no
+# copy), its gradient, Adam's two moments, the moving average, and the contiguous copy made of a gradient
+# the batched backward hands over transposed.
+STATE_COPIES = 6
 # Per example of the batch, in each network's activations: the generator's twice (the critic's fakes, the
 # generator step); the critic's on real and fake, at the interpolates with the penalty's own graph
 # (about three times a forward), and in the generator step.
