@@ -39,8 +39,9 @@ PER_RUN_LOSS_FIELDS = {"gp_weight", "clip_value"}
 
 def stack_key(spec: TrainSpec) -> str | None:
     """Runs with the same key can train in one stack; None: this run always trains alone (compiled
-    networks or spectral norm, whose power iterations are per-module state the stack does not carry)."""
-    if spec.compile or spec.model.spectral_norm:
+    networks; spectral norm, whose power iterations are per-module state the stack does not carry; bf16,
+    whose autocast the stack does not apply)."""
+    if spec.compile or spec.model.spectral_norm or spec.precision != "fp32":
         return None
     shared = spec.model_dump(mode="json", exclude=PER_RUN_FIELDS | {"steps", "checkpoint_every", "log_every"})
     shared["loss"] = {k: v for k, v in shared["loss"].items() if k not in PER_RUN_LOSS_FIELDS}
@@ -137,8 +138,11 @@ class _Stacked:
         self._buffers = [list(m.buffers()) for m in self.modules]
         self.stacked: list[Tensor] = []
         for i in range(len(self.param_names)):
+            # In the standard layout: vmap cannot run convolutions on channels-last weights (what a solo
+            # DCGAN uses on CUDA), and every run's slice, its gradient and its optimizer's state must agree
+            # (StackedTrainer._build brings the state along).
             with torch.no_grad():
-                stacked = torch.stack([params[i] for params in self._params])
+                stacked = torch.stack([params[i].contiguous() for params in self._params])
             for k, params in enumerate(self._params):
                 # .data: the run's Parameter object stays the one its optimizer and checkpoints know.
                 params[i].data = stacked.data[k]
@@ -186,8 +190,8 @@ class _Stacked:
     def hand_gradients(self, grads: Sequence[Tensor | None]) -> None:
         """Give each run's parameters their slices of the stacked parameters' gradients `grads`."""
         for i, grad in enumerate(grads):
-            # The fused optimizers read memory in the parameter's own order; a batched backward may hand
-            # a gradient over transposed.
+            # In the stack's (standard) layout, as the fused optimizers read a parameter and its gradient
+            # in one order; a batched backward may hand a gradient over transposed.
             whole = None if grad is None else grad.contiguous()
             for k, params in enumerate(self._params):
                 params[i].grad = None if whole is None else whole[k]
@@ -215,6 +219,9 @@ class StackedTrainer:
         runs = [self.trainers[k] for k in self._active]
         self.generator = _Stacked([t.generator for t in runs])
         self.critic = _Stacked([t.critic for t in runs])
+        for t in runs:
+            _standard_layout(t.opt_generator)
+            _standard_layout(t.opt_critic)
         weights = [t.spec.loss.gp_weight or 0.0 for t in runs]
         self._gp_weight = torch.tensor(weights, device=self.device)
 
@@ -250,6 +257,8 @@ class StackedTrainer:
             for k in leaving:
                 on_leave(k, results[k])
             if leaving:
+                for k in leaving:
+                    _own_memory(self.trainers[k])
                 self._active = [k for k in self._active if k not in leaving]
                 if not self._active:
                     break
@@ -312,6 +321,23 @@ class StackedTrainer:
             t.update_average()
             t._sum_generator += loss[k].detach()
             t._generator_updates += 1
+
+
+def _standard_layout(optimizer: torch.optim.Optimizer) -> None:
+    """The optimizer's per-parameter state in the standard layout, as its parameters are in a stack: the
+    fused kernels walk a parameter, its gradient and its state as one flat order of elements."""
+    for state in optimizer.state.values():
+        for name, value in state.items():
+            if isinstance(value, Tensor) and value.dim() > 0:
+                state[name] = value.contiguous()
+
+
+def _own_memory(trainer: Trainer) -> None:
+    """A run that leaves the stack takes its parameters into memory of its own: as slices of the stack's
+    they would keep every other run's parameters and gradients alive for as long as it lives."""
+    for param in (*trainer.generator.parameters(), *trainer.critic.parameters()):
+        param.data = param.data.clone()
+        param.grad = None
 
 
 def _critic_losses(kind: str, d_real: Tensor, d_fake: Tensor) -> Tensor:

@@ -110,6 +110,30 @@ def test_a_stacked_run_follows_the_same_run_alone(base: dict[str, Any], kind: st
     assert not torch.equal(weights[0], weights[1])
 
 
+@pytest.mark.parametrize("kind", ["vanilla", "wgan-gp"])
+def test_runs_in_channels_last_layout_stack_and_follow_themselves_alone(kind: str) -> None:
+    # What a solo DCGAN uses on CUDA (Trainer); here on the CPU. Its second run has taken a step alone
+    # first, so its optimizer's state is channels-last too when it joins.
+    def channels_last(trainer: Trainer) -> Trainer:
+        trainer.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        trainer.critic.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return trainer
+
+    specs = [spec(DCGAN, kind, **more) for more in PER_RUN]
+    alone: list[list[tuple[float, float, float]]] = []
+    for one in specs:
+        alone.append([])
+        channels_last(assemble(one).trainer).fit(recording(alone[-1]))
+    first, second = (channels_last(assemble(one).trainer) for one in specs)
+    together: list[list[tuple[float, float, float]]] = [[], []]
+    second.fit(Hooks(on_metrics=recording(together[1]).on_metrics, should_stop=lambda: second.step >= 1))
+    first.fit(Hooks(on_metrics=recording(together[0]).on_metrics, should_stop=lambda: first.step >= 1))
+    StackedTrainer([first, second]).fit([recording(store) for store in together])
+    for solo_run, stacked_run in zip(alone, together, strict=True):
+        assert len(stacked_run) == STEPS
+        assert all(close(x, y) for a, b in zip(solo_run, stacked_run, strict=True) for x, y in zip(a, b, strict=True))
+
+
 def checkpoints_at(step: int, store: dict[int, Checkpoint]) -> Hooks:
     def keep(checkpoint: Checkpoint) -> None:
         if checkpoint.step == step:
@@ -178,6 +202,10 @@ def test_runs_leave_the_stack_one_by_one() -> None:
     assert results[0].outcome == "stopped" and checkpoints[0] == [3] and trainers[0].step == 3
     assert isinstance(results[1].error, RuntimeError) and trainers[1].step == 6
     assert results[2].outcome == "completed" and trainers[2].step == STEPS and checkpoints[2] == [STEPS]
+    # A run that left holds its own parameters, not slices of the stack's (which would keep the others').
+    for left in trainers[:2]:
+        for param in (*left.generator.parameters(), *left.critic.parameters()):
+            assert param.untyped_storage().nbytes() == param.numel() * param.element_size()
     # The run that stayed trained on exactly as it would have alone.
     alone: list[tuple[float, float, float]] = []
     assemble(specs[2]).trainer.fit(recording(alone))
@@ -201,6 +229,7 @@ def test_only_runs_that_share_their_shape_are_stacked() -> None:
     ):
         assert stack_key(different) != stack_key(base)
     assert stack_key(spec(MLP, "wgan-gp", model={"spectral_norm": True})) is None
+    assert stack_key(spec(MLP, "wgan-gp", precision="bf16")) is None
     trainers = [assemble(one).trainer for one in same]
     assert can_stack(trainers)
     assert not can_stack([*trainers, assemble(spec(MLP, "wgan-gp", batch_size=32)).trainer])
