@@ -143,21 +143,19 @@ class TaskQueue:
         return self.send([delivery_task(delivery_id)])
 
     def send(self, outgoing: Sequence[Outgoing]) -> bool:
-        """Send these tasks, in order, all or none; False (none sent, each one's markers cleared) if the
-        broker is unreachable."""
+        """Send these tasks in order; False if the broker could not take them all (what was not sent is
+        re-sent by the reaper or the webhook sweep). On a Redis broker they go in one MULTI/EXEC, all or
+        none, each one's markers cleared when none went; through Celery's publisher (the embedded broker),
+        one by one, each tried."""
         if not outgoing:
             return True
         if not self._announce_with_tasks and any(item.announce for item in outgoing):
             if self._events is None:
                 raise ValueError("this TaskQueue has no event publisher to announce with")
             self._events.announce([pair for item in outgoing for pair in item.announce])
+        if self._broker is None:
+            return all([self._publish(item) for item in outgoing])
         try:
-            if self._broker is None:
-                for item in outgoing:
-                    self.celery.send_task(
-                        item.task, args=[item.argument], queue=item.queue, retry=True, retry_policy=PUBLISH_RETRY
-                    )
-                return True
             # With a Redis broker, the announcements, the markers and the tasks in one MULTI/EXEC round trip
             # (service.task_messages): a marker stands exactly when its task was queued, a worker that takes
             # a task at once finds its marker to clear, and the events it then announces come after these.
@@ -178,6 +176,16 @@ class TaskQueue:
             for item in outgoing:
                 for marker in item.markers:
                     self._clear(marker)
+            return False
+        return True
+
+    def _publish(self, item: Outgoing) -> bool:
+        try:
+            self.celery.send_task(
+                item.task, args=[item.argument], queue=item.queue, retry=True, retry_policy=PUBLISH_RETRY
+            )
+        except Exception as exc:
+            log.warning("could not send %s %s on %s: %s", item.task, item.argument, item.queue, exc)
             return False
         return True
 
