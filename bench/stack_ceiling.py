@@ -84,8 +84,8 @@ class StackedToyLoop:
             real = self._real()
             with torch.no_grad():
                 fake = _mlp(self.generator, self._noise())
-            scores = _mlp(self.critic, torch.cat([real, fake], dim=1))
-            loss = scores[:, batch:].mean(1) - scores[:, :batch].mean(1)
+            scores = _mlp(self.critic, torch.cat([real, fake], dim=1)).squeeze(-1)  # [K, 2 batch]
+            loss = scores[:, batch:].mean(1) - scores[:, :batch].mean(1)  # [K], as the penalty
             eps = torch.rand(self.runs, batch, 1, generator=self.rng)
             points = torch.lerp(fake, real, eps).requires_grad_(True)
             (grad,) = torch.autograd.grad(_mlp(self.critic, points).sum(), points, create_graph=True)
@@ -93,9 +93,9 @@ class StackedToyLoop:
             self.opt_critic.zero_grad(set_to_none=True)
             (loss + self.gp_weight * penalty).sum().backward()
             self.opt_critic.step()
-        generated = _mlp(self.critic, _mlp(self.generator, self._noise()))
+        scores = _mlp(self.critic, _mlp(self.generator, self._noise())).squeeze(-1)
         self.opt_generator.zero_grad(set_to_none=True)
-        (-generated.mean(1)).sum().backward()
+        (-scores.mean(1)).sum().backward()
         self.opt_generator.step()
 
 

@@ -247,8 +247,8 @@ def _render_ceiling(data: Result) -> list[str]:
         f"the second core. Best stack against best solo: {num(ceiling['ratio'], 2)}×; against the worker's "
         f"one-by-one rate above ({num(case['alone_steps_per_second'], 1)} steps/s), which also pays each job's "
         f"start, recording and checkpoints: {num(ceiling['stacked_best'] / case['alone_steps_per_second'], 2)}×. "
-        f"That is this host's ceiling for stacking the engine's operators; where it is under {BAR}×, no stack "
-        "meets the bar here.",
+        "That is what stacking the engine's operators reached here with every cost of the engine and the service "
+        f"taken away, against the bar of {BAR}×.",
     ]
 
 
