@@ -45,3 +45,16 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, Te
     for index, entries in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # Stored contiguous; a parameter may not be (a DCGAN's channels-last weights on CUDA).
+    match_parameter_layout(optimizer)
+
+
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Each parameter's state (Adam's moments, RMSprop's square average) in the parameter's own memory
+    layout. The fused and multi-tensor kernels walk a parameter, its gradient and its state as one flat
+    order of elements: state laid out otherwise is stepped against the wrong elements, without an error
+    on the CPU."""
+    for param, state in optimizer.state.items():
+        for name, value in state.items():
+            if isinstance(value, Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                state[name] = torch.empty_like(param).copy_(value)

@@ -29,6 +29,7 @@ from wgan.config import TrainSpec
 from wgan.cost import model_cost
 from wgan.losses import grad_norms, penalty_of
 from wgan.networks import MLPCritic, MLPGenerator
+from wgan.optim import match_parameter_layout
 from wgan.trainer import Hooks, Outcome, Trainer
 
 # Fields that runs of one stack may set differently: each run's own optimizer, RNG, clipping, penalty
@@ -140,7 +141,7 @@ class _Stacked:
         for i in range(len(self.param_names)):
             # In the standard layout: vmap cannot run convolutions on channels-last weights (what a solo
             # DCGAN uses on CUDA), and every run's slice, its gradient and its optimizer's state must agree
-            # (StackedTrainer._build brings the state along).
+            # (StackedTrainer._build brings the state along, wgan.optim.match_parameter_layout).
             with torch.no_grad():
                 stacked = torch.stack([params[i].contiguous() for params in self._params])
             for k, params in enumerate(self._params):
@@ -220,8 +221,8 @@ class StackedTrainer:
         self.generator = _Stacked([t.generator for t in runs])
         self.critic = _Stacked([t.critic for t in runs])
         for t in runs:
-            _standard_layout(t.opt_generator)
-            _standard_layout(t.opt_critic)
+            match_parameter_layout(t.opt_generator)
+            match_parameter_layout(t.opt_critic)
         weights = [t.spec.loss.gp_weight or 0.0 for t in runs]
         self._gp_weight = torch.tensor(weights, device=self.device)
 
@@ -321,15 +322,6 @@ class StackedTrainer:
             t.update_average()
             t._sum_generator += loss[k].detach()
             t._generator_updates += 1
-
-
-def _standard_layout(optimizer: torch.optim.Optimizer) -> None:
-    """The optimizer's per-parameter state in the standard layout, as its parameters are in a stack: the
-    fused kernels walk a parameter, its gradient and its state as one flat order of elements."""
-    for state in optimizer.state.values():
-        for name, value in state.items():
-            if isinstance(value, Tensor) and value.dim() > 0:
-                state[name] = value.contiguous()
 
 
 def _own_memory(trainer: Trainer) -> None:

@@ -231,6 +231,25 @@ def test_resume_of_an_image_model_with_a_higher_step_budget():
         assert [comparable(p) for p in run_points(resumed)] == [comparable(p) for p in expected[2:]]
 
 
+def test_a_channels_last_image_model_resumes_bit_for_bit(tmp_path):
+    # A DCGAN on CUDA trains channels-last (Trainer); here on the CPU. Its optimizer state is stored
+    # contiguous, and must come back in its weights' layout, or the fused step pairs the wrong elements.
+    def channels_last(trainer: Trainer) -> Trainer:
+        trainer.generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        trainer.critic.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        return trainer
+
+    changes = {"loss": {"kind": "wgan-gp"}, "model": {"critic_norm": "none"}}
+    expected = run_points(channels_last(tiny_trainer(TINY_DIGITS, steps=4, **changes)))
+    first = channels_last(tiny_trainer(TINY_DIGITS, steps=4, **changes))
+    first.fit(Hooks(should_stop=lambda: first.step == 2, on_checkpoint=lambda c: save_checkpoint(tmp_path, c)))
+    resumed = channels_last(tiny_trainer(TINY_DIGITS, steps=4, **changes))
+    resumed.restore(load_checkpoint(tmp_path / "step-00000002.json"))
+    for param, state in resumed.opt_critic.state.items():
+        assert state["exp_avg"].stride() == param.stride()
+    assert [comparable(p) for p in run_points(resumed)] == [comparable(p) for p in expected[2:]]
+
+
 def test_restore_refuses_a_checkpoint_of_another_spec():
     checkpoint = tiny_trainer(steps=2).checkpoint()
     with pytest.raises(CheckpointError, match=r"different spec \(loss differ\)"):
