@@ -198,7 +198,7 @@ def _submit(rt: Runtime, who: Admission, spec: TrainSpec, idempotency_key: str |
         job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
         if idempotency_key is not None:
             idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
-    # Its first event is announced with its task, in the broker's one round trip (TaskQueue._send).
+    # Its first event is announced with its task, in the broker's one round trip (TaskQueue.send).
     (defer or rt.tasks.send)([training_task(job.id, job.queue, rt.events.announcements(step.events))])
     return job
 

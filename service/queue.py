@@ -132,11 +132,6 @@ class TaskQueue:
         lost (the events are in the database for any stream that missed them)."""
         return self.send([training_task(job_id, queue, announce)])
 
-    def enqueue_stack(self, job_ids: Sequence[str], queue: str) -> bool:
-        """Send one task that trains these jobs as a stack. False if the broker is unreachable: they stay
-        queued, and the reaper sends each one again, alone."""
-        return self.send([stack_task(job_ids, queue)])
-
     def send_delivery(self, delivery_id: str) -> bool:
         """Send a webhook delivery's task. False if the broker is unreachable: the delivery stays pending
         and the webhook sweep sends it again."""
