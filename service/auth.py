@@ -49,8 +49,4 @@ def authenticate(session: Session, key: str) -> Principal | None:
     key_hash = stored_hash(key)
     if key_hash is None:
         return None
-    found = key_repo.active_by_hash(session, key_hash)
-    if found is None:
-        return None
-    owner_id, key_id, is_admin = found
-    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin)
+    return key_repo.active_by_hash(session, key_hash)

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, select, true
 from sqlalchemy.orm import Session
 
-from service.models import ApiKey, CheckpointRow, Job, is_id
+from service.models import CheckpointRow, Job, is_id
 from service.principal import Principal
-from service.repositories.keys import PRINCIPAL_COLUMNS, active_with_hash
+from service.repositories.jobs import with_key
+from service.repositories.keys import principal_of
 
 MAX_STEP = 2**31 - 1  # checkpoints.step is a 32-bit integer
 
@@ -74,9 +75,7 @@ def _visible(kind: RefKind, of_owner: bool) -> Select[Any]:
 @functools.cache
 def _visible_with_key(kind: RefKind) -> Select[Any]:
     """_visible with the caller's columns, joined by the active key `:key_hash` that may see the job."""
-    sees_job = and_(Job.id == bindparam("job_id"), or_(ApiKey.is_admin.is_(True), Job.owner_id == ApiKey.owner_id))
-    query = select(*PRINCIPAL_COLUMNS, Job.spec, *_RECORD_COLUMNS).join_from(ApiKey, Job, sees_job)
-    return _with_checkpoint(query.where(active_with_hash()), kind)
+    return _with_checkpoint(with_key(Job.spec, *_RECORD_COLUMNS), kind)
 
 
 def _kind(ref: str) -> RefKind:
@@ -115,8 +114,8 @@ def find_visible_with_key(session: Session, key_hash: str, job_id: str, ref: str
     row = session.connection().execute(_visible_with_key(_kind(ref)), params).first()
     if row is None:
         return None
-    owner_id, key_id, is_admin, *found = row
-    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin), _found(*found)
+    principal, found = principal_of(row)
+    return principal, _found(*found)
 
 
 def _params(job_id: str, ref: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from service.models import (
     utcnow,
 )
 from service.principal import Principal
-from service.repositories.keys import PRINCIPAL_COLUMNS, active_with_hash
+from service.repositories.keys import PRINCIPAL_COLUMNS, active_with_hash, principal_of
 from service.states import JobState, JobStatus
 
 SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
@@ -98,16 +98,17 @@ def read(session: Session, job_id: str, principal: Principal) -> JobRecord | Non
     return None if row is None else JobRecord(*row)
 
 
+def with_key(*columns: Any) -> Select[Any]:
+    """The caller's columns, then `columns`, in one statement: a row only when the key `:key_hash` is
+    active and its owner may see the job `:job_id` (its own, or any for an admin's key); `_where_id`'s
+    scoping, with the key read in the same statement."""
+    sees_job = and_(Job.id == bindparam("job_id"), or_(ApiKey.is_admin.is_(True), Job.owner_id == ApiKey.owner_id))
+    return select(*PRINCIPAL_COLUMNS, *columns).join_from(ApiKey, Job, sees_job).where(active_with_hash())
+
+
 @functools.cache
 def _record_with_key() -> Select[Any]:
-    """The caller's columns and the job's, in one statement: a row only when the key `:key_hash` is active
-    and its owner may see the job `:job_id` (its own, or any for an admin's key)."""
-    job_columns = (getattr(Job, field.name) for field in fields(JobRecord))
-    return (
-        select(*PRINCIPAL_COLUMNS, *job_columns)
-        .join_from(ApiKey, Job, Job.id == bindparam("job_id"))
-        .where(active_with_hash(), or_(ApiKey.is_admin.is_(True), Job.owner_id == ApiKey.owner_id))
-    )
+    return with_key(*(getattr(Job, field.name) for field in fields(JobRecord)))
 
 
 def read_with_key(session: Session, key_hash: str, job_id: str) -> tuple[Principal, JobRecord] | None:
@@ -119,8 +120,8 @@ def read_with_key(session: Session, key_hash: str, job_id: str) -> tuple[Princip
     found = session.connection().execute(_record_with_key(), {"key_hash": key_hash, "job_id": job_id}).one_or_none()
     if found is None:
         return None
-    owner_id, key_id, is_admin, *job = found
-    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin), JobRecord(*job)
+    principal, job = principal_of(found)
+    return principal, JobRecord(*job)
 
 
 def get_any(session: Session, job_id: str) -> Job | None:

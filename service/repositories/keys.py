@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from service.models import ApiKey, Owner, utcnow
+from service.principal import Principal
 
 
 def owner_named(session: Session, name: str) -> Owner:
@@ -30,6 +32,12 @@ def add(session: Session, *, owner: Owner, name: str, prefix: str, key_hash: str
 PRINCIPAL_COLUMNS = (ApiKey.owner_id, ApiKey.id, ApiKey.is_admin)
 
 
+def principal_of(row: Sequence[Any]) -> tuple[Principal, Sequence[Any]]:
+    """The Principal of a row that starts with PRINCIPAL_COLUMNS, and the rest of the row."""
+    owner_id, key_id, is_admin, *rest = row
+    return Principal(owner_id=owner_id, key_id=key_id, is_admin=is_admin), rest
+
+
 def active_with_hash() -> ColumnElement[bool]:
     """The unrevoked key whose hash is bound as `:key_hash`: a condition other reads join the key by."""
     return and_(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
@@ -39,12 +47,12 @@ def active_with_hash() -> ColumnElement[bool]:
 _ACTIVE_BY_HASH = select(*PRINCIPAL_COLUMNS).where(active_with_hash())
 
 
-def active_by_hash(session: Session, key_hash: str) -> tuple[str, str, bool] | None:
-    """(owner id, key id, is admin) of the unrevoked key with this hash. Columns, not an ApiKey: every
-    request makes this read, and an ORM object costs more than the query."""
+def active_by_hash(session: Session, key_hash: str) -> Principal | None:
+    """Who the unrevoked key with this hash stands for. Read as columns, not an ApiKey: every request makes
+    this read, and an ORM object costs more than the query."""
     # On the session's connection: the ORM's statement handling costs more than this one-row read.
     row = session.connection().execute(_ACTIVE_BY_HASH, {"key_hash": key_hash}).one_or_none()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else principal_of(row)[0]
 
 
 def is_active(session: Session, key_id: str) -> bool:
