@@ -188,14 +188,14 @@ class _Stacked:
             return h.view(runs, batch, *self.template.out_shape)
         return h.squeeze(-1)
 
-    def hand_gradients(self, grads: Sequence[Tensor | None]) -> None:
+    def hand_gradients(self, grads: Sequence[Tensor]) -> None:
         """Give each run's parameters their slices of the stacked parameters' gradients `grads`."""
         for i, grad in enumerate(grads):
             # In the stack's (standard) layout, as the fused optimizers read a parameter and its gradient
             # in one order; a batched backward may hand a gradient over transposed.
-            whole = None if grad is None else grad.contiguous()
+            whole = grad.contiguous()
             for k, params in enumerate(self._params):
-                params[i].grad = None if whole is None else whole[k]
+                params[i].grad = whole[k]
 
 
 class StackedTrainer:
