@@ -21,7 +21,17 @@ from wgan.render import (
     scatter_png,
     to_uint8,
 )
-from wgan.sampling import SAMPLE_CHUNK, SamplingStopped, latent, load_sampler, sample
+from wgan.sampling import (
+    SAMPLE_CHUNK,
+    SamplingStopped,
+    generate_together,
+    latent,
+    load_sampler,
+    padding,
+    sample,
+    walk,
+    walk_latents,
+)
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +217,37 @@ def test_sampling_stops_between_chunks_when_asked_and_not_otherwise(points_check
         sample(sampler, 3 * SAMPLE_CHUNK, seed=0, should_stop=after_one_chunk)
     never = sample(sampler, 3 * SAMPLE_CHUNK, seed=0, should_stop=lambda: False)
     np.testing.assert_array_equal(never, sample(sampler, 3 * SAMPLE_CHUNK, seed=0))
+
+
+@pytest.mark.parametrize("which", ["points_checkpoint", "images_checkpoint"])
+def test_a_row_gets_the_same_bits_at_every_offset_of_its_chunk(which, request):
+    # What lets requests share a pass (app.sample_batches): a sample's bits do not depend on where in its
+    # chunk it is computed, nor on the rows beside it (batch norm in the images generator included).
+    sampler = load_sampler(request.getfixturevalue(which)[0])
+    dim = sampler.spec.model.latent_dim
+    alone = sample(sampler, 1, seed=3)
+    for offset in range(SAMPLE_CHUNK):
+        _, rider = generate_together(sampler, [latent(9, offset, dim), latent(3, 1, dim)])
+        np.testing.assert_array_equal(rider, alone, err_msg=f"row offset {offset}")
+
+
+def test_batches_generated_together_each_get_their_own_samples_bit_for_bit(images_checkpoint):
+    sampler = load_sampler(images_checkpoint[0])
+    dim = sampler.spec.model.latent_dim
+    # A first batch spanning two chunks, then others in its padding, one of them a latent walk.
+    first, second, third = latent(1, SAMPLE_CHUNK + 5, dim), latent(2, 7, dim), walk_latents(4, 5, 6, dim)
+    assert len(second) + len(third) <= padding(len(first))
+    together = generate_together(sampler, [first, second, third])
+    assert [len(batch) for batch in together] == [SAMPLE_CHUNK + 5, 7, 6]
+    np.testing.assert_array_equal(together[0], sample(sampler, SAMPLE_CHUNK + 5, seed=1))
+    np.testing.assert_array_equal(together[1], sample(sampler, 7, seed=2))
+    np.testing.assert_array_equal(together[2], walk(sampler, 4, 5, 6))
+
+
+def test_padding_is_the_room_left_in_the_last_chunk():
+    assert [padding(rows) for rows in (1, SAMPLE_CHUNK - 1, SAMPLE_CHUNK, SAMPLE_CHUNK + 1)] == [
+        SAMPLE_CHUNK - 1,
+        1,
+        0,
+        SAMPLE_CHUNK - 1,
+    ]
