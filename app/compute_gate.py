@@ -89,9 +89,20 @@ class ComputeGate:
 
     def _leave(self, future: Future[T]) -> None:
         """SamplingStopped if the work can still leave the line (it has not started); else nothing."""
+        if self.cancel(future):
+            raise SamplingStopped("waited in line for a free core")
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """`work` put in line, not awaited: its future, which `cancel` takes out of the line until it starts.
+        SamplingStopped if the gate has closed."""
+        return self._submit(work)
+
+    def cancel(self, future: Future[T]) -> bool:
+        """Take work that has not started out of the line; False once it has started (or ended)."""
         if future.cancel():
             self._left()
-            raise SamplingStopped("waited in line for a free core")
+            return True
+        return False
 
     def _submit(self, work: Callable[[], T]) -> Future[T]:
         with self._lock:

@@ -74,7 +74,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     gate = ComputeGate(settings.sample_concurrency or cores())
-    app.state.samplers = SamplerCache(settings.sample_cache_size, rt.store, _sample_device(settings), gate)
+    app.state.samplers = SamplerCache(
+        settings.sample_cache_size, rt.store, _sample_device(settings), gate, settings.sample_share_passes
+    )
     app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
     states = state_registry(rt)
     app.state.state_metrics = Cached(settings.ops_cache_seconds, lambda: generate_latest(states))

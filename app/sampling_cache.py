@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from app.compute_gate import ComputeGate
+from app.sample_batches import SampleBatches
 from service.artifacts import ArtifactStore, dataset_key
 from service.repositories.checkpoints import CheckpointRecord
 from wgan.assemble import open_data
@@ -30,13 +31,17 @@ class Loaded:
 
 
 class SamplerCache:
-    """The API's generators: loaded once each, and run through `gate`, a few passes at a time."""
+    """The API's generators: loaded once each, and run through `gate`, a few passes at a time, sample
+    requests by way of `batches` (sharing passes when `share_passes`)."""
 
-    def __init__(self, size: int, store: ArtifactStore, device: torch.device, gate: ComputeGate) -> None:
+    def __init__(
+        self, size: int, store: ArtifactStore, device: torch.device, gate: ComputeGate, share_passes: bool = True
+    ) -> None:
         self.size = size
         self.store = store
         self.device = device
         self.gate = gate
+        self.batches = SampleBatches(gate, share_passes)
         self._entries: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}

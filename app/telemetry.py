@@ -33,6 +33,11 @@ LATENCY = Histogram(
 SAMPLE_LATENCY = Histogram(
     "wgan_sample_seconds", "Time to produce samples", ["format"], buckets=LATENCY_BUCKETS, registry=registry
 )
+SAMPLE_REQUESTS_SHARED = Counter(
+    "wgan_sample_requests_shared_total",
+    "Sample requests computed in the padding of another request's pass (app.sample_batches)",
+    registry=registry,
+)
 
 
 class StateCollector(Collector):

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         description="Generator passes (samples, exports) one API process runs at once, each on a thread kept for "
         "them; more wait in line. 0: one per core the process may use.",
     )
+    sample_share_passes: bool = Field(
+        True,
+        description="Sample requests for one generator waiting in line share a pass: those that fit in the padding "
+        "of the first one's last chunk of 64 rows are computed with it, each still getting its own bytes.",
+    )
     sample_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",
         description="Where the API runs generators: auto takes the GPU when its host has one (outputs may then "

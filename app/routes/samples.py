@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from app import schemas
-from app.compute_gate import ComputeGate
 from app.deps import SAMPLE_REQUESTS, Caller, CallerDep
 from app.openapi import PROBLEMS
+from app.sample_batches import Ask, LeftTheLine, SampleBatches
 from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
@@ -34,7 +33,7 @@ from service.settings import Settings
 from wgan import export
 from wgan.cost import model_cost_json
 from wgan.render import animation, grid_png, image_png, path_png, scatter_png, strip_png, to_uint8
-from wgan.sampling import Sampler, SamplingStopped, WalkPath, sample, walk
+from wgan.sampling import Sampler, SamplingStopped, WalkPath, latent, walk_latents
 
 # Part of every ETag: bumped when the same request renders other bytes (2: generators run in NHWC).
 RENDER_VERSION = "2"
@@ -100,19 +99,22 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return etag in candidates or "*" in candidates
 
 
+def _latents(loaded: Loaded, n: int, seed: int, latent_walk: Walk | None) -> np.ndarray:
+    dim = loaded.sampler.spec.model.latent_dim
+    assert dim is not None
+    if latent_walk is None:
+        return latent(seed, n, dim)
+    return walk_latents(latent_walk.a, latent_walk.b, latent_walk.frames, dim, latent_walk.path)
+
+
 def _rendered(
     loaded: Loaded,
     checkpoint: CheckpointRecord,
-    n: int,
+    samples: np.ndarray,
     seed: int,
     fmt: str,
-    should_stop: Callable[[], bool] | None,
     latent_walk: Walk | None,
 ) -> bytes:
-    if latent_walk is None:
-        samples = sample(loaded.sampler, n, seed, should_stop)
-    else:
-        samples = walk(loaded.sampler, latent_walk.a, latent_walk.b, latent_walk.frames, latent_walk.path)
     if fmt == "npy":
         buffer = io.BytesIO()
         np.save(buffer, samples, allow_pickle=False)
@@ -155,7 +157,7 @@ def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
 class Pending:
     """A sample request past its checks, holding one of its owner's sampling slots: the pass still to run."""
 
-    work: Callable[[], bytes]
+    ask: Ask  # its part in a pass; the slot goes back once a pass has answered it
     release: Callable[[], None]  # gives the slot back
     timeout: float
     deadline: float  # time.monotonic() past which it leaves the line, or stops between chunks
@@ -201,30 +203,28 @@ def _prepare(
             # Read from the gate's thread: an asyncio.Event's flag is a plain attribute, safe to read there.
             return gone.is_set() or time.monotonic() > deadline
 
-        def work() -> bytes:
-            return _rendered(loaded, row, n, seed, fmt, should_stop, latent_walk)
-
+        release = held.pop_all().close
+        ask = Ask(
+            loaded.sampler,
+            n if latent_walk is None else latent_walk.frames,
+            lambda: _latents(loaded, n, seed, latent_walk),
+            lambda samples: _rendered(loaded, row, samples, seed, fmt, latent_walk),
+            should_stop,
+            release,
+        )
         # The slot outlives this trip: whoever ends the request gives it back.
-        return Pending(work, held.pop_all().close, timeout, deadline, fmt, headers)
+        return Pending(ask, release, timeout, deadline, fmt, headers)
 
 
-async def _sample(gate: ComputeGate, pending: Pending, gone: asyncio.Event) -> Response:
-    """The pass on one of the gate's threads, awaited here; the slot goes back when the pass ends, from
-    the gate's thread (a Redis call), or from a trip of its own if the request left the line instead."""
-    started = threading.Event()
-
-    def work() -> bytes:
-        started.set()
-        try:
-            return pending.work()
-        finally:
-            pending.release()
-
+async def _sample(batches: SampleBatches, pending: Pending, gone: asyncio.Event) -> Response:
+    """The pass on one of the gate's threads, maybe shared with others in line, awaited here; the slot goes
+    back once a pass has answered, from the gate's thread (a Redis call), or from a trip of its own if the
+    request left the line instead."""
     try:
         with SAMPLE_LATENCY.labels(pending.fmt).time():
-            body = await gate.wait(work, gone, pending.deadline)
+            body = await batches.answer(pending.ask, gone, pending.deadline)
     except SamplingStopped as exc:
-        if not started.is_set():
+        if isinstance(exc, LeftTheLine):
             await run_in_threadpool(pending.release)
         # Nobody reads the answer to a client that has gone; one that waited too long is told why.
         raise Unavailable(f"sampling took longer than {pending.timeout:g} s ({exc}); ask for fewer", 1) from exc
@@ -394,7 +394,7 @@ def routes(settings: Settings) -> APIRouter:
                 gone,
                 Walk.parse(interpolate, frames, path),
             )
-            return prepared if isinstance(prepared, Response) else await _sample(samplers.gate, prepared, gone)
+            return prepared if isinstance(prepared, Response) else await _sample(samplers.batches, prepared, gone)
         finally:
             watcher.cancel()
 
