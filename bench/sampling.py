@@ -20,6 +20,9 @@ from wgan.sampling import Sampler, load_sampler, sample
 BAR = 1.15
 BAR_KEPT = 0.90
 N = 64
+# A request for a few samples (a thumbnail, a preview): alone it costs a whole chunk of 64 rows; in line
+# with others it can share one (app.sample_batches).
+SMALL_N = 4
 CONCURRENT = 16
 # A 32×32 DCGAN at width 64 on the digits: the size the issue names.
 SPEC = {
@@ -45,14 +48,16 @@ def _http(client: httpx.Client, job_id: str, seed: int) -> float:
     return elapsed
 
 
-def _throughput(base_url: str, headers: dict[str, str], job_id: str, seconds: float, pid: int) -> dict[str, Any]:
+def _throughput(
+    base_url: str, headers: dict[str, str], job_id: str, seconds: float, pid: int, n: int = N
+) -> dict[str, Any]:
     """CONCURRENT clients asking one after another for `seconds` (bench.raw_http, so the clients leave the
     cores to the API): requests/s, each request's latency, and the API process's CPU per request (from
     /proc) beside the clients' own."""
     host = base_url.split("://", 1)[-1]
 
     def make(number: int) -> bytes:
-        return raw_http.request("GET", f"/api/v1/jobs/{job_id}/samples?n={N}&seed={number}", host, headers)
+        return raw_http.request("GET", f"/api/v1/jobs/{job_id}/samples?n={n}&seed={number}", host, headers)
 
     cpu = cpu_seconds(pid)
     load = raw_http.run(base_url, CONCURRENT, seconds, make)
@@ -67,7 +72,7 @@ def _throughput(base_url: str, headers: dict[str, str], job_id: str, seconds: fl
     }
 
 
-def _bare_rate(sampler: Sampler, seconds: float, workers: int, level: int) -> float:
+def _bare_rate(sampler: Sampler, seconds: float, workers: int, level: int, n: int = N) -> float:
     """Latent + forward pass + PNG grid per second, `workers` threads at once on one torch thread each:
     the most the API could serve on this machine with nothing of HTTP around it."""
     counts = [0] * workers
@@ -77,7 +82,7 @@ def _bare_rate(sampler: Sampler, seconds: float, workers: int, level: int) -> fl
         seed = 10_000_000 * (index + 1)
         while time.monotonic() < stop:
             seed += 1
-            encode_png(np.ascontiguousarray(image_grid(to_uint8(sample(sampler, N, seed)))), level)
+            encode_png(np.ascontiguousarray(image_grid(to_uint8(sample(sampler, n, seed)))), level)
             counts[index] += 1
 
     started = time.perf_counter()
@@ -147,10 +152,23 @@ def run(ctx: Context) -> Result:
                 bare = [_bare_rate(sampler, window, workers, PNG_COMPRESS_LEVEL)]
                 gated = _throughput(stack.api_url, headers, job["id"], window, stack.processes[-1].pid)
                 bare.append(_bare_rate(sampler, window, workers, PNG_COMPRESS_LEVEL))
+                small = {
+                    "shared": _throughput(stack.api_url, headers, job["id"], window, stack.processes[-1].pid, SMALL_N),
+                    "bare": _bare_rate(sampler, window, workers, PNG_COMPRESS_LEVEL, SMALL_N),
+                }
             finally:
                 torch.set_num_threads(threads)
         api = stack.processes.pop()
         api.stop()
+        # The same small requests with every request on a pass of its own, as before passes were shared.
+        stack.env["WGAN_SAMPLE_SHARE_PASSES"] = "false"
+        alone_api = stack.api()
+        with httpx.Client(base_url=stack.api_url, headers=headers, timeout=60) as client:
+            _http(client, job["id"], seed=0)  # load the generator before timing
+        small["alone"] = _throughput(stack.api_url, headers, job["id"], window, alone_api.pid, SMALL_N)
+        stack.processes.remove(alone_api)
+        alone_api.stop()
+        del stack.env["WGAN_SAMPLE_SHARE_PASSES"]
         stack.env["WGAN_SAMPLE_CONCURRENCY"] = str(CONCURRENT)
         ungated_api = stack.api()
         with httpx.Client(base_url=stack.api_url, headers=headers, timeout=60) as client:
@@ -173,11 +191,46 @@ def run(ctx: Context) -> Result:
         "ungated": ungated,
         "kept": kept,
         "png": {str(level): cost for level, cost in levels.items()},
+        "small": small,
         "passed": ratio <= BAR
         and kept >= BAR_KEPT
         and gated["p99"] <= ungated["p99"]
         and gated["errors"] == ungated["errors"] == 0,
     }
+
+
+def _small(data: Result) -> list[str]:
+    small = data.get("small")
+    if small is None:
+        return []
+    shared, alone, bare = small["shared"], small["alone"], small["bare"]
+
+    def served(run: dict[str, Any]) -> str:
+        return (
+            f"{num(run['requests_per_second'], 1)} req/s; p50 {num(run['p50'], 0)} ms, p99 {num(run['p99'], 0)} ms; "
+            f"API CPU {num(run['server_cpu_ms'], 1)} ms/request ({run['requests']} requests, {run['errors']} errors)"
+        )
+
+    return [
+        "",
+        f"{CONCURRENT} clients asking for n = {SMALL_N} each, the same way: alone, such a request costs a whole "
+        "chunk of 64 rows, as the bare work below does; in line with others for the same generator, it rides "
+        "in the padding of the first one's chunk (`WGAN_SAMPLE_SHARE_PASSES`, on by default), each still "
+        "answered with its own bytes.",
+        "",
+        table(
+            ["measure", "value"],
+            [
+                (f"bare work for n = {SMALL_N}, {data['workers']} threads", f"{num(bare, 1)} /s"),
+                ("HTTP, passes shared", served(shared)),
+                ("HTTP, a pass per request", served(alone)),
+                (
+                    "shared / a pass per request",
+                    f"{num(shared['requests_per_second'] / alone['requests_per_second'], 2)}× the requests/s",
+                ),
+            ],
+        ),
+    ]
 
 
 def render(data: Result) -> str:
@@ -259,6 +312,7 @@ def render(data: Result) -> str:
                     ),
                 ],
             ),
+            *_small(data),
         ]
     )
 
