@@ -219,11 +219,19 @@ def test_sampling_stops_between_chunks_when_asked_and_not_otherwise(points_check
     np.testing.assert_array_equal(never, sample(sampler, 3 * SAMPLE_CHUNK, seed=0))
 
 
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this host")),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("which", ["points_checkpoint", "images_checkpoint"])
-def test_a_row_gets_the_same_bits_at_every_offset_of_its_chunk(which, request):
+def test_a_row_gets_the_same_bits_at_every_offset_of_its_chunk(which, device, request):
     # What lets requests share a pass (app.sample_batches): a sample's bits do not depend on where in its
-    # chunk it is computed, nor on the rows beside it (batch norm in the images generator included).
-    sampler = load_sampler(request.getfixturevalue(which)[0])
+    # chunk it is computed, nor on the rows beside it (batch norm in the images generator included). On a
+    # GPU too, where sampling runs when its host has one.
+    sampler = load_sampler(request.getfixturevalue(which)[0], torch.device(device))
     dim = sampler.spec.model.latent_dim
     alone = sample(sampler, 1, seed=3)
     for offset in range(SAMPLE_CHUNK):
