@@ -20,6 +20,10 @@ from wgan.networks import build_generator, model_data_shape
 from wgan.sampling import latent
 
 SEED, N = 11, 20
+# The service computes a DCGAN in channels-last on 64-row chunks; an export or a rebuild computes the same
+# function in plain NCHW on the rows given, whose sums round otherwise: 3.6e-5 apart was seen on a trained
+# tiny DCGAN (outputs in [-1, 1]), so the bound is of rounding, not of a different model.
+ROUNDING = 1e-4
 
 
 def trained(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +55,10 @@ def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_i
     session = onnxruntime.InferenceSession(exported.content, providers=["CPUExecutionProvider"])
     (onnx_samples,) = session.run(None, {"z": z})
     assert onnx_samples.shape == served.shape
-    assert float(np.abs(onnx_samples - served).max()) <= 1e-5
+    assert float(np.abs(onnx_samples - served).max()) <= ROUNDING
     # The batch axis is dynamic: one latent at a time gives the same rows.
     (first,) = session.run(None, {"z": z[:1]})
-    assert float(np.abs(first - served[:1]).max()) <= 1e-5
+    assert float(np.abs(first - served[:1]).max()) <= ROUNDING
 
     weights = client.get(url, params={"format": "safetensors"})
     assert weights.status_code == 200
@@ -63,7 +67,7 @@ def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_i
     generator.load_state_dict({name: torch.from_numpy(value) for name, value in tensors.items()})
     with torch.no_grad():
         rebuilt = generator.eval()(torch.from_numpy(z)).numpy()
-    assert float(np.abs(rebuilt - served).max()) <= 1e-5
+    assert float(np.abs(rebuilt - served).max()) <= ROUNDING
 
     card = client.get(url, params={"format": "card"}).json()
     assert card["latent"]["dimension"] == resolved.model.latent_dim
