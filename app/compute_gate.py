@@ -99,27 +99,33 @@ class ComputeGate:
 
     def cancel(self, future: Future[T]) -> bool:
         """Take work that has not started out of the line; False once it has started (or ended)."""
-        if future.cancel():
-            self._left()
-            return True
-        return False
+        return future.cancel()
 
     def _submit(self, work: Callable[[], T]) -> Future[T]:
+        def start() -> T:
+            self._left()
+            return work()
+
+        def cancelled(future: Future[T]) -> None:
+            # Out of the line without starting (a future that has started cannot be cancelled): taken out
+            # (cancel) or dropped by the gate's closing.
+            if future.cancelled():
+                self._left()
+
         with self._lock:
             self._waiting += 1
         try:
-            return self._threads.submit(self._started, work)
+            future = self._threads.submit(start)
         except RuntimeError:  # closed: the executor takes nothing more
+            self._left()
             raise self._closed() from None
+        future.add_done_callback(cancelled)
+        return future
 
-    def _closed(self) -> SamplingStopped:
-        """Out of the line, which the gate's closing has emptied: what the waiter is told."""
-        self._left()
+    @staticmethod
+    def _closed() -> SamplingStopped:
+        """What a waiter is told when the gate's closing has emptied the line."""
         return SamplingStopped("the API is shutting down")
-
-    def _started(self, work: Callable[[], T]) -> T:
-        self._left()
-        return work()
 
     def _left(self) -> None:
         with self._lock:

@@ -1,22 +1,23 @@
 """Sample requests for one generator that wait in line together share its passes.
 
 A pass runs the generator on chunks of exactly SAMPLE_CHUNK rows, the last one padded (wgan.sampling): a
-request for 4 samples costs a whole chunk, as one for 64 does. When several requests for the same
-generator are in line, the first to reach a core takes along those still waiting whose rows fit in its
-last chunk's padding, and computes them in the same pass (wgan.sampling.generate_together). Each gets
-its own bytes, bit for bit what it would get alone, and the first's pass costs no more. Nobody waits for
-company: a request that finds a free core starts at once, so passes are shared exactly when there is a
-line, which is when sharing pays, on a GPU as on a CPU.
+request for 4 samples costs a whole chunk, as one for 64 does. When a request reaches a core, it takes
+along the requests for the same generator still in line whose rows fit in its last chunk's padding, and
+computes them in that chunk (wgan.sampling.generate_together). Each gets its own bytes, bit for bit what it
+would get alone, and the first's pass costs no more. Nobody waits for company: a request that finds a free
+core starts at once, so passes are shared exactly when there is a line, which is when sharing pays, on a
+GPU as on a CPU.
 
-Each request puts one drain in the gate's line (app.compute_gate), so the gate's order and bound hold as
-before: a drain takes the oldest request still waiting for its generator and those that fit beside it,
-and answers them all; a drain whose request another took has nothing left to do, and costs nothing.
+Each request puts one drain of its own in the gate's line (app.compute_gate), so the gate's order and
+bound hold: a request is computed at its own place in the line or earlier, as a rider, never later, and
+a drain whose request rode along earlier is taken out of the line. The shared chunk is computed first and
+its riders answered at once: a rider never waits for the rest of a long request, nor shares its fate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,9 @@ import numpy as np
 
 from app.compute_gate import ComputeGate
 from app.telemetry import SAMPLE_REQUESTS_SHARED
-from wgan.sampling import Sampler, SamplingStopped, generate_together, padding
+from wgan.sampling import Sampler, SamplingStopped, generate_together, last_chunk_start, padding
+
+log = logging.getLogger(__name__)
 
 
 class LeftTheLine(SamplingStopped):
@@ -47,6 +50,7 @@ class Ask:
     should_stop: Callable[[], bool]  # its client gone or its deadline passed
     done: Callable[[], None]  # called once, on the gate's thread, just before a pass answers it (or fails)
     answer: Future[bytes] = field(default_factory=Future)
+    drain: Future[None] | None = None  # its own place in the gate's line
 
 
 class SampleBatches:
@@ -63,17 +67,16 @@ class SampleBatches:
     async def answer(self, ask: Ask, leave: asyncio.Event, deadline: float) -> bytes:
         """`ask`'s bytes, from a pass of its own or one it shares. LeftTheLine once `leave` is set or the
         monotonic `deadline` passes before a pass has taken it (or the gate closes first); taken, it is
-        answered, even if late. What a pass raises (SamplingStopped between chunks included) comes here."""
-        key = id(ask.sampler)
+        answered, even if late. What its pass raises (SamplingStopped between chunks included) comes here."""
         with self._lock:
-            self._waiting.setdefault(key, []).append(ask)
-        try:
-            drain = self.gate.submit(functools.partial(self._drain, key))
-        except SamplingStopped:
-            self._withdraw(key, ask)
-            raise LeftTheLine("the API is shutting down") from None
+            # In line and its drain queued under one lock: a pass that takes it as a rider finds its drain.
+            try:
+                ask.drain = self.gate.submit(lambda: self._drain(ask))
+            except SamplingStopped:
+                raise LeftTheLine("the API is shutting down") from None
+            self._waiting.setdefault(id(ask.sampler), []).append(ask)
         # Dropped from the line when the gate closes: the request is told, not left waiting to its deadline.
-        drain.add_done_callback(functools.partial(self._closed, key, ask))
+        ask.drain.add_done_callback(lambda drain: self._closed(ask, drain))
         answer = asyncio.wrap_future(ask.answer)
         leaving = asyncio.ensure_future(leave.wait())
         awaited: set[asyncio.Future[Any]] = {answer, leaving}
@@ -82,80 +85,61 @@ class SampleBatches:
                 awaited, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
             )
             if answer not in done:
-                if self._withdraw(key, ask):
-                    # One drain fewer is needed: take one out of the line if none has started.
-                    self.gate.cancel(drain)
+                if self._withdraw(ask):
+                    self.gate.cancel(ask.drain)
                     raise LeftTheLine("waited in line for a free core")
                 await asyncio.wait({answer})  # in a pass already: it runs to its end
             return answer.result()
         finally:
             leaving.cancel()
 
-    def _closed(self, key: int, ask: Ask, drain: Future[None]) -> None:
-        if drain.cancelled() and self._withdraw(key, ask) and ask.answer.set_running_or_notify_cancel():
+    def _closed(self, ask: Ask, drain: Future[None]) -> None:
+        if drain.cancelled() and self._withdraw(ask):
             ask.answer.set_exception(LeftTheLine("the API is shutting down"))
 
-    def _withdraw(self, key: int, ask: Ask) -> bool:
+    def _withdraw(self, ask: Ask) -> bool:
         """Out of the line if no pass has taken it yet (True); False once one has."""
         with self._lock:
-            line = self._waiting.get(key, [])
-            if ask not in line:
-                return False
-            line.remove(ask)
-            if not line:
-                del self._waiting[key]
-            return True
+            return self._remove(ask)
 
-    def _take(self, key: int) -> list[Ask]:
-        """The oldest request waiting for this generator, and after it those whose rows fit in its padding
-        (in arrival order, skipping any too big: it stays first for the next drain)."""
+    def _remove(self, ask: Ask) -> bool:
+        key = id(ask.sampler)
+        line = self._waiting.get(key, [])
+        if ask not in line:
+            return False
+        line.remove(ask)
+        if not line:
+            del self._waiting[key]
+        return True
+
+    def _take(self, first: Ask) -> list[Ask]:
+        """`first`, if no pass has taken it, and after it the requests for its generator whose rows fit in
+        its padding, in arrival order (one too big stays in line, at its own place)."""
         with self._lock:
-            line = self._waiting.get(key)
-            if not line:
+            if not self._remove(first):
                 return []
-            first, *others = line
-            taken, kept = [first], []
-            room = padding(first.rows) if self.together else 0
-            for ask in others:
+            taken, room = [first], padding(first.rows) if self.together else 0
+            for ask in list(self._waiting.get(id(first.sampler), [])):
                 if ask.rows <= room:
+                    self._remove(ask)
                     taken.append(ask)
                     room -= ask.rows
-                else:
-                    kept.append(ask)
-            if kept:
-                self._waiting[key] = kept
-            else:
-                del self._waiting[key]
-            return taken
+        return taken
 
-    def _drain(self, key: int) -> None:
-        taken = []
-        for ask in self._take(key):
-            # Its request was cancelled (the API stopping it): nothing to compute, its slot to give back.
-            if ask.answer.set_running_or_notify_cancel():
-                taken.append(ask)
-            else:
-                ask.done()
-        if not taken:
-            return
+    def _drain(self, first: Ask) -> None:
+        taken = self._take(first)
+        for rider in taken[1:]:
+            # Answered here: its own place in the line is given up (the gate counts it out).
+            assert rider.drain is not None
+            self.gate.cancel(rider.drain)
         if len(taken) > 1:
             SAMPLE_REQUESTS_SHARED.inc(len(taken) - 1)
-        answered = 0
+        unanswered = list(taken)
         try:
-            # Stopped between chunks only when every request in the pass would stop.
-            samples = generate_together(
-                taken[0].sampler, [ask.latents() for ask in taken], lambda: all(ask.should_stop() for ask in taken)
-            )
-            for ask, rows in zip(taken, samples, strict=True):
-                try:
-                    body: bytes | Exception = ask.render(rows)
-                except Exception as exc:
-                    body = exc
-                answered += 1
-                _answer(ask, body)
-        except Exception as exc:
-            for ask in taken[answered:]:
-                _answer(ask, exc)
+            _run(taken, unanswered)
+        finally:
+            for ask in unanswered:  # what the pass could not answer still hears, and gives its slot back
+                _answer(ask, RuntimeError("the sampling pass failed"))
 
     @property
     def waiting(self) -> int:
@@ -164,9 +148,64 @@ class SampleBatches:
             return sum(len(line) for line in self._waiting.values())
 
 
+def _run(taken: list[Ask], unanswered: list[Ask]) -> None:
+    """The pass: the last chunk of the first request, which its riders share, computed first and the riders
+    answered at once; then the first's chunks before it (the same bits in either order: each chunk is
+    computed on its own)."""
+    live: list[Ask] = []
+    latents: list[np.ndarray] = []
+    for ask in taken:
+        try:
+            latents.append(ask.latents())
+        except Exception as exc:  # its own failure: the others' pass goes on
+            _finish(ask, exc, unanswered)
+        else:
+            live.append(ask)
+    if not live:
+        return
+    first, own = live[0], latents[0]
+    split = last_chunk_start(first.rows) if len(live) > 1 else 0
+    try:
+        # Not started when every request in it would stop (asked before each chunk).
+        shared = generate_together(
+            first.sampler, [own[split:], *latents[1:]], lambda: all(ask.should_stop() for ask in live)
+        )
+    except Exception as exc:
+        for ask in live:
+            _finish(ask, exc, unanswered)
+        return
+    for rider, rows in zip(live[1:], shared[1:], strict=True):
+        _finish(rider, _rendered(rider, rows), unanswered)
+    if not split:
+        _finish(first, _rendered(first, shared[0]), unanswered)
+        return
+    try:
+        # Its own chunks, under its own stop alone: its riders have their answers.
+        (head,) = generate_together(first.sampler, [own[:split]], first.should_stop)
+    except Exception as exc:
+        _finish(first, exc, unanswered)
+    else:
+        _finish(first, _rendered(first, np.concatenate([head, shared[0]])), unanswered)
+
+
+def _finish(ask: Ask, body: bytes | Exception, unanswered: list[Ask]) -> None:
+    _answer(ask, body)
+    unanswered.remove(ask)
+
+
+def _rendered(ask: Ask, rows: np.ndarray) -> bytes | Exception:
+    try:
+        return ask.render(rows)
+    except Exception as exc:  # its own failure
+        return exc
+
+
 def _answer(ask: Ask, body: bytes | Exception) -> None:
     # Its slot first: a client answered may ask again at once, and must find its slot free.
-    ask.done()
+    try:
+        ask.done()
+    except Exception:
+        log.exception("a sample request's slot could not be given back (its lease expires on its own)")
     if isinstance(body, Exception):
         ask.answer.set_exception(body)
     else:

@@ -95,6 +95,12 @@ def sample(sampler: Sampler, n: int, seed: int, should_stop: Callable[[], bool] 
     return generate_together(sampler, [latent(seed, n, sampler.spec.model.latent_dim)], should_stop)[0]
 
 
+def last_chunk_start(rows: int) -> int:
+    """Where the last chunk of a pass over `rows` latents (rows ≥ 1) begins: the rows before it are whole
+    chunks, computed the same alone or before or after it."""
+    return (rows - 1) // SAMPLE_CHUNK * SAMPLE_CHUNK
+
+
 def padding(rows: int) -> int:
     """The rows of padding in the last chunk of a pass over `rows` latents: room that other latents fill for
     free (generate_together)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +17,19 @@ from tests.support.gates import occupied
 from tests.wgan.helpers import TINY_DIGITS, tiny_trainer
 from wgan.checkpoint import save_checkpoint
 from wgan.render import grid_png, to_uint8
-from wgan.sampling import SAMPLE_CHUNK, Sampler, latent, load_sampler, sample
+from wgan.sampling import SAMPLE_CHUNK, Sampler, SamplingStopped, latent, load_sampler, sample
 
 
 @pytest.fixture(scope="module")
-def sampler(tmp_path_factory: pytest.TempPathFactory) -> Sampler:
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     trainer = tiny_trainer(TINY_DIGITS, steps=2, model={"generator_batch_norm": True})
     trainer.fit()
-    return load_sampler(save_checkpoint(tmp_path_factory.mktemp("gen"), trainer.checkpoint()))
+    return save_checkpoint(tmp_path_factory.mktemp("gen"), trainer.checkpoint())
+
+
+@pytest.fixture(scope="module")
+def sampler(checkpoint: Path) -> Sampler:
+    return load_sampler(checkpoint)
 
 
 @pytest.fixture
@@ -165,7 +171,7 @@ def test_a_closed_gate_tells_those_in_line(sampler: Sampler) -> None:
     asyncio.run(scenario())
     with pytest.raises(LeftTheLine, match="shutting down"):
         asyncio.run(batches.answer(Request(sampler, 4, 1).ask, asyncio.Event(), time.monotonic() + 30))
-    assert batches.waiting == 0
+    assert batches.waiting == 0 and gate.waiting == 0 and request.done == 0
 
 
 def test_one_requests_failure_is_its_own(sampler: Sampler) -> None:
@@ -181,13 +187,92 @@ def test_one_requests_failure_is_its_own(sampler: Sampler) -> None:
     assert not any(r.answered_before_done for r in requests)
 
 
-def test_a_shared_pass_stops_between_chunks_only_when_all_its_requests_would(
+def test_riders_get_the_shared_chunk_first_and_do_not_share_a_long_requests_fate(
     sampler: Sampler, passes: list[int]
 ) -> None:
     batches = SampleBatches(ComputeGate(1))
-    # Two chunks for the first; the second rides in its padding. The first's client goes: the pass goes on.
-    first, rider = Request(sampler, SAMPLE_CHUNK + 4, 0), Request(sampler, 4, 1)
+    # Three chunks for the first, whose client has gone; the second rides in its last chunk's padding.
+    first, rider = Request(sampler, 2 * SAMPLE_CHUNK + 4, 0), Request(sampler, 4, 1)
     first.stop = True
+    passes_when_answered: list[int] = []
+    rider.ask.done = lambda: passes_when_answered.append(len(passes))
+    stopped, answer = asyncio.run(_answers(batches, [first, rider]))
+    # The shared chunk alone was computed: the rider had its answer, the first stopped before its own.
+    assert passes == [SAMPLE_CHUNK] and passes_when_answered == [1]
+    assert isinstance(stopped, SamplingStopped) and first.done == 1
+    assert answer == _png(sampler, 4, 1)
+
+
+def test_a_long_request_with_a_rider_still_gets_its_own_bytes(sampler: Sampler, passes: list[int]) -> None:
+    batches = SampleBatches(ComputeGate(1))
+    first, rider = Request(sampler, 2 * SAMPLE_CHUNK + 4, 0), Request(sampler, 4, 1)
     answers = asyncio.run(_answers(batches, [first, rider]))
-    assert passes == [SAMPLE_CHUNK, SAMPLE_CHUNK]
-    assert answers == [_png(sampler, SAMPLE_CHUNK + 4, 0), _png(sampler, 4, 1)]
+    assert passes == [SAMPLE_CHUNK] * 3
+    assert answers == [_png(sampler, 2 * SAMPLE_CHUNK + 4, 0), _png(sampler, 4, 1)]
+
+
+def test_a_shared_chunk_is_not_computed_when_every_request_in_it_would_stop(
+    sampler: Sampler, passes: list[int]
+) -> None:
+    batches = SampleBatches(ComputeGate(1))
+    requests = [Request(sampler, 4, 0), Request(sampler, 4, 1)]
+    for request in requests:
+        request.stop = True
+    answers = asyncio.run(_answers(batches, requests))
+    assert passes == []
+    assert all(isinstance(answer, SamplingStopped) for answer in answers)
+    assert [r.done for r in requests] == [1, 1]
+
+
+def test_requests_for_other_generators_keep_their_place_in_line(sampler: Sampler, checkpoint: Path) -> None:
+    # Two generators (the same checkpoint loaded twice is two): A and its rider R, then B, then C; C comes
+    # after B though it is A's generator's, and A's rider R left no drain behind to serve C early.
+    other = load_sampler(checkpoint)
+    order: list[str] = []
+    hook = sampler.generator.register_forward_hook(lambda *_: order.append("K"))
+    other.generator.register_forward_hook(lambda *_: order.append("K2"))
+    batches = SampleBatches(ComputeGate(1))
+    a, r, b, c = Request(sampler, 60, 0), Request(sampler, 4, 1), Request(other, 64, 2), Request(sampler, 64, 3)
+
+    async def scenario() -> list[object]:
+        with occupied(batches.gate):
+            asked = [
+                asyncio.ensure_future(batches.answer(x.ask, asyncio.Event(), time.monotonic() + 30))
+                for x in (a, r, b, c)
+            ]
+            while batches.waiting < 4:
+                await asyncio.sleep(0.001)
+        results = await asyncio.gather(*asked)
+        # The rider's place in the line was given up as it was answered: nothing is left in line.
+        assert batches.gate.waiting == 0
+        return results
+
+    try:
+        answers = asyncio.run(scenario())
+    finally:
+        hook.remove()
+    assert order == ["K", "K2", "K"]
+    assert answers == [_png(sampler, 60, 0), _png(sampler, 4, 1), _png(other, 64, 2), _png(sampler, 64, 3)]
+
+
+def test_a_slot_that_cannot_be_given_back_holds_up_no_answer(sampler: Sampler) -> None:
+    def unreachable() -> None:
+        raise ConnectionResetError("slot store")
+
+    batches = SampleBatches(ComputeGate(1))
+    requests = [Request(sampler, 4, 0), Request(sampler, 4, 1)]
+    requests[0].ask.done = unreachable
+    assert asyncio.run(_answers(batches, requests)) == [_png(sampler, 4, 0), _png(sampler, 4, 1)]
+
+
+def test_one_requests_latents_failing_is_its_own(sampler: Sampler) -> None:
+    def unmade() -> np.ndarray:
+        raise ValueError("no latents")
+
+    batches = SampleBatches(ComputeGate(1))
+    requests = [Request(sampler, 4, 0), Request(sampler, 4, 1), Request(sampler, 4, 2)]
+    requests[0].ask.latents = unmade
+    failed, *served = asyncio.run(_answers(batches, requests))
+    assert isinstance(failed, ValueError)
+    assert served == [_png(sampler, 4, 1), _png(sampler, 4, 2)]
+    assert [r.done for r in requests] == [1, 1, 1]
