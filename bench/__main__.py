@@ -14,6 +14,7 @@ import torch
 from bench import (
     api_load,
     defaults,
+    device,
     history,
     images,
     quality,
@@ -61,6 +62,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     request_cost.BENCHMARK,
     api_load.BENCHMARK,
     soak.BENCHMARK,
+    device.BENCHMARK,
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 DEFAULT_THREADS = 2
@@ -97,7 +99,7 @@ def render_report(results_dir: Path) -> str:
     summary_rows = []
     for benchmark, result in loaded:
         if result is None:
-            summary_rows.append((f"{benchmark.title}", f"`python -m bench {benchmark.name}`", "not run yet", "–"))
+            summary_rows.append((f"{benchmark.title}", f"`{benchmark.command}`", "not run yet", "–"))
             continue
         passed = result["data"].get("passed")
         summary_rows.append(
@@ -121,7 +123,7 @@ def render_report(results_dir: Path) -> str:
     for benchmark, result in loaded:
         parts += ["", f'<a id="{benchmark.name}"></a>', "", f"## {benchmark.title}", ""]
         if result is None:
-            parts.append(f"Not run yet: `python -m bench {benchmark.name}`.")
+            parts.append(f"Not run yet: `{benchmark.command}`.")
             continue
         env = result["environment"]
         try:
@@ -143,7 +145,8 @@ def render_report(results_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    names: list[str] = args.names or list(BY_NAME)
+    # All of them, but the GPU's own where there is none (it runs on a lent device: scripts/device_checks.sh).
+    names: list[str] = args.names or [name for name in BY_NAME if name != "device" or torch.cuda.is_available()]
     report_only = names == ["report"]
     unknown = [name for name in names if name not in BY_NAME and not report_only]
     if unknown:

@@ -48,6 +48,12 @@ class Benchmark:
     summary: str
     run: Callable[[Context], Result]
     render: Callable[[Result], str]
+    # How to run it, where that is not `python -m bench NAME` on this machine.
+    how: str | None = None
+
+    @property
+    def command(self) -> str:
+        return self.how or f"python -m bench {self.name}"
 
 
 def cpu_model() -> str:
