@@ -4,8 +4,9 @@ rest wait in line.
 Sampling runs each forward pass on one torch thread (WGAN_API_TORCH_THREADS). Sixteen passes at once on
 two cores do not finish sooner than two at a time: they share the cores, each one's latency grows with
 the crowd, and their caches and memory thrash. Passes beyond the cores wait here, in arrival order,
-until a core frees up, their client goes or their deadline passes: a request awaiting on the event loop
-is woken by whichever comes first; a thread calling `run` asks its `should_stop` now and then.
+until a core frees up, their client goes or their deadline passes: a sample request awaits its place on
+the event loop (app.sample_batches, which `submit` and `cancel` serve), woken by whichever comes first;
+a thread calling `run` (an export) asks its `should_stop` now and then.
 
 The passes run on the gate's threads, not on the request threads that ask for them: each glibc thread
 keeps its own malloc arena, and a pass on whichever of forty request threads came along found its
@@ -16,13 +17,11 @@ threads that do the work keep their memory warm, as a bare loop does.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from wgan.sampling import SamplingStopped
 
@@ -58,29 +57,6 @@ class ComputeGate:
                 self._leave_if(should_stop, future)
             except CancelledError:  # the gate closed while it was in line
                 raise self._closed() from None
-
-    async def wait(self, work: Callable[[], T], leave: asyncio.Event | None = None, deadline: float | None = None) -> T:
-        """`run`, awaited on the event loop: a request in line holds no thread of the thread pool, which
-        the other routes need (forty by default), while it waits for one of the gate's. It leaves the line
-        (SamplingStopped) once `leave` is set or the monotonic `deadline` passes before its work starts:
-        woken by either, not polling, so a request that waits costs the loop nothing while it waits."""
-        future = self._submit(work)
-        answer = asyncio.wrap_future(future)
-        leaving = asyncio.ensure_future(leave.wait()) if leave is not None else None
-        awaited: set[asyncio.Future[Any]] = {answer} if leaving is None else {answer, leaving}
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            done, _ = await asyncio.wait(awaited, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            if answer not in done:
-                self._leave(future)
-                # Under way already: it runs to its end, asking `should_stop` itself between chunks.
-                await asyncio.wait({answer})
-            if answer.cancelled():  # the gate closed while it was in line
-                raise self._closed()
-            return answer.result()
-        finally:
-            if leaving is not None:
-                leaving.cancel()
 
     def _leave_if(self, should_stop: Callable[[], bool] | None, future: Future[T]) -> None:
         """SamplingStopped if `should_stop` says so and the work can still leave the line (not started)."""

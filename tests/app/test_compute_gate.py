@@ -3,7 +3,6 @@ a waiter free to leave."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 import time
@@ -158,67 +157,3 @@ def test_a_closed_gate_drops_those_in_line() -> None:
         gate.close()
         waiter.join(10)
     assert len(failure) == 1 and "shutting down" in str(failure[0]) and gate.waiting == 0
-
-
-def test_awaited_on_the_event_loop_it_answers_and_lets_a_waiter_leave() -> None:
-    gate = ComputeGate(1)
-    assert asyncio.run(gate.wait(lambda: 6 * 7)) == 42
-
-    async def in_line() -> None:
-        gone = asyncio.Event()
-        waiting = asyncio.ensure_future(gate.wait(lambda: pytest.fail("left the line, yet ran"), gone))
-        while gate.waiting == 0:
-            await asyncio.sleep(0.001)
-        gone.set()
-        with pytest.raises(SamplingStopped, match="waited in line"):
-            await waiting
-
-    with occupied(gate):
-        asyncio.run(in_line())
-    assert gate.waiting == 0
-    gate.close()
-    with pytest.raises(SamplingStopped, match="shutting down"):
-        asyncio.run(gate.wait(lambda: None))
-
-
-def test_awaited_it_leaves_the_line_at_its_deadline_and_no_sooner() -> None:
-    gate = ComputeGate(1)
-    patience = 0.3
-
-    async def in_line() -> float:
-        started = time.monotonic()
-        with pytest.raises(SamplingStopped, match="waited in line"):
-            await gate.wait(lambda: pytest.fail("left the line, yet ran"), asyncio.Event(), started + patience)
-        return time.monotonic() - started
-
-    with occupied(gate):
-        waited = asyncio.run(in_line())
-    assert patience <= waited < patience + 5  # woken by the deadline itself, not by a poll long after
-    assert gate.waiting == 0
-    gate.close()
-
-
-def test_work_under_way_when_its_waiter_leaves_runs_to_its_end_and_answers() -> None:
-    """Once on a thread, work cannot be taken back: the waiter told to leave still gets its answer (the
-    work asks should_stop itself between chunks)."""
-    gate = ComputeGate(1)
-    running, finish = threading.Event(), threading.Event()
-
-    def work() -> str:
-        running.set()
-        finish.wait(10)
-        return "done"
-
-    async def leave_while_it_runs() -> str:
-        gone = asyncio.Event()
-        waiting = asyncio.ensure_future(gate.wait(work, gone))
-        while not running.is_set():
-            await asyncio.sleep(0.001)
-        gone.set()
-        await asyncio.sleep(0.05)
-        assert not waiting.done()
-        finish.set()
-        return await waiting
-
-    assert asyncio.run(leave_while_it_runs()) == "done"
-    gate.close()

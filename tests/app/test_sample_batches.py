@@ -4,6 +4,7 @@ what it gets alone; a request still leaves the line when its client goes, and on
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -276,3 +277,30 @@ def test_one_requests_latents_failing_is_its_own(sampler: Sampler) -> None:
     assert isinstance(failed, ValueError)
     assert served == [_png(sampler, 4, 1), _png(sampler, 4, 2)]
     assert [r.done for r in requests] == [1, 1, 1]
+
+
+def test_a_request_under_way_when_its_client_goes_runs_to_its_end_and_is_answered(sampler: Sampler) -> None:
+    # A pass cannot be taken back once on a thread: it asks should_stop itself between chunks.
+    running, finish = threading.Event(), threading.Event()
+
+    def slow(rows: np.ndarray) -> bytes:
+        running.set()
+        finish.wait(10)
+        return grid_png(to_uint8(rows))
+
+    batches = SampleBatches(ComputeGate(1))
+    request = Request(sampler, 4, 0, slow)
+
+    async def leave_while_it_runs() -> object:
+        gone = asyncio.Event()
+        asked = asyncio.ensure_future(batches.answer(request.ask, gone, time.monotonic() + 30))
+        while not running.is_set():
+            await asyncio.sleep(0.001)
+        gone.set()
+        await asyncio.sleep(0.05)
+        assert not asked.done()
+        finish.set()
+        return await asked
+
+    assert asyncio.run(leave_while_it_runs()) == _png(sampler, 4, 0)
+    assert request.done == 1
