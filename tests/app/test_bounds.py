@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.routes.samples import SAMPLING
+from app.telemetry import registry
 from service.auth import authenticate
 from tests.app.test_export import trained
 from tests.conftest import TOY_SPEC, wait_for, wait_for_status
@@ -105,17 +106,22 @@ def test_a_sample_request_is_bounded_by_its_generators_cost(
     gate = gated.app.state.samplers.gate
     assert gated.portal is not None
     pool_threads = gated.portal.call(anyio.to_thread.current_default_thread_limiter)
+    asked = [{"n": 10, "seed": seed, "format": fmt} for seed, fmt in enumerate(["json", "npy", "png"])]
+    shared_before = registry.get_sample_value("wgan_sample_requests_shared_total") or 0.0
     with ThreadPoolExecutor(3) as pool:
         with occupied(gate):
-            waiting = [
-                pool.submit(gated.get, url, params={"n": 10, "seed": seed, "format": "json"}) for seed in range(3)
-            ]
+            waiting = [pool.submit(gated.get, url, params=params) for params in asked]
             deadline = time.monotonic() + 10
             while gate.waiting < 3 and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert gate.waiting == 3 and not any(request.done() for request in waiting)
             assert gated.portal.call(lambda: pool_threads.borrowed_tokens) == 0
-        assert [request.result(30).status_code for request in waiting] == [200, 200, 200]
+        answers = [request.result(30) for request in waiting]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    # Waiting together, the three shared one pass (10 rows, then 10 and 10 in its padding; app.sample_batches),
+    # and each got the bytes it gets alone, whatever its format.
+    assert (registry.get_sample_value("wgan_sample_requests_shared_total") or 0.0) - shared_before == 2
+    assert [answer.content for answer in answers] == [gated.get(url, params=params).content for params in asked]
     impatient = app_with(
         key=strict.headers["authorization"].removeprefix("Bearer "), sample_concurrency=1, sample_timeout_seconds=0.2
     )
