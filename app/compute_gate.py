@@ -5,7 +5,7 @@ Sampling runs each forward pass on one torch thread (WGAN_API_TORCH_THREADS). Si
 two cores do not finish sooner than two at a time: they share the cores, each one's latency grows with
 the crowd, and their caches and memory thrash. Passes beyond the cores wait here, in arrival order,
 until a core frees up, their client goes or their deadline passes: a sample request awaits its place on
-the event loop (app.sample_batches, which `submit` and `cancel` serve), woken by whichever comes first;
+the event loop (app.sample_batches, which `submit` serves), woken by whichever comes first;
 a thread calling `run` (an export) asks its `should_stop` now and then.
 
 The passes run on the gate's threads, not on the request threads that ask for them: each glibc thread
@@ -49,7 +49,7 @@ class ComputeGate:
         """`work`'s result, computed on one of the gate's threads once one is free, after those who came
         first; its exception, raised here. SamplingStopped if `should_stop` says so while still in line
         (work already started runs to its end: it asks `should_stop` itself between chunks)."""
-        future = self._submit(work)
+        future = self.submit(work)
         while True:
             try:
                 return future.result(POLL_SECONDS)
@@ -65,19 +65,13 @@ class ComputeGate:
 
     def _leave(self, future: Future[T]) -> None:
         """SamplingStopped if the work can still leave the line (it has not started); else nothing."""
-        if self.cancel(future):
+        if future.cancel():
             raise SamplingStopped("waited in line for a free core")
 
     def submit(self, work: Callable[[], T]) -> Future[T]:
-        """`work` put in line, not awaited: its future, which `cancel` takes out of the line until it starts.
-        SamplingStopped if the gate has closed."""
-        return self._submit(work)
+        """`work` put in line, not awaited: its future, whose `cancel()` takes it out of the line until it
+        starts (the line's count follows). SamplingStopped if the gate has closed."""
 
-    def cancel(self, future: Future[T]) -> bool:
-        """Take work that has not started out of the line; False once it has started (or ended)."""
-        return future.cancel()
-
-    def _submit(self, work: Callable[[], T]) -> Future[T]:
         def start() -> T:
             self._left()
             return work()

@@ -86,7 +86,7 @@ class SampleBatches:
             )
             if answer not in done:
                 if self._withdraw(ask):
-                    self.gate.cancel(ask.drain)
+                    ask.drain.cancel()
                     raise LeftTheLine("waited in line for a free core")
                 await asyncio.wait({answer})  # in a pass already: it runs to its end
             return answer.result()
@@ -131,7 +131,7 @@ class SampleBatches:
         for rider in taken[1:]:
             # Answered here: its own place in the line is given up (the gate counts it out).
             assert rider.drain is not None
-            self.gate.cancel(rider.drain)
+            rider.drain.cancel()
         if len(taken) > 1:
             SAMPLE_REQUESTS_SHARED.inc(len(taken) - 1)
         unanswered = list(taken)
