@@ -44,25 +44,21 @@ from bench.common import (
     table,
     verdict,
 )
-from wgan import Checkpoint, Hooks, Trainer, TrainSpec, assemble, load_checkpoint, save_checkpoint
+from bench.pairs import CASES_BY_NAME, Case, make_run
+from wgan import Checkpoint, Hooks, Trainer, load_checkpoint, save_checkpoint
 from wgan.sampling import SAMPLE_CHUNK, Sampler, generate_together, latent, load_sampler, sample
 from wgan.stacked import StackedTrainer
 
-SERVICE_SETTINGS: dict[str, Any] = {"checkpoint_every": 10**6, "log_every": 10, "evaluate": False}
-TRAINING: dict[str, dict[str, Any]] = {
-    "8gaussians MLP 512×3, batch 256, wgan-gp": {
-        "dataset": {"name": "8gaussians"},
-        "model": {"hidden_dim": 512, "depth": 3},
-        "batch_size": 256,
-    },
-    "digits DCGAN 32×32 width 64, batch 64, wgan-gp": {
-        "dataset": {"name": "digits"},
-        "model": {"arch": "dcgan", "image_size": 32, "hidden_dim": 64},
-        "batch_size": 64,
-    },
+# The speed benchmark's cases, built as it builds them (bench.pairs: the worker's metrics and checkpoints).
+TRAINING = (CASES_BY_NAME["toy512-gp"], CASES_BY_NAME["dcgan32-gp"])
+DCGAN = CASES_BY_NAME["dcgan32-gp"]
+# The stacked benchmark's bar case (bench.stacked takes it from here: this module must import light).
+STACK_BAR_SPEC: dict[str, Any] = {
+    "dataset": {"name": "8gaussians"},
+    "model": {"hidden_dim": 128, "depth": 3},
+    "batch_size": 256,
 }
-# The stacked benchmark's bar case (bench.stacked).
-STACKED = {"dataset": {"name": "8gaussians"}, "model": {"hidden_dim": 128, "depth": 3}, "batch_size": 256}
+STACKED = Case("stack128-gp", "8gaussians wgan-gp, MLP 128×3, batch 256", STACK_BAR_SPEC, False)
 STACK_RUNS = 8
 SMALL_N = 4
 SMALL_REQUESTS = 16
@@ -75,9 +71,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _trainer(spec: dict[str, Any], device: torch.device, steps: int, **changes: Any) -> Trainer:
-    full = {**spec, **SERVICE_SETTINGS, "device": device.type, "steps": steps, **changes}
-    return assemble(TrainSpec.model_validate(full), device=device).trainer
+def _trainer(case: Case, device: torch.device, steps: int, **changes: Any) -> Trainer:
+    return make_run(case, device=device.type, steps=steps, **changes).trainer
 
 
 def _fit_rate(trainer: Trainer, device: torch.device) -> float:
@@ -91,14 +86,14 @@ def _fit_rate(trainer: Trainer, device: torch.device) -> float:
 
 def _training(device: torch.device, steps: int, rounds: int) -> list[dict[str, Any]]:
     rows = []
-    for title, spec in TRAINING.items():
+    for case in TRAINING:
         precisions = ("fp32", "bf16") if device.type == "cuda" else ("fp32",)
-        _fit_rate(_trainer(spec, device, max(2, steps // 10)), device)  # load the kernels once
+        _fit_rate(_trainer(case, device, max(2, steps // 10)), device)  # load the kernels once
         rates: dict[str, list[float]] = {p: [] for p in precisions}
         for _ in range(rounds):  # interleaved: both precisions see the same card
             for precision in precisions:
-                rates[precision].append(_fit_rate(_trainer(spec, device, steps, precision=precision), device))
-        rows.append({"case": title, **{p: median(r) for p, r in rates.items()}})
+                rates[precision].append(_fit_rate(_trainer(case, device, steps, precision=precision), device))
+        rows.append({"case": case.title, **{p: median(r) for p, r in rates.items()}})
     return rows
 
 
@@ -132,7 +127,7 @@ def _stacked(device: torch.device, steps: int, rounds: int) -> dict[str, Any]:
 
 
 def _dcgan_sampler(device: torch.device, directory: Path) -> Sampler:
-    trainer = _trainer(TRAINING["digits DCGAN 32×32 width 64, batch 64, wgan-gp"], device, 2)
+    trainer = _trainer(DCGAN, device, 2)
     trainer.fit(Hooks())
     return load_sampler(save_checkpoint(directory, trainer.checkpoint()), device)
 
@@ -183,19 +178,18 @@ def _resume(device: torch.device, directory: Path) -> dict[str, Any]:
     checkpoint, against the same run never stopped: the largest relative difference of their losses after
     the restore, with deterministic kernels, and whether the optimizer state came back in its weights'
     layout (wgan.optim.match_parameter_layout)."""
-    spec = TRAINING["digits DCGAN 32×32 width 64, batch 64, wgan-gp"]
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         whole: list[Any] = []
-        _trainer(spec, device, 6, log_every=1).fit(Hooks(on_metrics=whole.append))
-        first = _trainer(spec, device, 6, log_every=1)
+        _trainer(DCGAN, device, 6, log_every=1).fit(Hooks(on_metrics=whole.append))
+        first = _trainer(DCGAN, device, 6, log_every=1)
 
         def keep(checkpoint: Checkpoint) -> None:
             save_checkpoint(directory, checkpoint)
 
         first.fit(Hooks(should_stop=lambda: first.step == 3, on_checkpoint=keep))
-        resumed = _trainer(spec, device, 6, log_every=1)
+        resumed = _trainer(DCGAN, device, 6, log_every=1)
         resumed.restore(load_checkpoint(directory / "step-00000003.json"))
         layout = all(state["exp_avg"].stride() == param.stride() for param, state in resumed.opt_critic.state.items())
         after: list[Any] = []
@@ -273,8 +267,7 @@ def render(data: Result) -> str:
                 ["stacked training", "value"],
                 [
                     (
-                        f"{stacked['runs']} seeds of 8gaussians wgan-gp, MLP 128×3, batch 256, {stacked['steps']} "
-                        "steps each: one after another",
+                        f"{stacked['runs']} seeds of {STACKED.title}, {stacked['steps']} steps each: one after another",
                         f"{num(stacked['one_by_one'], 1)} generator steps/s",
                     ),
                     ("the same as one stack", f"{num(stacked['stacked'], 1)} generator steps/s"),

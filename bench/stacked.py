@@ -14,6 +14,7 @@ import httpx
 import torch
 
 from bench.common import REPO, Benchmark, Context, Result, median, num, table, verdict
+from bench.device import STACK_BAR_SPEC
 from bench.service_stack import parse_time, service_stack, wait_finished
 from bench.speed import PEAK_REPEATS, PEAK_SIZE, matmul_gflops
 from service.settings import Settings
@@ -31,7 +32,7 @@ CASES: list[dict[str, Any]] = [
         "name": "mlp128",
         "title": "8gaussians wgan-gp, MLP 128×3, batch 256, 8 seeds",
         "runs": 8,
-        "spec": {"dataset": {"name": "8gaussians"}, "model": {"hidden_dim": 128, "depth": 3}, "batch_size": 256},
+        "spec": STACK_BAR_SPEC,
         "steps": (300, 40),
         "bar": True,
     },
