@@ -32,9 +32,14 @@ run: $(RUNTIME)
 	$(BIN)/wgan-service dev
 
 ## Run the whole test suite against real services (see tests/conftest.py)
+# Most tests wait on real services (workers, restarts, streams), so two run at once (pytest-xdist), each
+# process with its own database and Redis prefix; the tests marked `alone` measure the machine itself and
+# run afterwards, by themselves. TEST_PROCESSES=0 runs everything in this one process.
+TEST_PROCESSES ?= 2
 test: $(DEV)
 	$(BIN)/python -m tests.prepare
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 lint: $(DEV)
 	$(BIN)/ruff check .
