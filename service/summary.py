@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scipy.stats import spearmanr
-
 from wgan.config import TrainSpec
 
 # Lower is better for both. Digits and MNIST are judged by a classifier's Fréchet distance (wgan.judge);
@@ -62,6 +60,10 @@ def _spearman(pairs: list[tuple[float, float]]) -> float | None:
     estimates, values = zip(*pairs, strict=True)
     if len(set(estimates)) < 2 or len(set(values)) < 2:
         return None
+    # Imported here: scipy.stats takes most of a second to import, which every API process paid at start
+    # for a figure only a job's summary needs.
+    from scipy.stats import spearmanr
+
     rho = float(spearmanr(estimates, values).statistic)
     return rho if math.isfinite(rho) else None
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import safetensors.torch
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -164,6 +163,9 @@ def frechet(a: np.ndarray | Gaussian, b: np.ndarray | Gaussian) -> float:
     """The Fréchet distance between two Gaussians fitted to feature sets: ‖μa − μb‖² + Tr(Σa + Σb − 2(ΣaΣb)^½)."""
     ga = a if isinstance(a, Gaussian) else Gaussian.of(a)
     gb = b if isinstance(b, Gaussian) else Gaussian.of(b)
+    # Imported here: only a worker judging images needs it, and it costs every process a quarter second.
+    import scipy.linalg
+
     with warnings.catch_warnings():
         # A singular product (few samples, dead features) is expected; a non-finite root is handled below.
         warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)

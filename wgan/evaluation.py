@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import ot
 import torch
 
 from wgan.classifier import Judge
@@ -36,6 +35,10 @@ def default_examples(kind: str) -> int:
 
 def exact_w1(a: np.ndarray, b: np.ndarray) -> float:
     """The exact Wasserstein-1 distance between two equal-weight point clouds (POT's network simplex)."""
+    # Imported here, not with the module: POT brings scikit-learn with it, about 2 s of every API, worker
+    # and CLI process's start on a small host, and only a worker evaluating a checkpoint needs it.
+    import ot
+
     cost = ot.dist(a.astype(np.float64), b.astype(np.float64), metric="euclidean")
     weights_a = np.full(len(a), 1.0 / len(a))
     weights_b = np.full(len(b), 1.0 / len(b))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pkgutil
-import subprocess
-import sys
 
 import wgan
+from tests.support.imports import packages_loaded
 
 FORBIDDEN = ("fastapi", "starlette", "celery", "kombu", "sqlalchemy", "redis", "app", "worker", "service")
 
@@ -17,11 +16,4 @@ def test_every_engine_module_imports_without_the_service_layers() -> None:
         info.name for info in pkgutil.walk_packages(wgan.__path__, "wgan.") if not info.name.endswith("__main__")
     )
     assert "wgan.trainer" in modules and "wgan.data.files" in modules  # the walk found the package
-    probe = (
-        "import importlib, sys\n"
-        f"for name in {modules!r}: importlib.import_module(name)\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({FORBIDDEN!r})))\n"
-    )
-    # A fresh interpreter: this test process has the service loaded already.
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]", result.stdout
+    assert packages_loaded(modules, FORBIDDEN) == []
