@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import torch
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import generate_latest
 
@@ -90,10 +90,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         samples.routes(settings),
         experiments.routes(settings),
         webhooks.routes(settings),
+        *(module.router for module in (events, datasets, health, operations, dashboard)),
     ):
-        app.include_router(router)
-    for module in (events, datasets, health, operations, dashboard):
-        app.include_router(module.router)
+        _add_routes(app, router)
     _document_limits(app, settings)
     # The last added runs first: the body limit's 413 still gets the security and CORS headers.
     app.add_middleware(
@@ -110,6 +109,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
     app.add_middleware(RequestMetrics)
     return app
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """`router`'s routes as the app's own. FastAPI keeps an included router as a branch of the app's
+    routes, matched twice per request, its routes' version re-counted each time: 390 of the 5,400 lines of
+    Python a GET /api/v1/jobs/{id} ran, and 200 of a submission's 9,170 (bench request-cost, counted with
+    a line tracer). A route already carries its router's prefix, tags and dependencies
+    (APIRouter.add_api_route) and the app adds nothing to them, so the routes are served and documented
+    the same."""
+    app.router.routes.extend(router.routes)
 
 
 def _document_limits(app: FastAPI, settings: Settings) -> None:
