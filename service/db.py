@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,15 +10,10 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.json_text import compact
 from service.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-
-def _compact_json(value: Any) -> str:
-    # Stored as the event stream sends it: a replay passes the stored text on as it is (app/routes/events.py),
-    # so it is byte for byte what a live client got.
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -50,7 +44,7 @@ def make_engine(
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-            json_serializer=_compact_json,
+            json_serializer=compact,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -76,7 +70,7 @@ def make_engine(
         pool_timeout=pool_timeout,
         pool_recycle=1800,
         connect_args=connect_args,
-        json_serializer=_compact_json,
+        json_serializer=compact,
     )
 
 

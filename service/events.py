@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from service.json_text import compact
 from service.models import Event, ExperimentEvent
 from service.records import EventType, is_final_status
 from service.repositories.events import StoredEvent
@@ -27,7 +28,7 @@ def channel_prefix(settings: Settings) -> str:
 def message(seq: int, kind: str, data: Any) -> dict[str, Any]:
     """An event as streams handle it: its data already JSON-encoded once, for every client to reuse.
     `final` marks the last event a stream will ever have: a job's final status, an experiment's end."""
-    return _message(seq, kind, json.dumps(data, separators=(",", ":")), lambda: data)
+    return _message(seq, kind, compact(data), lambda: data)
 
 
 def stored_message(event: StoredEvent) -> dict[str, Any]:
