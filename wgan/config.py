@@ -263,10 +263,10 @@ def resolve(
     defaults = DEFAULTS[data_kind][kind]
     opt_kind, lr, betas = defaults.optimizer, defaults.lr, defaults.betas
     arch: Arch = spec.model.arch or DEFAULT_ARCH[data_kind]
-    m = spec.model.model_copy(update={"arch": arch})
+    m = spec.model
     fit = spec.dataset.fit
     if data_kind == "points":
-        if m.arch != "mlp":
+        if arch != "mlp":
             raise SpecError(("model", "arch"), "point data sets train MLPs only; use arch 'mlp'")
         if m.image_size is not None or m.channels is not None:
             raise SpecError(("model", "image_size"), "image_size and channels apply to image data sets only")
@@ -280,7 +280,7 @@ def resolve(
             raise SpecError(("dataset",), f"images must be square, this data set's are {native_h}×{native_w}")
         image_size = m.image_size or default_image_size(native_h, arch)
         channels = m.channels or native_c
-        if m.arch == "dcgan" and image_size not in DCGAN_IMAGE_SIZES:
+        if arch == "dcgan" and image_size not in DCGAN_IMAGE_SIZES:
             raise SpecError(("model", "image_size"), f"DCGAN image_size must be one of {DCGAN_IMAGE_SIZES}")
         if channels != native_c and native_c != 1:
             raise SpecError(("model", "channels"), f"this data set has {native_c} channels, not {channels}")
@@ -289,7 +289,7 @@ def resolve(
         else:
             fit = fit or "resize"
             if fit == "pad" and image_size < native_h:
-                larger = [size for size in DCGAN_IMAGE_SIZES if size >= native_h] if m.arch == "dcgan" else [native_h]
+                larger = [size for size in DCGAN_IMAGE_SIZES if size >= native_h] if arch == "dcgan" else [native_h]
                 raise SpecError(
                     ("dataset", "fit"),
                     f"padding cannot shrink {native_h} px images to {image_size}; use fit 'resize', or an "
@@ -297,7 +297,7 @@ def resolve(
                 )
         latent = m.latent_dim or DEFAULT_LATENT_IMAGES
 
-    if m.arch == "dcgan":
+    if arch == "dcgan":
         assert image_size is not None
         depth = dcgan_depth(image_size)
         if m.depth is not None and m.depth != depth:
@@ -334,6 +334,7 @@ def resolve(
             "dataset": spec.dataset.model_copy(update={"fit": fit}),
             "model": m.model_copy(
                 update={
+                    "arch": arch,
                     "latent_dim": latent,
                     "hidden_dim": width,
                     "depth": depth,
