@@ -20,6 +20,8 @@ RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
 # How long a channel no stream here watches any more stays subscribed, at most.
 IDLE_SECONDS = 1.0
+# How long stop() waits on the listener before cancelling it again.
+STOP_RETRY_SECONDS = 0.5
 # The hub's connection as Redis's CLIENT LIST names it, so an operator can tell the API's event
 # listeners from the workers' and brokers' connections.
 CLIENT_NAME = "wgan-api-events"
@@ -74,10 +76,16 @@ class EventHub:
             self._task = asyncio.create_task(self._listen(), name="event-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        if self._task is None:
+            return
+        # A cancellation that lands inside redis-py at the wrong moment can be swallowed there
+        # (redis/redis-py#2028, #2551): the listener goes on, and a stop() that cancelled once waited for
+        # ever (an app's shutdown hung in the test suite). Cancelled until it ends.
+        while not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=STOP_RETRY_SECONDS)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
     def subscribe(self, key: str) -> Subscription:
         """A subscription to the events announced under `key` (a job's id, an experiment's channel)."""

@@ -137,3 +137,31 @@ async def test_resubscribes_and_resyncs_after_losing_redis(hub: EventHub, redis_
     await redis_client.publish(channel, payload(2, "running"))
     live = await subscription.next(WAIT_SECONDS)
     assert live is not None and live["seq"] == 2
+
+
+async def test_stop_ends_a_listener_that_swallowed_its_cancellation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What redis-py does when a cancellation lands at the wrong moment (redis/redis-py#2028): the listener
+    # goes on as if nothing had happened. An app's shutdown then waited on it for ever.
+    swallowed: list[bool] = []
+
+    async def listen(self: EventHub) -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)
+
+    monkeypatch.setattr(EventHub, "_listen", listen)
+    events = EventHub(REDIS_URL, "wgan-test-stop:events:")
+    await events.start()
+    await asyncio.sleep(0)
+    stopping = asyncio.ensure_future(events.stop())
+    # Not wait_for: its own cancellation of a stop() that hangs would end the listener and hide the hang.
+    await asyncio.wait({stopping}, timeout=10)
+    try:
+        assert stopping.done(), "stop() still waits on a listener that swallowed one cancellation"
+        assert swallowed == [True]
+    finally:
+        stopping.cancel()
