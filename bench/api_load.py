@@ -51,6 +51,29 @@ class Connection:
         return int(status_line.split()[1])
 
 
+async def closed_loop(url: str, raw: bytes, expected: int, connections: int, total: int) -> tuple[float, int]:
+    """`total` requests over `connections` connections, each sending its next as soon as it has an answer;
+    the wall time taken and how many answers were not `expected`."""
+    host, port = url.removeprefix("http://").split(":")
+    opened = [Connection(*await asyncio.open_connection(host, int(port))) for _ in range(connections)]
+    left = total
+    wrong = 0
+
+    async def drive(connection: Connection) -> None:
+        nonlocal left, wrong
+        while left > 0:
+            left -= 1
+            if await connection.request(raw) != expected:
+                wrong += 1
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(drive(connection) for connection in opened))
+    seconds = time.perf_counter() - begin
+    for connection in opened:
+        connection.writer.close()
+    return seconds, wrong
+
+
 def raw_requests(url: str, key: str, job_id: str) -> dict[str, bytes]:
     """A GET job and a POST job (of SUBMITTED) as raw HTTP/1.1, by kind."""
     host = url.removeprefix("http://")

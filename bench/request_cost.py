@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from bench import instructions
-from bench.api_load import SUBMITTED, Connection, raw_requests
+from bench.api_load import SUBMITTED, closed_loop, raw_requests
 from bench.common import Benchmark, Context, Result, cpu_seconds, median, num, table, verdict
 from bench.service_stack import LOG_DIR, service_stack
 from tests.support.isolated import Stack
@@ -43,29 +43,6 @@ def _postgres(stack: Stack) -> tuple[int, float]:
     return sessions, cpu
 
 
-async def _closed_loop(url: str, raw: bytes, expected: int, connections: int, total: int) -> tuple[float, int]:
-    """`total` requests over `connections` connections, each sending its next as soon as it has an answer;
-    the wall time taken and how many answers were not `expected`."""
-    host, port = url.removeprefix("http://").split(":")
-    opened = [Connection(*await asyncio.open_connection(host, int(port))) for _ in range(connections)]
-    left = total
-    wrong = 0
-
-    async def drive(connection: Connection) -> None:
-        nonlocal left, wrong
-        while left > 0:
-            left -= 1
-            if await connection.request(raw) != expected:
-                wrong += 1
-
-    begin = time.perf_counter()
-    await asyncio.gather(*(drive(connection) for connection in opened))
-    seconds = time.perf_counter() - begin
-    for connection in opened:
-        connection.writer.close()
-    return seconds, wrong
-
-
 def _start_anchor(stack: Stack) -> tuple[ServiceProcess, str]:
     port = free_port()
     process = ServiceProcess(
@@ -85,7 +62,7 @@ def _start_anchor(stack: Stack) -> tuple[ServiceProcess, str]:
 def _cell(stack: Stack, pid: int, url: str, raw: bytes, expected: int, connections: int, total: int) -> dict[str, Any]:
     sessions, pg_cpu = _postgres(stack)
     cpu = cpu_seconds(pid)
-    seconds, wrong = asyncio.run(_closed_loop(url, raw, expected, connections, total))
+    seconds, wrong = asyncio.run(closed_loop(url, raw, expected, connections, total))
     # POST's broker send runs after the response, on the sender thread: let it finish before reading CPU.
     time.sleep(0.3)
     cpu = cpu_seconds(pid) - cpu
