@@ -74,3 +74,24 @@ def test_the_contracts_statuses_are_the_ones_the_service_enumerates(openapi: dic
     documented = re.findall(r"`(\w+)`", statuses.group(1))
     job = _schema(openapi, {"$ref": "#/components/schemas/Job"})
     assert _schema(openapi, job["properties"]["status"])["enum"] == documented
+
+
+def test_the_documents_creations_take_an_idempotency_key_and_every_api_route_the_bearer_key(
+    openapi: dict[str, Any],
+) -> None:
+    # Both are read by hand, not as FastAPI parameters (app.deps): the document must still say so.
+    for path in ("/api/v1/jobs", "/api/v1/experiments"):
+        (header,) = [p for p in openapi["paths"][path]["post"]["parameters"] if p["in"] == "header"]
+        assert header["name"] == "idempotency-key" and header["required"] is False
+        assert {"type": "string"} in header["schema"]["anyOf"]
+    assert openapi["components"]["securitySchemes"] == {
+        "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "An API key from `wgan-service keys create`."}
+    }
+    unguarded = [
+        f"{method.upper()} {path}"
+        for path, operations in openapi["paths"].items()
+        if path.startswith("/api/v1/")
+        for method, operation in operations.items()
+        if operation.get("security") != [{"HTTPBearer": []}]
+    ]
+    assert unguarded == []

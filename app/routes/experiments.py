@@ -8,12 +8,12 @@ job spec, and the run count against its cap. The experiment's event stream is in
 # this deployment's limits, locals of routes().
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 
 from app import presenters, schemas
-from app.deps import JOB_SUBMISSIONS, CallerDep
-from app.openapi import PROBLEMS, require_json
+from app.deps import IDEMPOTENCY_KEY, JOB_SUBMISSIONS, CallerDep, JsonCallerDep, idempotency_key
+from app.openapi import PROBLEMS, optional_header
 from app.replies import reply
 from service import experiments, lifecycle
 from service.errors import InvalidInput, NotFound
@@ -48,18 +48,13 @@ def routes(settings: Settings) -> APIRouter:
         "",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=schemas.Experiment,
-        dependencies=[Depends(require_json)],
         responses=PROBLEMS(400, 401, 409, 413, 415, 422, 429),
         summary="Submit an experiment: a grid (or list) of runs, each an ordinary job",
+        openapi_extra=optional_header(
+            IDEMPOTENCY_KEY, "Retry-safe creation: the same key and body within 24 h return the first experiment."
+        ),
     )
-    def create_experiment(
-        caller: CallerDep,
-        body: schemas.ExperimentCreate,
-        idempotency_key: Annotated[
-            str | None,
-            Header(description="Retry-safe creation: the same key and body within 24 h return the first experiment."),
-        ] = None,
-    ) -> Response:
+    def create_experiment(caller: JsonCallerDep, body: schemas.ExperimentCreate, request: Request) -> Response:
         principal = caller.principal(JOB_SUBMISSIONS)
         planned = _plan(body, job_spec, settings.max_experiment_runs)
         rt = caller.rt
@@ -70,7 +65,7 @@ def routes(settings: Settings) -> APIRouter:
             body.base,
             body.grid,
             planned,
-            idempotency_key,
+            idempotency_key(request),
             body.model_dump(mode="json", exclude_unset=True),
             caller.rt.tasks.defer,
         )

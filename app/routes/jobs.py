@@ -8,12 +8,12 @@ for are this deployment's limits, part of the OpenAPI document as well as of val
 # this deployment's limits, locals of routes().
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
 from app import presenters, schemas
-from app.deps import JOB_SUBMISSIONS, CallerDep
-from app.openapi import PROBLEMS, require_json, with_body_type
+from app.deps import IDEMPOTENCY_KEY, JOB_SUBMISSIONS, CallerDep, JsonCallerDep, idempotency_key
+from app.openapi import PROBLEMS, optional_header, with_body_type
 from app.replies import reply
 from service import jobs as job_service, lifecycle
 from service.errors import InvalidInput, NotFound
@@ -40,18 +40,11 @@ def routes(settings: Settings) -> APIRouter:
     job_spec = schemas.bounded_spec(settings)
 
     @with_body_type("spec", job_spec)
-    def create_job(
-        caller: CallerDep,
-        spec: TrainSpec,
-        idempotency_key: Annotated[
-            str | None,
-            Header(description="Retry-safe creation: the same key and body within 24 h return the first job."),
-        ] = None,
-    ) -> Response:
+    def create_job(caller: JsonCallerDep, spec: TrainSpec, request: Request) -> Response:
         # The key is checked in the job's own transaction; the task goes to the broker off the request's
         # thread, in submission order (service.dispatch).
         admission = caller.admission(JOB_SUBMISSIONS)
-        job = lifecycle.submit(caller.rt, admission, spec, idempotency_key, caller.rt.tasks.defer)
+        job = lifecycle.submit(caller.rt, admission, spec, idempotency_key(request), caller.rt.tasks.defer)
         location = {"Location": presenters.job_links(job.id).self}
         return reply(presenters.job(job), status.HTTP_202_ACCEPTED, location)
 
@@ -59,13 +52,15 @@ def routes(settings: Settings) -> APIRouter:
         "",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=schemas.Job,
-        dependencies=[Depends(require_json)],
         responses=PROBLEMS(400, 401, 409, 413, 415, 422, 429),
         summary="Submit a training job",
+        openapi_extra=optional_header(
+            IDEMPOTENCY_KEY, "Retry-safe creation: the same key and body within 24 h return the first job."
+        ),
     )(create_job)
 
     @with_body_type("spec", job_spec)
-    def preview_job(spec: TrainSpec, caller: CallerDep) -> Response:
+    def preview_job(spec: TrainSpec, caller: JsonCallerDep) -> Response:
         with caller.reads() as (session, principal):
             resolved = job_service.resolve_spec(session, principal, spec, settings)
             queue = queue_for(resolved.device)
@@ -89,7 +84,6 @@ def routes(settings: Settings) -> APIRouter:
     router.post(
         "/preview",
         response_model=schemas.JobPreview,
-        dependencies=[Depends(require_json)],
         responses=PROBLEMS(400, 401, 413, 415, 422),
         summary="Resolve a spec without submitting it: its defaults, cost and estimated training time",
     )(preview_job)

@@ -8,11 +8,11 @@ sending is the webhook sender's (worker.webhooks); a request only writes rows an
 # this deployment's limits, locals of routes().
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from app import presenters, schemas
-from app.deps import JOB_SUBMISSIONS, CallerDep
-from app.openapi import PROBLEMS, require_json
+from app.deps import JOB_SUBMISSIONS, CallerDep, JsonCallerDep
+from app.openapi import PROBLEMS
 from app.replies import reply
 from service import webhooks
 from service.errors import InvalidInput
@@ -26,11 +26,10 @@ def routes(settings: Settings) -> APIRouter:
         "",
         status_code=status.HTTP_201_CREATED,
         response_model=schemas.WebhookCreated,
-        dependencies=[Depends(require_json)],
         responses=PROBLEMS(400, 401, 409, 413, 415, 422),
         summary="Register a webhook; its signing secret is shown only in this response",
     )
-    def create_webhook(caller: CallerDep, body: schemas.WebhookCreate) -> Response:
+    def create_webhook(caller: JsonCallerDep, body: schemas.WebhookCreate) -> Response:
         principal = caller.principal()
         rt = caller.rt
         url = webhooks.check_url(body.url, rt.settings)
