@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.auth import authenticate, stored_hash
+from service.db import Executor
 from service.errors import Unauthorized
 from service.principal import Admission, Principal
 from service.runtime import Runtime
@@ -57,7 +58,7 @@ UPLOADS = Limit("upload", lambda settings: settings.rate_uploads_per_minute)
 AUTH_FAILURES = "failed sign-in"
 
 
-def admit(rt: Runtime, session: Session, token: str, client: str | None, limit: Limit | None = None) -> Principal:
+def admit(rt: Runtime, session: Executor, token: str, client: str | None, limit: Limit | None = None) -> Principal:
     """The caller behind `token`, with one request of `limit` spent: every route's way in.
 
     An address this process has seen spend its budget of bad keys is refused (429) before its key is
@@ -72,7 +73,7 @@ def _refuse_known_spent(rt: Runtime, client: str | None) -> None:
     rt.limiter.refuse_if_known_spent(AUTH_FAILURES, client or "unknown", rt.settings.rate_auth_failures_per_minute)
 
 
-def _checked(rt: Runtime, session: Session, token: str, client: str | None, limit: Limit | None) -> Principal:
+def _checked(rt: Runtime, session: Executor, token: str, client: str | None, limit: Limit | None) -> Principal:
     principal = authenticate(session, token)
     if principal is None:
         failures = rt.settings.rate_auth_failures_per_minute
@@ -153,7 +154,7 @@ class _Admission:
     caller: Caller
     limit: Limit | None
 
-    def admit(self, session: Session) -> Principal:
+    def admit(self, session: Executor) -> Principal:
         caller = self.caller
         return admit(caller.rt, session, caller.token, caller.address, self.limit)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from service.db import Executor
 from service.principal import Principal
 from service.repositories import keys as key_repo
 
@@ -45,7 +46,7 @@ def stored_hash(key: str) -> str | None:
     return hash_key(key) if key.startswith(KEY_PREFIX) else None
 
 
-def authenticate(session: Session, key: str) -> Principal | None:
+def authenticate(session: Executor, key: str) -> Principal | None:
     key_hash = stored_hash(key)
     if key_hash is None:
         return None

@@ -73,9 +73,3 @@ def run_once(
             repo.drop(session, owner_id, key)
         raise
     return made, False
-
-
-def attach(session: Any, owner_id: str, key: str, job_id: str) -> None:
-    record = repo.find(session, owner_id, key)
-    if record is not None:
-        record.job_id = job_id

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
-
+from service.db import Executor
 from service.errors import InvalidInput
 from service.principal import Principal
 from service.repositories import datasets as dataset_repo
@@ -17,15 +16,15 @@ from wgan.data.sources import BUILTIN
 BODY = "body"
 
 
-def resolve_spec(session: Session, principal: Principal, spec: TrainSpec, settings: Settings) -> TrainSpec:
+def resolve_spec(session: Executor, principal: Principal, spec: TrainSpec, settings: Settings) -> TrainSpec:
     """Fill every default against the job's data set, or raise InvalidInput naming the field."""
     if spec.dataset.id is not None:
-        dataset = dataset_repo.get(session, spec.dataset.id, principal)
-        if dataset is None:
+        found = dataset_repo.basis(session, spec.dataset.id, principal)
+        if found is None:
             raise InvalidInput(
                 "the data set does not exist", [((BODY, "dataset", "id"), "no uploaded data set with this id")]
             )
-        kind, shape, label = dataset.kind, tuple(dataset.shape), dataset.name
+        kind, shape, label = found.kind, tuple(found.shape), found.name
     else:
         assert spec.dataset.name is not None
         info = BUILTIN.get(spec.dataset.name)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from service import experiments, fencing, idempotency, stacking, summary, views, webhooks
 from service.artifacts import job_prefix
+from service.db import Executor
 from service.errors import Conflict, InvalidInput, NotFound
 from service.jobs import resolve_spec
 from service.models import CheckpointRow, Event, Experiment, ExperimentEvent, Job, utcnow
@@ -46,6 +47,7 @@ from service.repositories import (
     checkpoints as checkpoint_repo,
     events as event_repo,
     experiments as experiment_repo,
+    idempotency as idempotency_repo,
     jobs as job_repo,
     metrics as metric_repo,
     owners as owner_repo,
@@ -58,6 +60,8 @@ from wgan.config import MAX_NAME, TrainSpec
 
 log = logging.getLogger(__name__)
 ERROR_CHARS = 1000  # the checkpoints.evaluation_error column
+# Every new job's first event: the same data each time, dumped once (each job's event gets a copy).
+QUEUED_EVENT = StatusEvent.of(JobState.QUEUED).model_dump(mode="json")
 
 # How a submission sends its tasks once its transaction has committed: at once by default (None:
 # TaskQueue.send); the API passes TaskQueue.defer, so the broker send is not on the request's path. A
@@ -150,13 +154,12 @@ _JOB_TOPICS = {
 
 
 @contextmanager
-def _transition(rt: Runtime, announce: bool = True) -> Iterator[Transition]:
-    """A transaction whose events are announced once it has committed (by the caller if not `announce`)."""
+def _transition(rt: Runtime) -> Iterator[Transition]:
+    """A transaction whose events are announced once it has committed."""
     with rt.db.transaction() as session:
         step = Transition(session)
         yield step
-    if announce:
-        rt.events.publish(step.events)
+    rt.events.publish(step.events)
     # Committed, so a delivery whose task is not sent now (broker away) is still sent by the webhook sweep.
     for delivery_id in step.outbox.made:
         rt.tasks.send_delivery(delivery_id)
@@ -193,29 +196,30 @@ def submit(
 
 
 def _submit(rt: Runtime, who: Admission, spec: TrainSpec, idempotency_key: str | None, defer: Defer | None) -> Job:
-    with _transition(rt, announce=False) as step:
-        principal = who.admit(step.session)
-        job = _new_job(step, principal, resolve_spec(step.session, principal, spec, rt.settings))
+    # Statements alone, on a Core connection (Database.begin): nothing here loads or changes an ORM object.
+    with rt.db.begin() as connection:
+        principal = who.admit(connection)
+        job, first = _new_job(connection, principal, resolve_spec(connection, principal, spec, rt.settings))
         if idempotency_key is not None:
-            idempotency.attach(step.session, principal.owner_id, idempotency_key, job.id)
+            idempotency_repo.attach(connection, principal.owner_id, idempotency_key, job.id)
     # Its first event is announced with its task, in the broker's one round trip (TaskQueue.send).
-    (defer or rt.tasks.send)([training_task(job.id, job.queue, rt.events.announcements(step.events))])
+    (defer or rt.tasks.send)([training_task(job.id, job.queue, rt.events.announcements([first]))])
     return job
 
 
 def _new_job(
-    step: Transition,
+    executor: Executor,
     principal: Principal,
     resolved: TrainSpec,
     experiment: Experiment | None = None,
     overrides: dict[str, Any] | None = None,
-) -> Job:
-    """A QUEUED job for a resolved spec, with its first event (its task is sent once this commits)."""
+) -> tuple[Job, Event]:
+    """A QUEUED job for a resolved spec, and its first event (its task is sent once this commits)."""
     assert resolved.name is not None
     # One INSERT, not the ORM's flush (service.repositories.rows): nothing changes the job later in
     # this transaction.
     job = rows.insert(
-        step.session,
+        executor,
         Job,
         owner_id=principal.owner_id,
         name=resolved.name,
@@ -230,10 +234,7 @@ def _new_job(
         experiment_id=None if experiment is None else experiment.id,
         overrides=overrides,
     )
-    data = StatusEvent.of(JobState.QUEUED).model_dump(mode="json")
-    step.events.append(event_repo.add(step.session, job.id, 1, EventType.STATUS, data))
-    step.tell_experiment(job, EventType.STATUS, data)
-    return job
+    return job, event_repo.add(executor, job.id, 1, EventType.STATUS, dict(QUEUED_EVENT))
 
 
 def request_cancel(rt: Runtime, principal: Principal, job_id: str) -> Job:
@@ -340,9 +341,12 @@ def _submit_experiment(
                     [(("body", "runs", index, *error["loc"][1:]), str(error["msg"])) for error in exc.errors],
                 ) from exc
             named = resolved.model_copy(update={"name": f"{name} · {experiments.label(run.overrides)}"[:MAX_NAME]})
-            jobs.append(_new_job(step, principal, named, experiment, run.overrides))
+            job, first = _new_job(step.session, principal, named, experiment, run.overrides)
+            step.events.append(first)
+            step.tell_experiment(job, EventType.STATUS, first.data)
+            jobs.append(job)
         if idempotency_key is not None and jobs:
-            idempotency.attach(step.session, principal.owner_id, idempotency_key, jobs[0].id)
+            idempotency_repo.attach(step.session, principal.owner_id, idempotency_key, jobs[0].id)
     # Runs that fit together train together, one task per stack (service.stacking).
     groups = [([job.id for job in group], group[0].queue) for group in stacking.plan(jobs, rt.settings)]
     (defer or rt.tasks.send)(

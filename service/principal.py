@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy.orm import Session
+from service.db import Executor
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class Principal:
     key_id: str
     is_admin: bool = False
 
-    def admit(self, session: Session) -> Principal:
+    def admit(self, session: Executor) -> Principal:
         """Already checked: itself."""
         return self
 
@@ -24,4 +24,4 @@ class Admission(Protocol):
     caller inside its own transaction holds one pooled connection, not a read session and then a
     transaction (the key's read is one more statement on it). A checked Principal is one already."""
 
-    def admit(self, session: Session) -> Principal: ...
+    def admit(self, session: Executor) -> Principal: ...

@@ -3,21 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from service.db import Executor
 from service.models import Dataset, Job, is_id
 from service.principal import Principal
+
+
+def _visible(query: Select[Any], dataset_id: str, principal: Principal) -> Select[Any]:
+    query = query.where(Dataset.id == dataset_id)
+    return query if principal.is_admin else query.where(Dataset.owner_id == principal.owner_id)
 
 
 def get(session: Session, dataset_id: str, principal: Principal) -> Dataset | None:
     if not is_id(dataset_id):
         return None
-    query = select(Dataset).where(Dataset.id == dataset_id)
-    if not principal.is_admin:
-        query = query.where(Dataset.owner_id == principal.owner_id)
-    return session.scalars(query).one_or_none()
+    return session.scalars(_visible(select(Dataset), dataset_id, principal)).one_or_none()
+
+
+class Basis(NamedTuple):
+    """What a job's spec is resolved against (service.jobs.resolve_spec): the data set's kind, the shape
+    of one item, and its name."""
+
+    kind: str
+    shape: list[Any]
+    name: str
+
+
+def basis(session: Executor, dataset_id: str, principal: Principal) -> Basis | None:
+    """The Basis of a data set the principal may use, read as columns: a submission may run on a Core
+    connection (service.db.Database.begin), where no ORM object loads."""
+    if not is_id(dataset_id):
+        return None
+    query = _visible(select(Dataset.kind, Dataset.shape, Dataset.name), dataset_id, principal)
+    row = session.execute(query).one_or_none()
+    return None if row is None else Basis(*row)
 
 
 def for_owner(session: Session, principal: Principal) -> Sequence[Dataset]:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Text, cast, select, update
 from sqlalchemy.orm import Session
 
+from service.db import Executor
 from service.models import Event, EventLog, Job
 from service.records import EventType
 from service.repositories import rows
@@ -25,7 +26,7 @@ def append(session: Session, job_id: str, kind: EventType, data: Any) -> Event:
     return add(session, job_id, seq, kind, data)
 
 
-def add(session: Session, job_id: str, seq: int, kind: EventType, data: Any) -> Event:
+def add(session: Executor, job_id: str, seq: int, kind: EventType, data: Any) -> Event:
     """Write event number `seq` (one INSERT: the object returned is what was written, for publishing)."""
     return rows.insert(session, Event, job_id=job_id, seq=seq, type=kind.value, data=data)
 

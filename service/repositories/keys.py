@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from service.db import Executor, connection_of
 from service.models import ApiKey, Owner, utcnow
 from service.principal import Principal
 
@@ -47,11 +48,11 @@ def active_with_hash() -> ColumnElement[bool]:
 _ACTIVE_BY_HASH = select(*PRINCIPAL_COLUMNS).where(active_with_hash())
 
 
-def active_by_hash(session: Session, key_hash: str) -> Principal | None:
+def active_by_hash(session: Executor, key_hash: str) -> Principal | None:
     """Who the unrevoked key with this hash stands for. Read as columns, not an ApiKey: every request makes
     this read, and an ORM object costs more than the query."""
     # On the session's connection: the ORM's statement handling costs more than this one-row read.
-    row = session.connection().execute(_ACTIVE_BY_HASH, {"key_hash": key_hash}).one_or_none()
+    row = connection_of(session).execute(_ACTIVE_BY_HASH, {"key_hash": key_hash}).one_or_none()
     return None if row is None else principal_of(row)[0]
 
 

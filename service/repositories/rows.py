@@ -1,4 +1,5 @@
-"""A new row written by one Core INSERT on the session's connection, and the object that stands for it.
+"""A new row written by one Core INSERT (on a session's connection, or a Core one), and the object that
+stands for it.
 
 For rows that nothing changes later in the transaction that writes them (a submitted job, an event): the
 ORM's unit of work (pending state, the flush's bookkeeping, the object's identity) cost more than the
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Insert, insert as insert_into, inspect
-from sqlalchemy.orm import DeclarativeBase, Mapper, Session
+from sqlalchemy.orm import DeclarativeBase, Mapper
+
+from service.db import Executor, connection_of
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
 
@@ -57,7 +60,7 @@ def _plan(model: type[DeclarativeBase]) -> _Plan:
     return _Plan(mapper, insert_into(model), names, attributes, columns, tuple(made), frozenset(defaulted))
 
 
-def insert(session: Session, model: type[ModelT], **values: Any) -> ModelT:
+def insert(session: Executor, model: type[ModelT], **values: Any) -> ModelT:
     """Insert one `model` row of `values`, each column left out taking its Python-side default."""
     plan = _plan(model)
     unknown = values.keys() - plan.names.keys()
@@ -76,7 +79,7 @@ def insert(session: Session, model: type[ModelT], **values: Any) -> ModelT:
         # store the JSON text 'null', which IS NOT NULL.
         if value is not None or attribute in plan.defaulted:
             by_column[plan.names[attribute]] = value
-    session.connection().execute(plan.statement, by_column)
+    connection_of(session).execute(plan.statement, by_column)
     # Built without the constructor: its attribute events (a pending change for each column) are the
     # unit of work's bookkeeping, which this row never enters. The values read back as loaded ones.
     row: ModelT = plan.mapper.class_manager.new_instance()
