@@ -4,6 +4,7 @@ together in the next, none lost to another's failure."""
 from __future__ import annotations
 
 import threading
+import time
 
 from service.dispatch import SerialSender
 
@@ -72,3 +73,23 @@ def test_a_failed_batch_does_not_stop_the_sends_after_it() -> None:
     release.set()
     sender.close()
     assert sent == [["b", "c"]]
+
+
+def test_a_send_soon_after_another_waits_for_more_to_join_it_and_close_cuts_the_wait_short() -> None:
+    sent: list[list[int]] = []
+    first = threading.Event()
+
+    def send(batch: list[int]) -> None:
+        sent.append(batch)
+        first.set()
+
+    # A linger far longer than the test: only close() can end the second wait in time.
+    sender = SerialSender(send, linger=60)
+    sender.defer(0)  # after a quiet spell: sent at once
+    assert first.wait(WAIT_SECONDS)
+    for index in (1, 2, 3):
+        sender.defer(index)  # soon after a send: they wait together
+    started = time.monotonic()
+    sender.close()
+    assert time.monotonic() - started < WAIT_SECONDS
+    assert sent == [[0], [1, 2, 3]]
