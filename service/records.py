@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import RowMapping
 
 from service.models import MetricRow
-from service.states import ErrorType, JobState, JobStatus
+from service.states import FINAL_STATUSES, ErrorType, JobState, JobStatus
 from wgan.trainer import MetricPoint
 
 MEASURES_DOC = (
@@ -52,7 +52,8 @@ class StatusEvent(BaseModel):
 
 def is_final_status(data: Any) -> bool:
     """Whether a status event's data (as stored) ends the job's stream."""
-    return isinstance(data, dict) and data.get("status") in {status.value for status in JobStatus if status.final}
+    # The statuses are a StrEnum: the stored text matches them as it is.
+    return isinstance(data, dict) and data.get("status") in FINAL_STATUSES
 
 
 def _json_float(value: Any) -> Any:

@@ -1,5 +1,5 @@
 """A metric page built without a model per point (by Postgres, or straight from the columns) is the JSON the
-Metric model writes, point for point."""
+Metric model writes, point for point; a status event ends its stream when its status is final."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from service.models import MetricRow
-from service.records import STORED_COLUMNS, Metric
+from service.records import STORED_COLUMNS, Metric, StatusEvent, is_final_status
 from service.repositories import metrics as metric_repo
+from service.states import JobStatus
 from tests.service.conftest import Stored
 
 
@@ -76,3 +77,10 @@ def test_a_page_is_what_the_model_writes_on_every_database(job: Stored) -> None:
         # Equal as values: Postgres writes every time with its microseconds, pydantic drops zero ones.
         assert datetime.fromisoformat(item.pop("time")) == datetime.fromisoformat(want.pop("time"))
         assert list(item) == list(want) and item == want
+
+
+def test_a_status_event_ends_its_stream_exactly_when_its_status_is_final() -> None:
+    for status in JobStatus:
+        stored = StatusEvent(status=status, error=None).model_dump(mode="json")  # as the events table holds it
+        assert is_final_status(stored) is status.final
+    assert not is_final_status({"status": "no such status"}) and not is_final_status(None)
