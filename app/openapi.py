@@ -34,17 +34,14 @@ def PROBLEMS(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def optional_header(name: str, description: str) -> dict[str, Any]:
+def optional_header(name: str, description: str | None = None) -> dict[str, Any]:
     """`openapi_extra` documenting an optional string header that the route reads from the request itself,
     as FastAPI documents a `Header()` parameter. As a parameter, FastAPI validated it on every request: 140
     lines of Python a submission ran (bench request-cost, counted with a line tracer), for a value that is
     any string or none."""
-    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "description": description, "title": name}
-    return {
-        "parameters": [
-            {"description": description, "in": "header", "name": name.lower(), "required": False, "schema": schema}
-        ]
-    }
+    described = {"description": description} if description else {}
+    schema = {"anyOf": [{"type": "string"}, {"type": "null"}], **described, "title": name}
+    return {"parameters": [{**described, "in": "header", "name": name.lower(), "required": False, "schema": schema}]}
 
 
 def describe_limits(document: dict[str, Any], settings: Settings) -> dict[str, Any]:

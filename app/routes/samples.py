@@ -15,12 +15,14 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
 
 from app import schemas
 from app.deps import SAMPLE_REQUESTS, Caller, CallerDep
-from app.openapi import PROBLEMS
+from app.openapi import PROBLEMS, optional_header
+from app.query import query_parameters, read_query
 from app.sample_batches import Ask, LeftTheLine, SampleBatches
 from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
@@ -315,8 +317,48 @@ async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
     gone.set()
 
 
+class SampleQuery(BaseModel):
+    """What GET /samples asks for. The deployment's own bounds on n and frames are added by `bounded_query`."""
+
+    n: int = 64
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] = 0
+    checkpoint: Annotated[
+        str,
+        Field(
+            max_length=64,
+            description="A checkpoint id, a step, 'latest', or 'best' (the checkpoint the job's primary measure "
+            "ranks first: see the job's summary).",
+        ),
+    ] = "latest"
+    format: Annotated[
+        Literal["png", "json", "npy", "gif", "webp"],
+        Field(description="gif and webp animate a latent walk (images only); png of a walk is a strip."),
+    ] = "png"
+    interpolate: Annotated[
+        str | None,
+        Field(
+            pattern=r"^-?[0-9]{1,18},-?[0-9]{1,18}$",
+            description="SEED_A,SEED_B: a latent walk from seed A's first latent to seed B's, instead of n "
+            "samples (for 2-D data, the path drawn over the data).",
+        ),
+    ] = None
+    frames: Annotated[int, Field(description="Steps of the walk.")] = 16
+    path: Annotated[WalkPath, Field(description="slerp: along the great circle (White 2016); lerp: a line.")] = "slerp"
+
+
+def bounded_query(settings: Settings) -> type[SampleQuery]:
+    """SampleQuery with n and frames bounded by `settings` (a field keeps its place when redefined)."""
+    return create_model(
+        "SampleQuery",
+        __base__=SampleQuery,
+        n=(int, Field(64, ge=1, le=settings.max_samples)),
+        frames=(int, Field(16, ge=2, le=settings.max_walk_frames, description="Steps of the walk.")),
+    )
+
+
 def routes(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/api/v1/jobs", tags=["samples"])
+    query_model = bounded_query(settings)
 
     @router.get(
         "/{job_id}/samples",
@@ -339,39 +381,11 @@ def routes(settings: Settings) -> APIRouter:
         },
         response_class=Response,
         summary="Generate samples from a checkpoint; the same inputs give byte-identical output",
+        openapi_extra={"parameters": [*query_parameters(query_model), *optional_header("If-None-Match")["parameters"]]},
     )
-    async def get_samples(
-        request: Request,
-        job_id: str,
-        caller: CallerDep,
-        n: Annotated[int, Query(ge=1, le=settings.max_samples)] = 64,
-        seed: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)] = 0,
-        checkpoint: Annotated[
-            str,
-            Query(
-                max_length=64,
-                description="A checkpoint id, a step, 'latest', or 'best' (the checkpoint the job's primary measure "
-                "ranks first: see the job's summary).",
-            ),
-        ] = "latest",
-        format: Annotated[
-            Literal["png", "json", "npy", "gif", "webp"],
-            Query(description="gif and webp animate a latent walk (images only); png of a walk is a strip."),
-        ] = "png",
-        interpolate: Annotated[
-            str | None,
-            Query(
-                pattern=r"^-?[0-9]{1,18},-?[0-9]{1,18}$",
-                description="SEED_A,SEED_B: a latent walk from seed A's first latent to seed B's, instead of n "
-                "samples (for 2-D data, the path drawn over the data).",
-            ),
-        ] = None,
-        frames: Annotated[int, Query(ge=2, le=settings.max_walk_frames, description="Steps of the walk.")] = 16,
-        path: Annotated[
-            Literal["slerp", "lerp"], Query(description="slerp: along the great circle (White 2016); lerp: a line.")
-        ] = "slerp",
-        if_none_match: Annotated[str | None, Header()] = None,
-    ) -> Response:
+    async def get_samples(request: Request, job_id: str, caller: CallerDep) -> Response:
+        # The query and If-None-Match are read here, not declared as parameters (app.query).
+        query = read_query(request, query_model)
         # One trip to the thread pool for the request's reads and its slot, as every route makes (app.deps);
         # the pass is awaited here, not in that trip, so a request in line holds no pool thread.
         samplers: SamplerCache = request.app.state.samplers
@@ -386,13 +400,13 @@ def routes(settings: Settings) -> APIRouter:
                 caller,
                 samplers,
                 job_id,
-                n,
-                seed,
-                checkpoint,
-                format,
-                if_none_match,
+                query.n,
+                query.seed,
+                query.checkpoint,
+                query.format,
+                request.headers.get("if-none-match"),
                 gone,
-                Walk.parse(interpolate, frames, path),
+                Walk.parse(query.interpolate, query.frames, query.path),
             )
             return prepared if isinstance(prepared, Response) else await _sample(samplers.batches, prepared, gone)
         finally:
