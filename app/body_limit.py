@@ -33,7 +33,7 @@ class BodyLimit:
             if int(length) > limit:
                 await self._refuse(scope, send, limit)
             else:
-                # The server hands on at most Content-Length bytes (h11 reads no further): nothing to count.
+                # The server hands on at most Content-Length bytes (its parser reads no further): nothing to count.
                 await self.app(scope, receive, send)
             return
         received = 0

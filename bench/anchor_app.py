@@ -122,6 +122,8 @@ def create_anchor(database_url: str, redis_url: str) -> FastAPI:
 def main() -> None:
     import uvicorn
 
+    from app.http_protocol import bounded_head_protocol
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
@@ -133,8 +135,7 @@ def main() -> None:
         port=port,
         log_config=None,
         access_log=False,
-        http="h11",
-        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        http=bounded_head_protocol(settings.http_max_header_bytes),
         limit_concurrency=settings.http_max_connections,
         timeout_keep_alive=settings.http_keep_alive_seconds,
     )

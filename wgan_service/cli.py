@@ -26,6 +26,7 @@ HEALTH_TIMEOUT_SECONDS = 2
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     import uvicorn
 
+    from app.http_protocol import bounded_head_protocol
     from app.main import create_app
 
     uvicorn.run(
@@ -35,9 +36,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         log_config=None,
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
-        # h11, not httptools: httptools reads request heads of any size (10 MB were accepted here).
-        http="h11",
-        h11_max_incomplete_event_size=settings.http_max_header_bytes,
+        http=bounded_head_protocol(settings.http_max_header_bytes),
         limit_concurrency=settings.http_max_connections,
         timeout_keep_alive=settings.http_keep_alive_seconds,
     )
