@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from service.auth import authenticate, stored_hash
@@ -122,8 +123,8 @@ class Caller:
 
     def read(
         self,
-        with_key: Callable[[Session, str], tuple[Principal, Found] | None],
-        alone: Callable[[Session, Principal], Found | None],
+        with_key: Callable[[Connection, str], tuple[Principal, Found] | None],
+        alone: Callable[[Connection, Principal], Found | None],
         limit: Limit | None = None,
     ) -> tuple[Principal, Found | None]:
         """The caller, with one request of `limit` spent, and what it may see of something, read in the
@@ -132,17 +133,18 @@ class Caller:
         `with_key` reads the caller and the thing together by the key's stored hash: one round trip, not
         the key's read and then the thing's. When it finds nothing, the key is checked alone, as every
         route checks it (a bad or revoked key answers 401 and spends a failed sign-in), and `alone` says
-        what the caller may see of the thing: None when there is nothing.
+        what the caller may see of the thing: None when there is nothing. Both read on an autocommit Core
+        connection (service.db.Database.reading).
         """
         rt = self.rt
         _refuse_known_spent(rt, self.address)
-        with rt.db.reads() as session:
+        with rt.db.reading() as connection:
             key_hash = stored_hash(self.token)
-            if key_hash is not None and (found := with_key(session, key_hash)) is not None:
+            if key_hash is not None and (found := with_key(connection, key_hash)) is not None:
                 _spend(rt, found[0], limit)
                 return found
-            principal = _checked(rt, session, self.token, self.address, limit)
-            return principal, alone(session, principal)
+            principal = _checked(rt, connection, self.token, self.address, limit)
+            return principal, alone(connection, principal)
 
     def admission(self, limit: Limit | None = None) -> Admission:
         """The caller, to be checked (one request of `limit` spent) in the session the service's work uses."""

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, select, true
 from sqlalchemy.orm import Session
 
+from service.db import Executor, connection_of
 from service.models import CheckpointRow, Job, is_id
 from service.principal import Principal
 from service.repositories.jobs import with_key
@@ -92,26 +93,26 @@ def _kind(ref: str) -> RefKind:
 Visible = tuple[dict[str, Any] | None, CheckpointRecord | None]
 
 
-def find_visible(session: Session, job_id: str, principal: Principal, ref: str) -> Visible:
+def find_visible(session: Executor, job_id: str, principal: Principal, ref: str) -> Visible:
     """(the job's spec if it exists for this principal, else None; its checkpoint `ref`: 'latest', 'best'
     (by the job's primary measure), a step number or a checkpoint id) in one query, as sampling asks for
     both on every request."""
     if not is_id(job_id):
         return None, None
     params = {**_params(job_id, ref), "owner_id": principal.owner_id}
-    row = session.connection().execute(_visible(_kind(ref), not principal.is_admin), params).first()
+    row = connection_of(session).execute(_visible(_kind(ref), not principal.is_admin), params).first()
     if row is None:
         return None, None
     return _found(*row)
 
 
-def find_visible_with_key(session: Session, key_hash: str, job_id: str, ref: str) -> tuple[Principal, Visible] | None:
+def find_visible_with_key(session: Executor, key_hash: str, job_id: str, ref: str) -> tuple[Principal, Visible] | None:
     """The caller behind the key with this hash and what find_visible finds for them, in one round trip;
     None when the key is bad or revoked or the job is not one it may see."""
     if not is_id(job_id):
         return None
     params = {**_params(job_id, ref), "key_hash": key_hash}
-    row = session.connection().execute(_visible_with_key(_kind(ref)), params).first()
+    row = connection_of(session).execute(_visible_with_key(_kind(ref)), params).first()
     if row is None:
         return None
     principal, found = principal_of(row)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service.db import Executor, connection_of
 from service.models import (
     ApiKey,
     CheckpointRow,
@@ -89,12 +90,12 @@ def _record_by_id(of_owner: bool) -> Select[Any]:
     return _where_id(select(*(getattr(Job, field.name) for field in fields(JobRecord))), of_owner)
 
 
-def read(session: Session, job_id: str, principal: Principal) -> JobRecord | None:
+def read(session: Executor, job_id: str, principal: Principal) -> JobRecord | None:
     """The job as `get` finds it, as a JobRecord: for a read that changes nothing."""
     if not is_id(job_id):
         return None
     query = _record_by_id(not principal.is_admin)
-    row = session.connection().execute(query, {"job_id": job_id, "owner_id": principal.owner_id}).one_or_none()
+    row = connection_of(session).execute(query, {"job_id": job_id, "owner_id": principal.owner_id}).one_or_none()
     return None if row is None else JobRecord(*row)
 
 
@@ -111,13 +112,13 @@ def _record_with_key() -> Select[Any]:
     return with_key(*(getattr(Job, field.name) for field in fields(JobRecord)))
 
 
-def read_with_key(session: Session, key_hash: str, job_id: str) -> tuple[Principal, JobRecord] | None:
+def read_with_key(session: Executor, key_hash: str, job_id: str) -> tuple[Principal, JobRecord] | None:
     """The caller behind the key with this hash and the job as `read` finds it for them, in one round trip;
     None when either is missing (a bad or revoked key, a job it may not see), which `read` after the key's
     own check tells apart."""
     if not is_id(job_id):
         return None
-    found = session.connection().execute(_record_with_key(), {"key_hash": key_hash, "job_id": job_id}).one_or_none()
+    found = connection_of(session).execute(_record_with_key(), {"key_hash": key_hash, "job_id": job_id}).one_or_none()
     if found is None:
         return None
     principal, job = principal_of(found)
