@@ -348,11 +348,16 @@ class SampleQuery(BaseModel):
 
 def bounded_query(settings: Settings) -> type[SampleQuery]:
     """SampleQuery with n and frames bounded by `settings` (a field keeps its place when redefined)."""
+
+    def bounded(name: str, low: int, high: int) -> Any:
+        field = SampleQuery.model_fields[name]
+        return (field.annotation, Field(field.default, ge=low, le=high, description=field.description))
+
     return create_model(
         "SampleQuery",
         __base__=SampleQuery,
-        n=(int, Field(64, ge=1, le=settings.max_samples)),
-        frames=(int, Field(16, ge=2, le=settings.max_walk_frames, description="Steps of the walk.")),
+        n=bounded("n", 1, settings.max_samples),
+        frames=bounded("frames", 2, settings.max_walk_frames),
     )
 
 
