@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from service.db import Executor
+from service.db import Executor, connection_of
 from service.models import Dataset, Job, is_id
 from service.principal import Principal
 
@@ -39,7 +39,7 @@ def basis(session: Executor, dataset_id: str, principal: Principal) -> Basis | N
     if not is_id(dataset_id):
         return None
     query = _visible(select(Dataset.kind, Dataset.shape, Dataset.name), dataset_id, principal)
-    row = session.execute(query).one_or_none()
+    row = connection_of(session).execute(query).one_or_none()
     return None if row is None else Basis(*row)
 
 
