@@ -77,11 +77,10 @@ def _throughput(
 
 
 def _kept_in_rounds(
-    sampler: Sampler, base_url: str, headers: dict[str, str], job_id: str, window: float, pid: int
+    sampler: Sampler, base_url: str, headers: dict[str, str], job_id: str, window: float, pid: int, workers: int
 ) -> tuple[list[float], list[dict[str, Any]]]:
-    """The bare rate and the gated API's, in turns: bare, gated, bare, … ROUNDS gated windows, each with a
-    bare window on either side."""
-    workers = cores()
+    """The bare rate (on `workers` threads) and the gated API's, in turns: bare, gated, bare, … ROUNDS gated
+    windows, each with a bare window on either side."""
     bare = [_bare_rate(sampler, window, workers, PNG_COMPRESS_LEVEL)]
     gated = []
     for _ in range(ROUNDS):
@@ -181,7 +180,7 @@ def run(ctx: Context) -> Result:
             try:
                 levels = {level: _png_cost(sampler, level, 20) for level in (PNG_COMPRESS_LEVEL, 6)}
                 bare, rounds = _kept_in_rounds(
-                    sampler, stack.api_url, headers, job["id"], window, stack.processes[-1].pid
+                    sampler, stack.api_url, headers, job["id"], window, stack.processes[-1].pid, workers
                 )
                 small = {
                     "shared": _throughput(stack.api_url, headers, job["id"], window, stack.processes[-1].pid, SMALL_N),
@@ -297,14 +296,10 @@ def render(data: Result) -> str:
             f"work (latent, forward pass, PNG) on {data['workers']} threads, one per core, in the same run: with "
             "the API's gate (`WGAN_SAMPLE_CONCURRENCY`, default one pass per core, the rest wait in line) and "
             f"with the gate opened to all {CONCURRENT} (every pass at once, as before the gate). "
-            + (
-                f"The gated API and the bare work take turns, {len(data['kept_rounds'])} gated windows each "
-                "between two bare ones, and each gated window is set against the mean of the bare windows on "
-                "either side: the host's own load moves from window to window; the table gives the median "
-                "round, the worst p99 and every request."
-                if "kept_rounds" in data
-                else ""
-            ),
+            f"The gated API and the bare work take turns, {len(data['kept_rounds'])} gated windows each "
+            "between two bare ones, and each gated window is set against the mean of the bare windows on "
+            "either side: the host's own load moves from window to window; the table gives the median "
+            "round, the worst p99 and every request.",
             "",
             table(
                 ["measure", "value", "bar"],
@@ -330,13 +325,9 @@ def render(data: Result) -> str:
                     ),
                     (
                         f"HTTP, {CONCURRENT} clients, gated",
-                        f"{num(gated['requests_per_second'], 1)} req/s = {100 * kept:.0f}% of bare"
-                        + (
-                            " (rounds: " + ", ".join(f"{100 * r:.0f}%" for r in data["kept_rounds"]) + ")"
-                            if "kept_rounds" in data
-                            else ""
-                        )
-                        + "; p50 "
+                        f"{num(gated['requests_per_second'], 1)} req/s = {100 * kept:.0f}% of bare (rounds: "
+                        + ", ".join(f"{100 * r:.0f}%" for r in data["kept_rounds"])
+                        + "); p50 "
                         f"{num(gated['p50'], 0)} ms, p99 {num(gated['p99'], 0)} ms; API CPU "
                         f"{num(gated['server_cpu_ms'], 1)} ms/request, clients "
                         f"{num(gated['client_cpu_ms'], 2)} ms ({gated['requests']} requests, "
