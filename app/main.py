@@ -74,8 +74,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = rt
     gate = ComputeGate(settings.sample_concurrency or cores())
+    device = _sample_device(settings)
     app.state.samplers = SamplerCache(
-        settings.sample_cache_size, rt.store, _sample_device(settings), gate, settings.sample_share_passes
+        settings.sample_cache_size,
+        rt.store,
+        device,
+        gate,
+        settings.sample_share_passes,
+        settings.sample_runtime if device.type == "cpu" else "torch",
+        settings.api_torch_threads,
     )
     app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
     states = state_registry(rt)

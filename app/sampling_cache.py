@@ -16,7 +16,7 @@ from service.repositories.checkpoints import CheckpointRecord
 from wgan.assemble import open_data
 from wgan.checkpoint import VerifiedFiles
 from wgan.render import reference_layer
-from wgan.sampling import Sampler, load_sampler
+from wgan.sampling import Runtime, Sampler, load_sampler
 
 REFERENCE_POINTS = 4000
 REFERENCE_SEED = 0
@@ -31,15 +31,26 @@ class Loaded:
 
 
 class SamplerCache:
-    """The API's generators: loaded once each, and run through `gate`, a few passes at a time, sample
-    requests by way of `batches` (sharing passes when `share_passes`)."""
+    """The API's generators: loaded once each for `runtime`, and run through `gate`, a few passes at a time,
+    sample requests by way of `batches` (sharing passes when `share_passes`)."""
 
     def __init__(
-        self, size: int, store: ArtifactStore, device: torch.device, gate: ComputeGate, share_passes: bool = True
+        self,
+        size: int,
+        store: ArtifactStore,
+        device: torch.device,
+        gate: ComputeGate,
+        share_passes: bool = True,
+        runtime: Runtime = "torch",
+        threads: int = 1,
     ) -> None:
         self.size = size
         self.store = store
         self.device = device
+        # What runs the passes (part of every sample's ETag: the runtimes agree to rounding, not bit for
+        # bit), on how many threads each.
+        self.runtime = runtime
+        self.threads = threads
         self.gate = gate
         self.batches = SampleBatches(gate, share_passes)
         self._entries: OrderedDict[str, Loaded] = OrderedDict()
@@ -74,7 +85,8 @@ class SamplerCache:
         return entry
 
     def _load(self, checkpoint: CheckpointRecord) -> Loaded:
-        sampler = load_sampler(self.store.fetch_checkpoint(checkpoint.artifact_key), self.device, self.verified)
+        manifest = self.store.fetch_checkpoint(checkpoint.artifact_key)
+        sampler = load_sampler(manifest, self.device, self.verified, self.runtime, self.threads)
         if sampler.is_images:
             return Loaded(sampler)
         uploaded = None

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     sse_poll_seconds: float = Field(
         1.0, gt=0, description="Database poll interval of the event stream when no Redis notification arrives."
     )
-    api_torch_threads: int = Field(1, ge=1, description="Torch threads for sampling in the API process.")
+    api_torch_threads: int = Field(
+        1, ge=1, description="Threads of one generator pass in the API process (torch's, or onnxruntime's)."
+    )
     sample_concurrency: int = Field(
         0,
         ge=0,
@@ -95,6 +97,11 @@ class Settings(BaseSettings):
         True,
         description="Sample requests for one generator waiting in line share a pass: those that fit in the padding "
         "of the first one's last chunk of 64 rows are computed with it, each still getting its own bytes.",
+    )
+    sample_runtime: Literal["onnxruntime", "torch"] = Field(
+        "onnxruntime",
+        description="What runs the API's generator passes on the CPU: onnxruntime, on the graph the ONNX export "
+        "hands out (faster here, and it holds the GIL only to start and end a pass), or torch. On a GPU, torch.",
     )
     sample_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",

@@ -3,45 +3,23 @@ generator's weights alone), and a model card saying how to sample from it exactl
 
 from __future__ import annotations
 
-import copy
 import json
-import tempfile
-import warnings
-from pathlib import Path
 from typing import Any
 
 import safetensors.torch
-import torch
 
 from wgan.networks import model_data_shape
-from wgan.sampling import Sampler
-
-ONNX_OPSET = 17
-INPUT, OUTPUT = "z", "x"
+from wgan.onnx_generator import INPUT, ONNX_OPSET, OUTPUT, generator_graph
+from wgan.sampling import SAMPLE_CHUNK, Sampler
 
 
 def onnx_bytes(sampler: Sampler) -> bytes:
     """The sampling generator (its moving average, when the job keeps one) as an ONNX model:
-    input `z` float32 [batch, latent_dim], output `x` float32 [batch, *shape] in [-1, 1]."""
+    input `z` float32 [batch, latent_dim], output `x` float32 [batch, *shape] in [-1, 1]. On the CPU the
+    service samples with this graph (WGAN_SAMPLE_RUNTIME onnxruntime)."""
     assert sampler.spec.model.latent_dim is not None
-    # A copy on the CPU: the sampler's own generator may be serving other requests meanwhile.
-    generator = copy.deepcopy(sampler.generator).to("cpu").eval()
-    example = torch.zeros(2, sampler.spec.model.latent_dim)
-    with tempfile.TemporaryDirectory(prefix="wgan-onnx-") as folder, warnings.catch_warnings():
-        path = Path(folder) / "generator.onnx"
-        # torch 2.13's default exporter needs onnxscript; the TorchScript one is exact for these nets.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            generator,
-            (example,),
-            path,
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
-        return path.read_bytes()
+    shape = model_data_shape(sampler.spec.model)
+    return generator_graph(sampler.generator, sampler.spec.model.latent_dim, shape).SerializeToString()
 
 
 def safetensors_bytes(sampler: Sampler) -> bytes:
@@ -76,6 +54,17 @@ def model_card(sampler: Sampler) -> dict[str, Any]:
             else "points in the coordinates of the data the job trained on",
         },
         "onnx": {"input": INPUT, "output": OUTPUT, "opset": ONNX_OPSET, "batch_axis": "dynamic"},
+        "service_sampling": {
+            "runtime": sampler.runtime,
+            "chunk_rows": SAMPLE_CHUNK,
+            "how": f"latents in chunks of {SAMPLE_CHUNK} rows, the last padded with zero rows, each chunk "
+            + (
+                "through this ONNX graph on onnxruntime's CPU provider with one intra-op thread: the same call "
+                "gives the service's samples bit for bit on the same onnxruntime version and CPU"
+                if sampler.runtime == "onnxruntime"
+                else "through the generator in torch: this ONNX graph gives the same samples to rounding"
+            ),
+        },
         "batch_norm": "in eval mode (running statistics): each sample depends on its own latent only",
     }
 

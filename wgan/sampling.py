@@ -21,45 +21,69 @@ from wgan.checkpoint import (
 )
 from wgan.config import TrainSpec
 from wgan.networks import build_generator, model_data_shape
+from wgan.onnx_generator import OnnxForward, generator_graph
 
 # The generator always runs on batches of exactly this many rows (the last one padded), so a
 # sample's value never depends on how many were asked for: GEMM kernels pick their blocking
 # by the number of rows, and that changes the last bits of the result.
 SAMPLE_CHUNK = 64
 
+# What runs a sampler's passes: torch itself, or on the CPU the generator's ONNX graph on onnxruntime
+# (wgan.onnx_generator). The two agree to rounding, not bit for bit: a request always gets the bits of
+# the runtime its sampler was loaded with.
+Runtime = Literal["torch", "onnxruntime"]
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
 
 @dataclass
 class Sampler:
-    """A generator ready to sample from: eval mode, on its device, gradients off."""
+    """A generator ready to sample from: eval mode, on its device, gradients off; its passes run by
+    `forward` (the generator itself, or its ONNX graph on onnxruntime: `runtime`)."""
 
     generator: nn.Module
     spec: TrainSpec
     step: int
     device: torch.device
+    runtime: Runtime
+    forward: Forward
 
     @property
     def is_images(self) -> bool:
         return self.spec.model.image_size is not None
 
 
-def load_sampler(manifest: Path, device: torch.device | None = None, verified: VerifiedFiles | None = None) -> Sampler:
-    """Load only the generator that samples (its moving average, if kept), not the critic or optimizer state."""
+def load_sampler(
+    manifest: Path,
+    device: torch.device | None = None,
+    verified: VerifiedFiles | None = None,
+    runtime: Runtime = "torch",
+    threads: int = 1,
+) -> Sampler:
+    """Load only the generator that samples (its moving average, if kept), not the critic or optimizer state.
+    With runtime onnxruntime its passes run on `threads` threads of onnxruntime's (the CPU only)."""
     device = device or torch.device("cpu")
+    if runtime == "onnxruntime" and device.type != "cpu":
+        raise ValueError(f"onnxruntime samples on the CPU here, not on {device.type}")
     prefix = GENERATOR_EMA if read_manifest(manifest)["spec"].get("generator_ema") else GENERATOR
     checkpoint = load_checkpoint(manifest, prefixes=(prefix,), verified=verified)
-    generator = build_generator(checkpoint.spec.model, model_data_shape(checkpoint.spec.model))
+    shape = model_data_shape(checkpoint.spec.model)
+    generator = build_generator(checkpoint.spec.model, shape)
     try:
         generator.load_state_dict(checkpoint.part(prefix))
     except RuntimeError as exc:
         raise CheckpointError(f"the checkpoint's generator does not fit its spec: {exc}") from exc
     generator.to(device).eval().requires_grad_(False)
+    if runtime == "onnxruntime":
+        assert checkpoint.spec.model.latent_dim is not None
+        forward = OnnxForward(generator_graph(generator, checkpoint.spec.model.latent_dim, shape), threads)
+        return Sampler(generator, checkpoint.spec, checkpoint.step, device, runtime, forward)
     if checkpoint.spec.model.image_size is not None:
         # A DCGAN's transposed convolutions run 1.1-1.2x faster in NHWC than in NCHW on the CPU (oneDNN),
         # measured at 16, 32 and 64 px on one and two threads. The samples agree with NCHW's to rounding,
         # and a request still gets the same bytes every time: it always runs on this layout.
         # Module.to takes memory_format (torch docs) though its typed overloads omit it.
         generator.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    return Sampler(generator=generator, spec=checkpoint.spec, step=checkpoint.step, device=device)
+    return Sampler(generator, checkpoint.spec, checkpoint.step, device, "torch", generator)
 
 
 def latent(seed: int, n: int, dim: int) -> np.ndarray:
@@ -73,9 +97,10 @@ class SamplingStopped(RuntimeError):
     """`should_stop` said so between two chunks (the caller's deadline, or its client gone)."""
 
 
-def generate(generator: nn.Module, z: torch.Tensor, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
-    """Run `generator` on `z` in fixed-size chunks; returns float32 on the CPU. `should_stop` is asked
-    before each chunk: a long request can be abandoned between chunks, never in the middle of one."""
+def generate(generator: Forward, z: torch.Tensor, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+    """Run `generator` (a module, or a sampler's forward) on `z` in fixed-size chunks; returns float32 on the
+    CPU. `should_stop` is asked before each chunk: a long request can be abandoned between chunks, never in
+    the middle of one."""
     outputs = []
     for start in range(0, z.shape[0], SAMPLE_CHUNK):
         if should_stop is not None and should_stop():
@@ -119,7 +144,7 @@ def generate_together(
     """
     z = torch.from_numpy(np.concatenate(latents)).to(sampler.device)
     with torch.inference_mode():
-        rows = generate(sampler.generator, z, should_stop).numpy()
+        rows = generate(sampler.forward, z, should_stop).numpy()
     return np.split(rows, np.cumsum([len(batch) for batch in latents])[:-1])
 
 

@@ -191,7 +191,10 @@ def _prepare(
     with ExitStack() as held:
         held.enter_context(_sampling_slot(rt, principal))
         row = _found(found, checkpoint)
-        etag = _etag(row, n, seed, fmt) if latent_walk is None else _etag(row, "walk", latent_walk, fmt)
+        runtime = samplers.runtime
+        etag = (
+            _etag(row, n, seed, fmt, runtime) if latent_walk is None else _etag(row, "walk", latent_walk, fmt, runtime)
+        )
         headers = _cache_headers(row, checkpoint, etag)
         if _matches(if_none_match, etag):
             return Response(status_code=304, headers=headers)

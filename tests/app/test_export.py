@@ -59,6 +59,16 @@ def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_i
     # The batch axis is dynamic: one latent at a time gives the same rows.
     (first,) = session.run(None, {"z": z[:1]})
     assert float(np.abs(first - served[:1]).max()) <= ROUNDING
+    # On the CPU the service samples with this very graph (WGAN_SAMPLE_RUNTIME onnxruntime): called as its
+    # card says, it gives the service's samples bit for bit.
+    card = client.get(url, params={"format": "card"}).json()
+    assert card["service_sampling"]["runtime"] == "onnxruntime"
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    one_thread = onnxruntime.InferenceSession(exported.content, options, providers=["CPUExecutionProvider"])
+    chunk = np.zeros((card["service_sampling"]["chunk_rows"], z.shape[1]), dtype=np.float32)
+    chunk[:N] = z
+    np.testing.assert_array_equal(one_thread.run(None, {"z": chunk})[0][:N], served)
 
     weights = client.get(url, params={"format": "safetensors"})
     assert weights.status_code == 200
@@ -69,7 +79,6 @@ def test_the_onnx_generator_gives_the_services_samples_and_safetensors_rebuild_i
         rebuilt = generator.eval()(torch.from_numpy(z)).numpy()
     assert float(np.abs(rebuilt - served).max()) <= ROUNDING
 
-    card = client.get(url, params={"format": "card"}).json()
     assert card["latent"]["dimension"] == resolved.model.latent_dim
     assert card["output"]["shape"] == list(served.shape[1:])
     assert card["checkpoint"]["step"] == resolved.steps

@@ -219,19 +219,27 @@ def test_sampling_stops_between_chunks_when_asked_and_not_otherwise(points_check
     np.testing.assert_array_equal(never, sample(sampler, 3 * SAMPLE_CHUNK, seed=0))
 
 
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this host")),
+# Where and on what the API may run its passes: torch on the CPU or a GPU, onnxruntime on the CPU.
+RUNS = [
+    pytest.param("cpu", "torch", id="cpu-torch"),
+    pytest.param("cpu", "onnxruntime", id="cpu-onnxruntime"),
+    pytest.param(
+        "cuda",
+        "torch",
+        id="cuda-torch",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU on this host"),
+    ),
 ]
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("device", "runtime"), RUNS)
 @pytest.mark.parametrize("which", ["points_checkpoint", "images_checkpoint"])
-def test_a_row_gets_the_same_bits_at_every_offset_of_its_chunk(which, device, request):
+def test_a_row_gets_the_same_bits_at_every_offset_of_its_chunk(which, device, runtime, request):
     # What lets requests share a pass (app.sample_batches): a sample's bits do not depend on where in its
     # chunk it is computed, nor on the rows beside it (batch norm in the images generator included). On a
-    # GPU too, where sampling runs when its host has one.
-    sampler = load_sampler(request.getfixturevalue(which)[0], torch.device(device))
+    # GPU too, where sampling runs when its host has one, and on onnxruntime, which the API's CPU passes use.
+    sampler = load_sampler(request.getfixturevalue(which)[0], torch.device(device), runtime=runtime)
+    assert sampler.runtime == runtime
     dim = sampler.spec.model.latent_dim
     alone = sample(sampler, 1, seed=3)
     for offset in range(SAMPLE_CHUNK):
@@ -239,8 +247,9 @@ def test_a_row_gets_the_same_bits_at_every_offset_of_its_chunk(which, device, re
         np.testing.assert_array_equal(rider, alone, err_msg=f"row offset {offset}")
 
 
-def test_batches_generated_together_each_get_their_own_samples_bit_for_bit(images_checkpoint):
-    sampler = load_sampler(images_checkpoint[0])
+@pytest.mark.parametrize("runtime", ["torch", "onnxruntime"])
+def test_batches_generated_together_each_get_their_own_samples_bit_for_bit(images_checkpoint, runtime):
+    sampler = load_sampler(images_checkpoint[0], runtime=runtime)
     dim = sampler.spec.model.latent_dim
     # A first batch spanning two chunks, then others in its padding, one of them a latent walk.
     first, second, third = latent(1, SAMPLE_CHUNK + 5, dim), latent(2, 7, dim), walk_latents(4, 5, 6, dim)
@@ -259,3 +268,15 @@ def test_padding_is_the_room_left_in_the_last_chunk():
         0,
         SAMPLE_CHUNK - 1,
     ]
+
+
+@pytest.mark.parametrize("which", ["points_checkpoint", "images_checkpoint"])
+def test_onnxruntime_samples_the_trained_generator_as_torch_does_to_rounding(which, request):
+    path, _ = request.getfixturevalue(which)
+    on_onnx = load_sampler(path, runtime="onnxruntime")
+    on_torch = load_sampler(path)
+    # Deterministic per request on its runtime, as on torch.
+    np.testing.assert_array_equal(sample(on_onnx, 70, seed=5), sample(on_onnx, 70, seed=5))
+    np.testing.assert_allclose(sample(on_onnx, 70, seed=5), sample(on_torch, 70, seed=5), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="CPU"):
+        load_sampler(path, torch.device("meta"), runtime="onnxruntime")
