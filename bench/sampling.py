@@ -14,8 +14,9 @@ from app.compute_gate import cores
 from bench import raw_http
 from bench.common import Benchmark, Context, Result, cpu_seconds, num, table, verdict
 from bench.service_stack import service_stack, wait_finished
+from service.settings import Settings
 from wgan.render import PNG_COMPRESS_LEVEL, encode_png, grid_png, image_grid, to_uint8
-from wgan.sampling import Sampler, load_sampler, sample
+from wgan.sampling import Runtime, Sampler, load_sampler, sample
 
 BAR = 1.15
 BAR_KEPT = 0.90
@@ -153,22 +154,29 @@ def run(ctx: Context) -> Result:
             cold = _http(client, job["id"], seed=0) * 1000
             # The same checkpoint, loaded here, for the bare baseline at the API's thread count (1).
             key_path = stack.rows("SELECT artifact_key FROM checkpoints WHERE id = :id", id=checkpoint["id"])[0][0]
-            sampler = load_sampler(stack.root / "artifacts" / key_path)
+            # The API's runtime (WGAN_SAMPLE_RUNTIME) for the bare work; the other one beside it, for the record.
+            runtime: Runtime = Settings.model_fields["sample_runtime"].default
+            other: Runtime = "torch" if runtime == "onnxruntime" else "onnxruntime"
+            manifest = stack.root / "artifacts" / key_path
+            sampler = load_sampler(manifest, runtime=runtime)
+            other_sampler = load_sampler(manifest, runtime=other)
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 http_times: list[float] = []
                 bare_times: list[float] = []
+                other_times: list[float] = []
                 seed = 1
-                for _ in range(blocks):  # interleaved blocks: both sides see the same machine load
+                for _ in range(blocks):  # interleaved blocks: every side sees the same machine load
                     for _ in range(per_block):
                         http_times.append(_http(client, job["id"], seed))
                         seed += 1
-                    for _ in range(per_block):
-                        start = time.perf_counter()
-                        grid_png(to_uint8(sample(sampler, N, seed)))
-                        bare_times.append(time.perf_counter() - start)
-                        seed += 1
+                    for times, bare_sampler in ((bare_times, sampler), (other_times, other_sampler)):
+                        for _ in range(per_block):
+                            start = time.perf_counter()
+                            grid_png(to_uint8(sample(bare_sampler, N, seed)))
+                            times.append(time.perf_counter() - start)
+                            seed += 1
             finally:
                 torch.set_num_threads(threads)
             # Many clients at once: the API with its gate (a pass per core, the rest in line) against the
@@ -204,7 +212,7 @@ def run(ctx: Context) -> Result:
         with httpx.Client(base_url=stack.api_url, headers=headers, timeout=60) as client:
             _http(client, job["id"], seed=0)  # load the generator before timing
         ungated = _throughput(stack.api_url, headers, job["id"], window, ungated_api.pid)
-    http_p, bare_p = _percentiles(http_times), _percentiles(bare_times)
+    http_p, bare_p, other_p = _percentiles(http_times), _percentiles(bare_times), _percentiles(other_times)
     ratio = http_p["p50"] / bare_p["p50"]
     bare_rate = float(np.mean(bare))
     kept_rounds = [run["requests_per_second"] / float(np.mean(bare[i : i + 2])) for i, run in enumerate(rounds)]
@@ -213,6 +221,8 @@ def run(ctx: Context) -> Result:
     return {
         "http": http_p,
         "bare": bare_p,
+        "runtime": runtime,
+        "other_runtime": {"name": other, **other_p},
         "ratio_p50": ratio,
         "ratio_p99": http_p["p99"] / bare_p["p99"],
         "cold_ms": cold,
@@ -272,12 +282,14 @@ def render(data: Result) -> str:
     rows = [
         ("GET /samples?n=64 (PNG), warm, distinct seeds", num(http["p50"], 1), num(http["p99"], 1), http["n"]),
         (
-            "bare forward pass + PNG encode, same checkpoint, 1 thread",
+            f"bare forward pass + PNG encode, same checkpoint, 1 thread, {data['runtime']} (the API's)",
             num(bare["p50"], 1),
             num(bare["p99"], 1),
             bare["n"],
         ),
     ]
+    other = data["other_runtime"]
+    rows.append((f"the same on {other['name']}", num(other["p50"], 1), num(other["p99"], 1), other["n"]))
     gated, ungated = data["throughput"], data["ungated"]
     kept = data["kept"]
     png = data["png"]
@@ -285,8 +297,9 @@ def render(data: Result) -> str:
     return "\n".join(
         [
             f"A 32×32 DCGAN (width 64) checkpoint; n = {N}; each request a new seed, so no response is reused. "
-            "The API samples on one torch thread (`WGAN_API_TORCH_THREADS`), so the baseline does too; the two "
-            "are timed in interleaved blocks.",
+            "The API samples on one thread (`WGAN_API_TORCH_THREADS`) of its runtime (`WGAN_SAMPLE_RUNTIME`: "
+            "the generator's ONNX graph on onnxruntime, or torch), so the baseline does too, and the other "
+            "runtime beside it; all are timed in interleaved blocks.",
             "",
             table(["what", "p50 ms", "p99 ms", "requests"], rows),
             "",
