@@ -9,6 +9,7 @@ much as the service.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,39 @@ async def _client(host: str, port: int, make: Callable[[int], bytes], first: int
             load.statuses[status] = load.statuses.get(status, 0) + 1
     finally:
         writer.close()
+
+
+class Connection:
+    """One blocking keep-alive connection for one client asking one thing at a time: a request's latency with
+    nothing of a client library's own work in it."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self._socket = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80))
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = b""
+
+    def ask(self, message: bytes) -> tuple[int, float]:
+        """The response's status and the seconds from writing `message` to its last byte read."""
+        start = time.perf_counter()
+        self._socket.sendall(message)
+        while b"\r\n\r\n" not in self._buffer:
+            self._read()
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        length = _content_length(head)
+        while len(self._buffer) < length:
+            self._read()
+        self._buffer = self._buffer[length:]
+        return int(head[9:12]), time.perf_counter() - start
+
+    def _read(self) -> None:
+        chunk = self._socket.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self._buffer += chunk
+
+    def close(self) -> None:
+        self._socket.close()
 
 
 def run(base_url: str, clients: int, seconds: float, make: Callable[[int], bytes]) -> Load:

@@ -15,6 +15,8 @@ from bench import raw_http
 from bench.common import Benchmark, Context, Result, cpu_seconds, num, table, verdict
 from bench.service_stack import service_stack, wait_finished
 from service.settings import Settings
+from tests.support.isolated import Stack
+from tests.support.processes import ServiceProcess, start_api
 from wgan.render import PNG_COMPRESS_LEVEL, encode_png, grid_png, image_grid, to_uint8
 from wgan.sampling import Runtime, Sampler, load_sampler, sample
 
@@ -29,6 +31,10 @@ CONCURRENT = 16
 # several percent (one gated window against the bare ones around it kept 83 % in one run and 87 % in the
 # next, at the same code), so the ratio is taken per round and the median reported.
 ROUNDS = 3
+# One client's requests and the bare work, one of each in turn: over a lean raw connection (the bar's, as
+# wrk or the 16 clients below ask), over httpx (whose own parsing of a 50 KiB answer is in its latency),
+# the bare work on the API's runtime, and on the other runtime.
+ONE_CLIENT = ("http", "httpx", "bare", "other")
 # A 32×32 DCGAN at width 64 on the digits: the size the issue names.
 SPEC = {
     "dataset": {"name": "digits"},
@@ -90,6 +96,28 @@ def _kept_in_rounds(
     return bare, gated
 
 
+def _runtimes_side_by_side(
+    stack: Stack, headers: dict[str, str], job_id: str, window: float, running: dict[str, ServiceProcess], other: str
+) -> dict[str, dict[str, Any]]:
+    """16 clients on the running API and on a second one started on runtime `other`, in alternating windows
+    (ABBA, twice): each runtime's merged windows."""
+    second, second_url = start_api(
+        {**stack.env, "WGAN_SAMPLE_RUNTIME": other}, stack.log_dir, name=f"{stack.tag}-api-{other}"
+    )
+    try:
+        with httpx.Client(base_url=second_url, headers=headers, timeout=60) as client:
+            _http(client, job_id, seed=0)  # load the generator before timing
+        (first,) = running
+        urls = {first: (stack.api_url, running[first].pid), other: (second_url, second.pid)}
+        windows: dict[str, list[dict[str, Any]]] = {first: [], other: []}
+        for name in [first, other, other, first] * 2:
+            url, pid = urls[name]
+            windows[name].append(_throughput(url, headers, job_id, window, pid))
+    finally:
+        second.stop()
+    return {name: _merged(runs) for name, runs in windows.items()}
+
+
 def _merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The rounds as one run: medians of the rates, latencies and CPU, the worst p99, every request."""
     return {
@@ -133,7 +161,7 @@ def _png_cost(sampler: Sampler, level: int, repeats: int) -> dict[str, float]:
 
 
 def run(ctx: Context) -> Result:
-    blocks, per_block = (2, 10) if ctx.quick else (6, 25)
+    turns = 20 if ctx.quick else 150
     # One owner's CONCURRENT clients, its cap on requests in progress raised to match: the run measures the
     # machine, not the per-owner cap (which answers 429 past it).
     with service_stack(ctx, max_concurrent_samples_per_owner=str(CONCURRENT)) as stack:
@@ -162,22 +190,27 @@ def run(ctx: Context) -> Result:
             other_sampler = load_sampler(manifest, runtime=other)
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
+            raw = raw_http.Connection(stack.api_url)
             try:
-                http_times: list[float] = []
-                bare_times: list[float] = []
-                other_times: list[float] = []
+                times: dict[str, list[float]] = {side: [] for side in ONE_CLIENT}
                 seed = 1
-                for _ in range(blocks):  # interleaved blocks: every side sees the same machine load
-                    for _ in range(per_block):
-                        http_times.append(_http(client, job["id"], seed))
+                host = stack.api_url.split("://", 1)[-1]
+                for _ in range(turns):  # one of each in turn: every side sees the same machine load
+                    for side in ONE_CLIENT:
                         seed += 1
-                    for times, bare_sampler in ((bare_times, sampler), (other_times, other_sampler)):
-                        for _ in range(per_block):
+                        if side == "http":
+                            target = f"/api/v1/jobs/{job['id']}/samples?n={N}&seed={seed}"
+                            status, seconds = raw.ask(raw_http.request("GET", target, host, headers))
+                            assert status == 200, status
+                        elif side == "httpx":
+                            seconds = _http(client, job["id"], seed)
+                        else:
                             start = time.perf_counter()
-                            grid_png(to_uint8(sample(bare_sampler, N, seed)))
-                            times.append(time.perf_counter() - start)
-                            seed += 1
+                            grid_png(to_uint8(sample(sampler if side == "bare" else other_sampler, N, seed)))
+                            seconds = time.perf_counter() - start
+                        times[side].append(seconds)
             finally:
+                raw.close()
                 torch.set_num_threads(threads)
             # Many clients at once: the API with its gate (a pass per core, the rest in line) against the
             # bare work at one thread per core, and against the same API with the gate opened to every
@@ -196,6 +229,8 @@ def run(ctx: Context) -> Result:
                 }
             finally:
                 torch.set_num_threads(threads)
+        # The same API on the other runtime, beside this one: what the runtime alone changes, over HTTP.
+        runtimes = _runtimes_side_by_side(stack, headers, job["id"], window, {runtime: stack.processes[-1]}, other)
         api = stack.processes.pop()
         api.stop()
         # The same small requests with every request on a pass of its own, as before passes were shared.
@@ -212,7 +247,7 @@ def run(ctx: Context) -> Result:
         with httpx.Client(base_url=stack.api_url, headers=headers, timeout=60) as client:
             _http(client, job["id"], seed=0)  # load the generator before timing
         ungated = _throughput(stack.api_url, headers, job["id"], window, ungated_api.pid)
-    http_p, bare_p, other_p = _percentiles(http_times), _percentiles(bare_times), _percentiles(other_times)
+    http_p, httpx_p, bare_p, other_p = (_percentiles(times[side]) for side in ONE_CLIENT)
     ratio = http_p["p50"] / bare_p["p50"]
     bare_rate = float(np.mean(bare))
     kept_rounds = [run["requests_per_second"] / float(np.mean(bare[i : i + 2])) for i, run in enumerate(rounds)]
@@ -220,6 +255,7 @@ def run(ctx: Context) -> Result:
     gated = _merged(rounds)
     return {
         "http": http_p,
+        "httpx": httpx_p,
         "bare": bare_p,
         "runtime": runtime,
         "other_runtime": {"name": other, **other_p},
@@ -232,6 +268,7 @@ def run(ctx: Context) -> Result:
         "throughput": gated,
         "rounds": rounds,
         "ungated": ungated,
+        "runtimes": runtimes,
         "kept": kept,
         "kept_rounds": kept_rounds,
         "png": {str(level): cost for level, cost in levels.items()},
@@ -277,10 +314,38 @@ def _small(data: Result) -> list[str]:
     ]
 
 
+def _runtime_rows(data: Result) -> list[tuple[str, str, str]]:
+    """The gated API on each runtime, two processes side by side in alternating windows."""
+    runtimes = data.get("runtimes")
+    if runtimes is None:
+        return []
+    return [
+        (
+            f"HTTP, {CONCURRENT} clients, gated, on {name}"
+            + (" (the API's)" if name == data["runtime"] else "")
+            + ", beside the other runtime's API in alternating windows",
+            f"{num(run['requests_per_second'], 1)} req/s; p50 {num(run['p50'], 0)} ms, p99 {num(run['p99'], 0)} ms; "
+            f"API CPU {num(run['server_cpu_ms'], 1)} ms/request ({run['requests']} requests, {run['errors']} errors)",
+            "–",
+        )
+        for name, run in runtimes.items()
+    ]
+
+
 def render(data: Result) -> str:
     http, bare = data["http"], data["bare"]
     rows = [
-        ("GET /samples?n=64 (PNG), warm, distinct seeds", num(http["p50"], 1), num(http["p99"], 1), http["n"]),
+        (
+            "GET /samples?n=64 (PNG), warm, distinct seeds, a raw keep-alive connection",
+            num(http["p50"], 1),
+            num(http["p99"], 1),
+            http["n"],
+        ),
+    ]
+    httpx_p = data.get("httpx")
+    if httpx_p is not None:
+        rows.append(("the same over httpx", num(httpx_p["p50"], 1), num(httpx_p["p99"], 1), httpx_p["n"]))
+    rows += [
         (
             f"bare forward pass + PNG encode, same checkpoint, 1 thread, {data['runtime']} (the API's)",
             num(bare["p50"], 1),
@@ -299,7 +364,9 @@ def render(data: Result) -> str:
             f"A 32×32 DCGAN (width 64) checkpoint; n = {N}; each request a new seed, so no response is reused. "
             "The API samples on one thread (`WGAN_API_TORCH_THREADS`) of its runtime (`WGAN_SAMPLE_RUNTIME`: "
             "the generator's ONNX graph on onnxruntime, or torch), so the baseline does too, and the other "
-            "runtime beside it; all are timed in interleaved blocks.",
+            "runtime beside it; all take turns, one request or pass of each at a time. The bar's client is a "
+            "raw keep-alive connection (`bench/raw_http.py`), as wrk or the 16 clients below: httpx's own work "
+            "on a 50 KiB answer is in its latency, not the service's, and is shown beside it.",
             "",
             table(["what", "p50 ms", "p99 ms", "requests"], rows),
             "",
@@ -354,6 +421,7 @@ def render(data: Result) -> str:
                         f"({ungated['requests']} requests, {ungated['errors']} errors)",
                         f"gated p99 ≤ this {verdict(gated['p99'] <= ungated['p99'])}",
                     ),
+                    *_runtime_rows(data),
                     *(
                         (
                             f"PNG of one grid at zlib level {level}"
