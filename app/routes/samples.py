@@ -277,7 +277,8 @@ def _serve_generator(
     principal, spec, found = _visible(caller, job_id, checkpoint)
     rt = caller.rt
     row = _found(found, checkpoint)
-    etag = _etag(row, "generator", fmt)
+    # The runtime too: the model card says how this deployment samples.
+    etag = _etag(row, "generator", fmt, samplers.runtime)
     headers = _cache_headers(row, checkpoint, etag)
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)

@@ -4,6 +4,7 @@ latents gives the service's samples; the safetensors file rebuilds the generator
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import onnxruntime
 import pytest
 import safetensors.numpy
 import torch
+from fastapi.testclient import TestClient
 
 from tests.app.conftest import TINY_DCGAN
 from tests.conftest import TOY_SPEC, wait_for_status
@@ -107,3 +109,23 @@ def test_an_exported_generator_is_etagged_scoped_and_named_by_any_checkpoint_ref
     parked = client.post("/api/v1/jobs", json={**TOY_SPEC, "device": "cuda"}).json()
     assert client.get(f"/api/v1/jobs/{parked['id']}/checkpoints/latest/generator").status_code == 409
     client.post(f"/api/v1/jobs/{parked['id']}/cancel")
+
+
+def test_each_sampling_runtime_has_its_own_etags_and_the_card_names_it(
+    client: httpx.Client, worker: Any, app_with: Callable[..., TestClient]
+) -> None:
+    # The runtimes agree to rounding, not bit for bit: an ETag from one must not vouch for the other's bytes.
+    job = trained(client, TINY_DCGAN)
+    on_torch = app_with(key=client.headers["Authorization"].removeprefix("Bearer "), sample_runtime="torch")
+    url, params = f"/api/v1/jobs/{job['id']}/samples", {"n": N, "seed": SEED, "format": "npy"}
+    onnx_answer, torch_answer = client.get(url, params=params), on_torch.get(url, params=params)
+    assert onnx_answer.headers["etag"] != torch_answer.headers["etag"]
+    np.testing.assert_allclose(
+        np.load(io.BytesIO(onnx_answer.content)), np.load(io.BytesIO(torch_answer.content)), rtol=0, atol=ROUNDING
+    )
+    assert on_torch.get(url, params=params, headers={"If-None-Match": torch_answer.headers["etag"]}).status_code == 304
+    assert on_torch.get(url, params=params, headers={"If-None-Match": onnx_answer.headers["etag"]}).status_code == 200
+    card_url = f"/api/v1/jobs/{job['id']}/checkpoints/latest/generator"
+    cards = [app.get(card_url, params={"format": "card"}) for app in (client, on_torch)]
+    assert [card.json()["service_sampling"]["runtime"] for card in cards] == ["onnxruntime", "torch"]
+    assert cards[0].headers["etag"] != cards[1].headers["etag"]
