@@ -21,7 +21,6 @@ from wgan.checkpoint import (
 )
 from wgan.config import TrainSpec
 from wgan.networks import build_generator, model_data_shape
-from wgan.onnx_generator import OnnxForward, generator_graph
 
 # The generator always runs on batches of exactly this many rows (the last one padded), so a
 # sample's value never depends on how many were asked for: GEMM kernels pick their blocking
@@ -74,6 +73,10 @@ def load_sampler(
         raise CheckpointError(f"the checkpoint's generator does not fit its spec: {exc}") from exc
     generator.to(device).eval().requires_grad_(False)
     if runtime == "onnxruntime":
+        # Imported here: `import onnx` takes about a second, which the workers, the CLI and the GPU checks,
+        # which sample in torch, need not pay (the API has it imported by its export route at start-up).
+        from wgan.onnx_generator import OnnxForward, generator_graph
+
         assert checkpoint.spec.model.latent_dim is not None
         forward = OnnxForward(generator_graph(generator, checkpoint.spec.model.latent_dim, shape), threads)
         return Sampler(generator, checkpoint.spec, checkpoint.step, device, runtime, forward)
