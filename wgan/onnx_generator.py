@@ -9,9 +9,8 @@ milliseconds, which a checkpoint's first sample request would otherwise wait for
 
 On the CPU, onnxruntime ran a 32 px DCGAN generator (width 64, 64 rows) in 30.5 ms where torch took 41.5
 in NHWC and 34.5 with its batch norms folded (one thread, AMD EPYC): its graph optimiser folds batch norm
-into the transposed convolutions and fuses the activations. And one `run` holds the GIL only to enter
-and to leave, where torch takes it back between every operator: the API's other threads, which need
-the GIL for every request, no longer stall a pass, nor the pass them.
+into the transposed convolutions and fuses the activations. And one `run` releases the GIL for the whole
+pass, where torch takes it back between operators.
 """
 
 from __future__ import annotations
