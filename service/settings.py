@@ -101,8 +101,8 @@ class Settings(BaseSettings):
     sample_runtime: Literal["onnxruntime", "torch"] = Field(
         "onnxruntime",
         description="What runs the API's generator passes on the CPU: onnxruntime, on the graph the ONNX export "
-        "hands out (13-21 % more requests/s than torch here, and a pass releases the GIL throughout), or torch. "
-        "On a GPU, torch.",
+        "hands out (more requests/s than torch on the CPUs measured: bench sampling; a pass releases the GIL "
+        "throughout), or torch. On a GPU, torch.",
     )
     sample_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto",
