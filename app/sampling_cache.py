@@ -16,7 +16,7 @@ from service.repositories.checkpoints import CheckpointRecord
 from wgan.assemble import open_data
 from wgan.checkpoint import VerifiedFiles
 from wgan.render import reference_layer
-from wgan.sampling import Runtime, Sampler, load_sampler
+from wgan.sampling import Sampler, SamplingRuntime, load_sampler
 
 REFERENCE_POINTS = 4000
 REFERENCE_SEED = 0
@@ -41,7 +41,7 @@ class SamplerCache:
         device: torch.device,
         gate: ComputeGate,
         share_passes: bool = True,
-        runtime: Runtime = "torch",
+        runtime: SamplingRuntime = "torch",
         threads: int = 1,
     ) -> None:
         self.size = size

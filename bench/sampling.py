@@ -18,7 +18,7 @@ from service.settings import Settings
 from tests.support.isolated import Stack
 from tests.support.processes import ServiceProcess, start_api
 from wgan.render import PNG_COMPRESS_LEVEL, encode_png, grid_png, image_grid, to_uint8
-from wgan.sampling import Runtime, Sampler, load_sampler, sample
+from wgan.sampling import Sampler, SamplingRuntime, load_sampler, sample
 
 BAR = 1.15
 BAR_KEPT = 0.90
@@ -183,8 +183,8 @@ def run(ctx: Context) -> Result:
             # The same checkpoint, loaded here, for the bare baseline at the API's thread count (1).
             key_path = stack.rows("SELECT artifact_key FROM checkpoints WHERE id = :id", id=checkpoint["id"])[0][0]
             # The API's runtime (WGAN_SAMPLE_RUNTIME) for the bare work; the other one beside it, for the record.
-            runtime: Runtime = Settings.model_fields["sample_runtime"].default
-            other: Runtime = "torch" if runtime == "onnxruntime" else "onnxruntime"
+            runtime: SamplingRuntime = Settings.model_fields["sample_runtime"].default
+            other: SamplingRuntime = "torch" if runtime == "onnxruntime" else "onnxruntime"
             manifest = stack.root / "artifacts" / key_path
             sampler = load_sampler(manifest, runtime=runtime)
             other_sampler = load_sampler(manifest, runtime=other)

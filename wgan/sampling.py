@@ -30,7 +30,7 @@ SAMPLE_CHUNK = 64
 # What runs a sampler's passes: torch itself, or on the CPU the generator's ONNX graph on onnxruntime
 # (wgan.onnx_generator). The two agree to rounding, not bit for bit: a request always gets the bits of
 # the runtime its sampler was loaded with.
-Runtime = Literal["torch", "onnxruntime"]
+SamplingRuntime = Literal["torch", "onnxruntime"]
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -43,7 +43,7 @@ class Sampler:
     spec: TrainSpec
     step: int
     device: torch.device
-    runtime: Runtime
+    runtime: SamplingRuntime
     forward: Forward
 
     @property
@@ -55,7 +55,7 @@ def load_sampler(
     manifest: Path,
     device: torch.device | None = None,
     verified: VerifiedFiles | None = None,
-    runtime: Runtime = "torch",
+    runtime: SamplingRuntime = "torch",
     threads: int = 1,
 ) -> Sampler:
     """Load only the generator that samples (its moving average, if kept), not the critic or optimizer state.

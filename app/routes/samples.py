@@ -35,7 +35,7 @@ from service.settings import Settings
 from wgan import export
 from wgan.cost import model_cost_json
 from wgan.render import animation, grid_png, image_png, path_png, scatter_png, strip_png, to_uint8
-from wgan.sampling import Sampler, SamplingStopped, WalkPath, latent, walk_latents
+from wgan.sampling import Sampler, SamplingRuntime, SamplingStopped, WalkPath, latent, walk_latents
 
 # Part of every ETag: bumped when the same request renders other bytes (2: generators run in NHWC).
 RENDER_VERSION = "2"
@@ -69,8 +69,10 @@ class Walk:
         return cls(a, b, frames, path)
 
 
-def _etag(checkpoint: CheckpointRecord, *parts: object) -> str:
-    key = "|".join(str(part) for part in (checkpoint.id, checkpoint.sha256, *parts, RENDER_VERSION))
+def _etag(checkpoint: CheckpointRecord, runtime: SamplingRuntime, *parts: object) -> str:
+    """The ETag of what `parts` ask of `checkpoint`, rendered by the sampling `runtime`: the runtimes agree to
+    rounding, not bit for bit, and the model card names the runtime."""
+    key = "|".join(str(part) for part in (checkpoint.id, checkpoint.sha256, *parts, runtime, RENDER_VERSION))
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
 
 
@@ -191,10 +193,8 @@ def _prepare(
     with ExitStack() as held:
         held.enter_context(_sampling_slot(rt, principal))
         row = _found(found, checkpoint)
-        runtime = samplers.runtime
-        etag = (
-            _etag(row, n, seed, fmt, runtime) if latent_walk is None else _etag(row, "walk", latent_walk, fmt, runtime)
-        )
+        asked = (n, seed) if latent_walk is None else ("walk", latent_walk)
+        etag = _etag(row, samplers.runtime, *asked, fmt)
         headers = _cache_headers(row, checkpoint, etag)
         if _matches(if_none_match, etag):
             return Response(status_code=304, headers=headers)
@@ -277,8 +277,7 @@ def _serve_generator(
     principal, spec, found = _visible(caller, job_id, checkpoint)
     rt = caller.rt
     row = _found(found, checkpoint)
-    # The runtime too: the model card says how this deployment samples.
-    etag = _etag(row, "generator", fmt, samplers.runtime)
+    etag = _etag(row, samplers.runtime, "generator", fmt)
     headers = _cache_headers(row, checkpoint, etag)
     if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
