@@ -97,20 +97,19 @@ def _kept_in_rounds(
 
 
 def _runtimes_side_by_side(
-    stack: Stack, headers: dict[str, str], job_id: str, window: float, running: dict[str, ServiceProcess], other: str
+    stack: Stack, headers: dict[str, str], job_id: str, window: float, runtime: str, api: ServiceProcess, other: str
 ) -> dict[str, dict[str, Any]]:
-    """16 clients on the running API and on a second one started on runtime `other`, in alternating windows
-    (ABBA, twice): each runtime's merged windows."""
+    """16 clients on the running `api` (on `runtime`) and on a second one started on runtime `other`, in
+    alternating windows (ABBA, twice): each runtime's merged windows."""
     second, second_url = start_api(
         {**stack.env, "WGAN_SAMPLE_RUNTIME": other}, stack.log_dir, name=f"{stack.tag}-api-{other}"
     )
     try:
         with httpx.Client(base_url=second_url, headers=headers, timeout=60) as client:
             _http(client, job_id, seed=0)  # load the generator before timing
-        (first,) = running
-        urls = {first: (stack.api_url, running[first].pid), other: (second_url, second.pid)}
-        windows: dict[str, list[dict[str, Any]]] = {first: [], other: []}
-        for name in [first, other, other, first] * 2:
+        urls = {runtime: (stack.api_url, api.pid), other: (second_url, second.pid)}
+        windows: dict[str, list[dict[str, Any]]] = {runtime: [], other: []}
+        for name in [runtime, other, other, runtime] * 2:
             url, pid = urls[name]
             windows[name].append(_throughput(url, headers, job_id, window, pid))
     finally:
@@ -230,7 +229,7 @@ def run(ctx: Context) -> Result:
             finally:
                 torch.set_num_threads(threads)
         # The same API on the other runtime, beside this one: what the runtime alone changes, over HTTP.
-        runtimes = _runtimes_side_by_side(stack, headers, job["id"], window, {runtime: stack.processes[-1]}, other)
+        runtimes = _runtimes_side_by_side(stack, headers, job["id"], window, runtime, stack.processes[-1], other)
         api = stack.processes.pop()
         api.stop()
         # The same small requests with every request on a pass of its own, as before passes were shared.

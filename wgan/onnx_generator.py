@@ -85,16 +85,18 @@ class _Writer:
         self.initializers.append(helper.make_tensor(name, TensorProto.INT64, [len(values)], values))
         return name
 
+    def weighted(self, name: str, layer: nn.Linear | nn.ConvTranspose2d, current: str) -> list[str]:
+        """A weighted layer's inputs: what comes in, its weight, and its bias where it has one."""
+        inputs = [current, self.weight(f"{name}.weight", layer.weight)]
+        if layer.bias is not None:
+            inputs.append(self.weight(f"{name}.bias", layer.bias))
+        return inputs
+
     def layer(self, name: str, layer: nn.Module, current: str) -> str:
         if isinstance(layer, nn.Linear):
-            inputs = [current, self.weight(f"{name}.weight", layer.weight)]
-            if layer.bias is not None:
-                inputs.append(self.weight(f"{name}.bias", layer.bias))
-            return self.node("Gemm", inputs, name, transB=1)
+            return self.node("Gemm", self.weighted(name, layer, current), name, transB=1)
         if isinstance(layer, nn.ConvTranspose2d):
-            inputs = [current, self.weight(f"{name}.weight", layer.weight)]
-            if layer.bias is not None:
-                inputs.append(self.weight(f"{name}.bias", layer.bias))
+            inputs = self.weighted(name, layer, current)
             padding = layer.padding
             assert isinstance(padding, tuple), "the networks give transposed convolutions numeric padding"
             return self.node(
