@@ -10,6 +10,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, false, select, true
 from sqlalchemy.orm import Session
 
+from service import driver_sql
 from service.db import Executor, connection_of
 from service.models import CheckpointRow, Job, is_id
 from service.principal import Principal
@@ -100,7 +101,7 @@ def find_visible(session: Executor, job_id: str, principal: Principal, ref: str)
     if not is_id(job_id):
         return None, None
     params = {**_params(job_id, ref), "owner_id": principal.owner_id}
-    row = connection_of(session).execute(_visible(_kind(ref), not principal.is_admin), params).first()
+    row = driver_sql.first(connection_of(session), _visible(_kind(ref), not principal.is_admin), params)
     if row is None:
         return None, None
     return _found(*row)
@@ -112,7 +113,7 @@ def find_visible_with_key(session: Executor, key_hash: str, job_id: str, ref: st
     if not is_id(job_id):
         return None
     params = {**_params(job_id, ref), "key_hash": key_hash}
-    row = connection_of(session).execute(_visible_with_key(_kind(ref)), params).first()
+    row = driver_sql.first(connection_of(session), _visible_with_key(_kind(ref)), params)
     if row is None:
         return None
     principal, found = principal_of(row)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, ScalarSelect, Select, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service import driver_sql
 from service.db import Executor, connection_of
 from service.models import (
     ApiKey,
@@ -95,7 +96,7 @@ def read(session: Executor, job_id: str, principal: Principal) -> JobRecord | No
     if not is_id(job_id):
         return None
     query = _record_by_id(not principal.is_admin)
-    row = connection_of(session).execute(query, {"job_id": job_id, "owner_id": principal.owner_id}).one_or_none()
+    row = driver_sql.first(connection_of(session), query, {"job_id": job_id, "owner_id": principal.owner_id})
     return None if row is None else JobRecord(*row)
 
 
@@ -118,7 +119,7 @@ def read_with_key(session: Executor, key_hash: str, job_id: str) -> tuple[Princi
     own check tells apart."""
     if not is_id(job_id):
         return None
-    found = connection_of(session).execute(_record_with_key(), {"key_hash": key_hash, "job_id": job_id}).one_or_none()
+    found = driver_sql.first(connection_of(session), _record_with_key(), {"key_hash": key_hash, "job_id": job_id})
     if found is None:
         return None
     principal, job = principal_of(found)

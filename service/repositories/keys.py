@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from service import driver_sql
 from service.db import Executor, connection_of
 from service.models import ApiKey, Owner, utcnow
 from service.principal import Principal
@@ -52,7 +53,7 @@ def active_by_hash(session: Executor, key_hash: str) -> Principal | None:
     """Who the unrevoked key with this hash stands for. Read as columns, not an ApiKey: every request makes
     this read, and an ORM object costs more than the query."""
     # On the session's connection: the ORM's statement handling costs more than this one-row read.
-    row = connection_of(session).execute(_ACTIVE_BY_HASH, {"key_hash": key_hash}).one_or_none()
+    row = driver_sql.first(connection_of(session), _ACTIVE_BY_HASH, {"key_hash": key_hash})
     return None if row is None else principal_of(row)[0]
 
 

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Insert, insert as insert_into, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapper
 
+from service import driver_sql
 from service.db import Executor, connection_of
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
@@ -79,7 +80,7 @@ def insert(session: Executor, model: type[ModelT], **values: Any) -> ModelT:
         # store the JSON text 'null', which IS NOT NULL.
         if value is not None or attribute in plan.defaulted:
             by_column[plan.names[attribute]] = value
-    connection_of(session).execute(plan.statement, by_column)
+    driver_sql.execute(connection_of(session), plan.statement, by_column)
     # Built without the constructor: its attribute events (a pending change for each column) are the
     # unit of work's bookkeeping, which this row never enters. The values read back as loaded ones.
     row: ModelT = plan.mapper.class_manager.new_instance()
