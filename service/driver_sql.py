@@ -9,6 +9,9 @@ dialect and set of parameters, with its binds' processors and its columns' resul
 on the DBAPI cursor of the same connection, inside whatever transaction that connection is in, its
 cursor events fired as `execute` fires them.
 
+Statements are kept by identity: pass ones built once (a module's constant, a cached builder's), or each
+call compiles anew.
+
 What `execute` would do on an error is done here too: a driver error comes out as SQLAlchemy's
 (`DBAPIError.instance`), and a connection the driver reports lost is invalidated, so that the pool never
 hands it out again.
