@@ -31,6 +31,12 @@ CONCURRENT = 16
 # several percent (one gated window against the bare ones around it kept 83 % in one run and 87 % in the
 # next, at the same code), so the ratio is taken per round and the median reported.
 ROUNDS = 3
+# Every window starts with this long untimed: a process idle through the other side's window comes back
+# with its caches cold, and its first window read 46 req/s where the next ones read 48-50 (same API, same
+# run; bare windows between). Both sides are warmed alike.
+WARM_UP_SECONDS = 2.0
+# Where a warm-up's request numbers start (each request is a new seed, warm-up or not).
+WARM_UP_NUMBERS = 500_000
 # One client's requests and the bare work, one of each in turn: over a lean raw connection (the bar's, as
 # wrk or the 16 clients below ask), over httpx (whose own parsing of a 50 KiB answer is in its latency),
 # the bare work on the API's runtime, and on the other runtime.
@@ -70,6 +76,7 @@ def _throughput(
     def make(number: int) -> bytes:
         return raw_http.request("GET", f"/api/v1/jobs/{job_id}/samples?n={n}&seed={number}", host, headers)
 
+    raw_http.run(base_url, CONCURRENT, WARM_UP_SECONDS, lambda number: make(WARM_UP_NUMBERS + number))
     cpu = cpu_seconds(pid)
     load = raw_http.run(base_url, CONCURRENT, seconds, make)
     served = max(1, len(load.latencies))
@@ -134,22 +141,28 @@ def _bare_rate(sampler: Sampler, seconds: float, workers: int, level: int, n: in
     """Latent + forward pass + PNG grid per second, `workers` threads at once on one torch thread each:
     the most the API could serve on this machine with nothing of HTTP around it."""
     counts = [0] * workers
-    stop = time.monotonic() + seconds
 
-    def loop(index: int) -> None:
-        seed = 10_000_000 * (index + 1)
+    def loop(index: int, seed: int, stop: float, counted: bool) -> None:
         while time.monotonic() < stop:
             seed += 1
             encode_png(np.ascontiguousarray(image_grid(to_uint8(sample(sampler, n, seed)))), level)
-            counts[index] += 1
+            if counted:
+                counts[index] += 1
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.perf_counter() - started)
+    def timed(seconds: float, counted: bool, first_seed: int) -> float:
+        started, stop = time.perf_counter(), time.monotonic() + seconds
+        threads = [
+            threading.Thread(target=loop, args=(i, first_seed + 10_000_000 * i, stop, counted)) for i in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started
+
+    timed(WARM_UP_SECONDS, False, WARM_UP_NUMBERS)
+    elapsed = timed(seconds, True, 10_000_000)
+    return sum(counts) / elapsed
 
 
 def _png_cost(sampler: Sampler, level: int, repeats: int) -> dict[str, float]:
@@ -270,6 +283,7 @@ def run(ctx: Context) -> Result:
         "runtimes": runtimes,
         "kept": kept,
         "kept_rounds": kept_rounds,
+        "warm_up_seconds": WARM_UP_SECONDS,
         "png": {str(level): cost for level, cost in levels.items()},
         "small": small,
         "passed": ratio <= BAR
@@ -378,7 +392,13 @@ def render(data: Result) -> str:
             f"The gated API and the bare work take turns, {len(data['kept_rounds'])} gated windows each "
             "between two bare ones, and each gated window is set against the mean of the bare windows on "
             "either side: the host's own load moves from window to window; the table gives the median "
-            "round, the worst p99 and every request.",
+            "round, the worst p99 and every request."
+            + (
+                f" Every window, HTTP or bare, starts with {data['warm_up_seconds']:g} s untimed: a process "
+                "idle through the other side's window comes back with its caches cold."
+                if data.get("warm_up_seconds")
+                else ""
+            ),
             "",
             table(
                 ["measure", "value", "bar"],
