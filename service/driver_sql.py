@@ -37,7 +37,6 @@ Processor = Callable[[Any], Any]
 
 @dataclass(frozen=True)
 class _Prepared:
-    sql: str
     compiled: SQLCompiler
     # The driver's parameters in order (positional paramstyles, as SQLite's), or None for named ones.
     positions: tuple[str, ...] | None
@@ -65,7 +64,7 @@ def _prepare(statement: ClauseElement, dialect: Dialect, names: frozenset[str]) 
         for column in getattr(statement, "selected_columns", ())
     )
     positions = tuple(compiled.positiontup or ()) if dialect.positional else None
-    return _Prepared(compiled.string, compiled, positions, tuple(binds), results)
+    return _Prepared(compiled, positions, tuple(binds), results)
 
 
 def _run(connection: Connection, statement: ClauseElement, params: Mapping[str, Any]) -> tuple[_Prepared, Any]:
@@ -80,7 +79,7 @@ def _run(connection: Connection, statement: ClauseElement, params: Mapping[str, 
     driver_params: Sequence[Any] | Mapping[str, Any] = (
         values if prepared.positions is None else [values[name] for name in prepared.positions]
     )
-    dialect = connection.dialect
+    dialect, sql = connection.dialect, prepared.compiled.string
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
@@ -89,17 +88,20 @@ def _run(connection: Connection, statement: ClauseElement, params: Mapping[str, 
     events = connection.dispatch
     try:
         if events.before_cursor_execute:
-            events.before_cursor_execute(connection, cursor, prepared.sql, driver_params, None, False)
-        cursor.execute(prepared.sql, driver_params)
+            events.before_cursor_execute(connection, cursor, sql, driver_params, None, False)
+        cursor.execute(sql, driver_params)
         if events.after_cursor_execute:
-            events.after_cursor_execute(connection, cursor, prepared.sql, driver_params, None, False)
-    except dialect.loaded_dbapi.Error as exc:
+            events.after_cursor_execute(connection, cursor, sql, driver_params, None, False)
+    except BaseException as exc:
+        # Closed whatever failed, a listener as well as the driver; only the driver's errors are translated.
         cursor.close()
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            raise
         lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
         if lost:
             connection.invalidate(exc)
         raise DBAPIError.instance(
-            prepared.sql, driver_params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
+            sql, driver_params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost, dialect=dialect
         ) from exc
     return prepared, cursor
 
