@@ -59,6 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         yield
         await app.state.event_hub.stop()
         app.state.samplers.gate.close()
+        app.state.sample_slots.close()
         if runtime is None:
             rt.close()
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         settings.sample_runtime if device.type == "cpu" else "torch",
         settings.api_torch_threads,
     )
+    app.state.sample_slots = samples.sampling_slots(rt)
     app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
     states = state_registry(rt)
     app.state.state_metrics = Cached(settings.ops_cache_seconds, lambda: generate_latest(states))

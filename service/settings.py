@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     max_concurrent_samples_per_owner: int = Field(
         4, ge=1, description="Sample requests of one owner in progress at once (all API processes); more: 429."
     )
+    sample_slot_linger_seconds: float = Field(
+        0.1,
+        ge=0,
+        description="A sample request's slot stays with its API process this long after it ends, for the same "
+        "owner's next request there (no round trip to Redis); meanwhile it still counts in other processes.",
+    )
     sample_timeout_seconds: float = Field(
         30.0,
         gt=0,

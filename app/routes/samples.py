@@ -27,6 +27,7 @@ from app.sample_batches import Ask, LeftTheLine, SampleBatches
 from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
+from service.lingering_slots import LingeringSlots
 from service.principal import Principal
 from service.repositories import checkpoints as checkpoint_repo
 from service.repositories.checkpoints import CheckpointRecord
@@ -172,6 +173,7 @@ class Pending:
 def _prepare(
     caller: Caller,
     samplers: SamplerCache,
+    slots: LingeringSlots,
     job_id: str,
     n: int,
     seed: int,
@@ -191,7 +193,7 @@ def _prepare(
         raise InvalidInput("2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")])
     _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
     with ExitStack() as held:
-        held.enter_context(_sampling_slot(rt, principal))
+        held.enter_context(_sampling_slot(slots, rt.settings, principal))
         row = _found(found, checkpoint)
         asked = (n, seed) if latent_walk is None else ("walk", latent_walk)
         etag = _etag(row, samplers.runtime, *asked, fmt)
@@ -249,17 +251,22 @@ def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str
     return principal, spec, row
 
 
+def sampling_slots(rt: Runtime) -> LingeringSlots:
+    """The owners' sampling slots as this API process takes them (one per request in progress)."""
+    return LingeringSlots(rt.slots, SAMPLING, SAMPLING_LEASE_SECONDS, rt.settings.sample_slot_linger_seconds)
+
+
 @contextmanager
-def _sampling_slot(rt: Runtime, principal: Principal) -> Iterator[None]:
+def _sampling_slot(slots: LingeringSlots, settings: Settings, principal: Principal) -> Iterator[None]:
     """One of the owner's concurrent sampling slots (shared by every API process) while the work runs."""
-    limit = rt.settings.max_concurrent_samples_per_owner
-    lease = rt.slots.acquire(SAMPLING, principal.owner_id, limit, SAMPLING_LEASE_SECONDS)
+    limit = settings.max_concurrent_samples_per_owner
+    lease = slots.acquire(principal.owner_id, limit)
     if lease is None:
         raise RateLimited(f"this owner already has {limit} sample requests in progress", 1)
     try:
         yield
     finally:
-        rt.slots.release(SAMPLING, principal.owner_id, lease)
+        slots.release(principal.owner_id, lease)
 
 
 EXPORT_MEDIA = {"onnx": "application/onnx", "safetensors": "application/octet-stream", "card": "application/json"}
@@ -269,6 +276,7 @@ EXPORT_SUFFIX = {"onnx": "onnx", "safetensors": "safetensors"}
 def _serve_generator(
     caller: Caller,
     samplers: SamplerCache,
+    slots: LingeringSlots,
     job_id: str,
     checkpoint: str,
     fmt: str,
@@ -283,7 +291,7 @@ def _serve_generator(
         return Response(status_code=304, headers=headers)
     # An export builds and traces the generator: it takes one of the owner's sampling slots, and a core
     # of the gate once the generator is loaded.
-    with _sampling_slot(rt, principal):
+    with _sampling_slot(slots, rt.settings, principal):
         sampler = samplers.get(row).sampler
         body = samplers.gate.run(lambda: _exported(sampler, fmt, job_id, row, spec))
     if fmt in EXPORT_SUFFIX:
@@ -407,6 +415,7 @@ def routes(settings: Settings) -> APIRouter:
                 _prepare,
                 caller,
                 samplers,
+                request.app.state.sample_slots,
                 job_id,
                 query.n,
                 query.seed,
@@ -444,6 +453,15 @@ def routes(settings: Settings) -> APIRouter:
         if_none_match: Annotated[str | None, Header()] = None,
     ) -> Response:
         samplers: SamplerCache = request.app.state.samplers
-        return await run_in_threadpool(_serve_generator, caller, samplers, job_id, checkpoint, format, if_none_match)
+        return await run_in_threadpool(
+            _serve_generator,
+            caller,
+            samplers,
+            request.app.state.sample_slots,
+            job_id,
+            checkpoint,
+            format,
+            if_none_match,
+        )
 
     return router

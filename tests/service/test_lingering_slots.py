@@ -1,0 +1,155 @@
+"""Sampling slots that stay with their process for a moment after their request, on the real Redis: the
+same owner's next request takes one back with no round trip, the bound holds across processes, and what
+is kept goes back on time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from service.lingering_slots import LingeringSlots
+from service.models import new_id
+from service.slots import Slots
+from tests.conftest import wait_for
+from tests.support.service import settings
+
+KIND = "sampling"
+TTL = 120.0
+
+
+class CountingSlots(Slots):
+    """The real slots in Redis, counting the round trips made for them."""
+
+    def __init__(self) -> None:
+        super().__init__(settings())
+        self.trips = 0
+
+    def acquire(self, kind: str, owner_id: str, limit: int, ttl: float) -> str | None:
+        self.trips += 1
+        return super().acquire(kind, owner_id, limit, ttl)
+
+    def release(self, kind: str, owner_id: str, lease: str) -> None:
+        self.trips += 1
+        super().release(kind, owner_id, lease)
+
+
+@pytest.fixture
+def slots() -> Iterator[CountingSlots]:
+    made = CountingSlots()
+    yield made
+    made.close()
+
+
+def held(owner_id: str) -> set[str]:
+    """The owner's leases as Redis counts them."""
+    client = redis.Redis.from_url(settings().events_url)
+    try:
+        members = client.zrange(f"{settings().redis_prefix}:slots:{KIND}:{owner_id}", 0, -1)
+    finally:
+        client.close()
+    return {member.decode() for member in members}
+
+
+def test_a_lease_given_back_is_taken_again_by_its_owner_with_no_round_trip(slots: CountingSlots) -> None:
+    keeper = LingeringSlots(slots, KIND, TTL, linger=60)
+    owner, other = new_id(), new_id()
+    try:
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None and held(owner) == {lease}
+        trips = slots.trips
+        keeper.release(owner, lease)
+        # Kept: still counted in Redis, and nothing was sent to give it back.
+        assert slots.trips == trips and held(owner) == {lease} and keeper.kept == 1
+        assert keeper.acquire(owner, 1) == lease
+        assert slots.trips == trips and keeper.kept == 0
+        # Another owner never gets it: its lease comes from Redis.
+        theirs = keeper.acquire(other, 1)
+        assert theirs is not None and theirs != lease and slots.trips == trips + 1
+        keeper.release(owner, lease)
+        keeper.release(other, theirs)
+    finally:
+        keeper.close()
+    assert held(owner) == held(other) == set()
+
+
+def test_a_kept_lease_goes_back_once_idle_for_the_linger(slots: CountingSlots) -> None:
+    keeper = LingeringSlots(slots, KIND, TTL, linger=0.3)
+    owner = new_id()
+    try:
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None
+        given_back = time.monotonic()
+        keeper.release(owner, lease)
+        assert held(owner) == {lease}
+        wait_for(lambda: not held(owner), 10, "the kept lease to go back to Redis")
+        assert time.monotonic() - given_back >= 0.3 and keeper.kept == 0
+        # The next request of the owner takes a new one from Redis.
+        again = keeper.acquire(owner, 1)
+        assert again is not None and again != lease
+        keeper.release(owner, again)
+    finally:
+        keeper.close()
+
+
+def test_the_owners_bound_holds_across_processes_kept_leases_included(slots: CountingSlots) -> None:
+    here, there = LingeringSlots(slots, KIND, TTL, linger=0.3), LingeringSlots(Slots(settings()), KIND, TTL, 0.3)
+    owner = new_id()
+    try:
+        leases = [here.acquire(owner, 2), here.acquire(owner, 2)]
+        assert None not in leases and there.acquire(owner, 2) is None
+        # One request ends here: its slot is kept for the owner's next request here, so it still counts there.
+        here.release(owner, leases[0])  # type: ignore[arg-type]
+        assert there.acquire(owner, 2) is None
+        # Idle for the linger, it goes back, and the other process may take it.
+        wait_for(lambda: len(held(owner)) == 1, 10, "the kept lease to go back")
+        theirs = there.acquire(owner, 2)
+        assert theirs is not None
+        assert here.acquire(owner, 2) is None
+        there.release(owner, theirs)
+        here.release(owner, leases[1])  # type: ignore[arg-type]
+    finally:
+        here.close()
+        there.close()
+    assert held(owner) == set()
+
+
+def test_a_lease_past_half_its_time_to_live_is_replaced_not_taken_again(slots: CountingSlots) -> None:
+    now = [1000.0]
+    keeper = LingeringSlots(slots, KIND, ttl=10, linger=1e9, clock=lambda: now[0])
+    owner = new_id()
+    try:
+        old = keeper.acquire(owner, 1)
+        assert old is not None
+        now[0] += 4
+        keeper.release(owner, old)
+        assert keeper.acquire(owner, 1) == old  # 4 s into 10: taken again
+        keeper.release(owner, old)
+        now[0] += 2
+        # 6 s into 10: its expiry in Redis is near, so it goes back and a new one is taken, within the limit.
+        new = keeper.acquire(owner, 1)
+        assert new is not None and new != old and held(owner) == {new}
+        keeper.release(owner, new)
+    finally:
+        keeper.close()
+
+
+def test_no_linger_and_closing_give_leases_back_at_once(slots: CountingSlots) -> None:
+    owner = new_id()
+    at_once = LingeringSlots(slots, KIND, TTL, linger=0)
+    lease = at_once.acquire(owner, 1)
+    assert lease is not None
+    at_once.release(owner, lease)
+    assert held(owner) == set() and at_once.kept == 0
+    at_once.close()
+    keeper = LingeringSlots(slots, KIND, TTL, linger=60)
+    first, second = keeper.acquire(owner, 2), keeper.acquire(owner, 2)
+    assert first is not None and second is not None
+    keeper.release(owner, first)
+    keeper.close()
+    # What was kept went back with the close; a request still in progress gives its slot back as it ends.
+    assert held(owner) == {second}
+    keeper.release(owner, second)
+    assert held(owner) == set() and keeper.kept == 0
