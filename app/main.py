@@ -74,7 +74,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    gate = ComputeGate(settings.sample_concurrency or cores())
+    gate = ComputeGate(settings.sample_concurrency or cores(), settings.sample_pin_threads)
     device = _sample_device(settings)
     app.state.samplers = SamplerCache(
         settings.sample_cache_size,

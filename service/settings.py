@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     max_concurrent_samples_per_owner: int = Field(
         4, ge=1, description="Sample requests of one owner in progress at once (all API processes); more: 429."
     )
+    sample_pin_threads: bool = Field(
+        True,
+        description="Each of the API's sampling threads runs on a core of its own (the process's cores in turn), "
+        "keeping its caches warm; off leaves them to the scheduler.",
+    )
     sample_slot_linger_seconds: float = Field(
         0.1,
         ge=0,

@@ -4,6 +4,7 @@ a waiter free to leave."""
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -157,3 +158,28 @@ def test_a_closed_gate_drops_those_in_line() -> None:
         gate.close()
         waiter.join(10)
     assert len(failure) == 1 and "shutting down" in str(failure[0]) and gate.waiting == 0
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_pinned_each_thread_runs_on_a_core_of_its_own_and_the_process_keeps_its_own(pin: bool) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    slots = len(allowed) + 1  # one more thread than cores: the cores are taken in turn, then again
+    gate = ComputeGate(slots, pin=pin)
+    # Every thread holds one piece of work until all have one, so each thread reports its own affinity.
+    together = threading.Barrier(slots)
+
+    def where() -> frozenset[int]:
+        together.wait(10)
+        return frozenset(os.sched_getaffinity(0))
+
+    try:
+        futures = [gate.submit(where) for _ in range(slots)]
+        cores = sorted(sorted(future.result(10)) for future in futures)
+    finally:
+        gate.close()
+    if pin:
+        expected = sorted([[core] for core in allowed] + [[allowed[0]]])
+        assert cores == expected
+    else:
+        assert cores == [allowed] * slots
+    assert sorted(os.sched_getaffinity(0)) == allowed, "the process and the asking thread keep every core"
