@@ -37,12 +37,16 @@ POLL_SECONDS = 0.05
 T = TypeVar("T")
 
 
-def _pinning(pin: bool) -> Callable[[], None] | None:
+def _pinning(pin: bool, slots: int) -> Callable[[], None] | None:
     """What each new thread of the gate runs first: with `pin`, it binds itself to the next of the process's
-    cores, in turn (a thread's own affinity: the rest of the process is left as it is)."""
+    cores, in turn (a thread's own affinity: the rest of the process is left as it is). A gate with more
+    threads than cores asked for them to share the cores: those are left to the scheduler, which balances
+    them by load where pinning could only balance them by count."""
     if not pin or not hasattr(os, "sched_setaffinity"):  # not on Linux
         return None
     allowed = sorted(os.sched_getaffinity(0))
+    if slots > len(allowed):
+        return None
     turn = itertools.count()
 
     def bind() -> None:
@@ -63,7 +67,7 @@ class ComputeGate:
     def __init__(self, slots: int, pin: bool = False) -> None:
         self.slots = slots
         # The executor's queue is first in, first out: those who came first are served first.
-        self._threads = ThreadPoolExecutor(slots, thread_name_prefix="generator", initializer=_pinning(pin))
+        self._threads = ThreadPoolExecutor(slots, thread_name_prefix="generator", initializer=_pinning(pin, slots))
         self._waiting = 0
         self._lock = threading.Lock()
 

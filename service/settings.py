@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     sample_pin_threads: bool = Field(
         True,
         description="Each of the API's sampling threads runs on a core of its own (the process's cores in turn), "
-        "keeping its caches warm; off leaves them to the scheduler.",
+        "keeping its caches warm, when there are no more of them than cores; off leaves them to the scheduler.",
     )
     sample_slot_linger_seconds: float = Field(
         0.1,
