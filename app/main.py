@@ -74,7 +74,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
-    gate = ComputeGate(settings.sample_concurrency or cores(), settings.sample_pin_threads)
+    # Pinned only where a pass runs on its one thread: threads a pass starts inherit its core.
+    gate = ComputeGate(
+        settings.sample_concurrency or cores(), settings.sample_pin_threads and settings.api_torch_threads == 1
+    )
     device = _sample_device(settings)
     app.state.samplers = SamplerCache(
         settings.sample_cache_size,

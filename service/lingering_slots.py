@@ -12,9 +12,11 @@ longer than that goes back to Redis from a thread of its own.
 The bound still holds everywhere: every request in progress holds a lease that Redis counts, so no owner
 ever has more than its limit in progress across all API processes. What changes is that a lease kept
 here counts for `linger` seconds after its request ended: another API process can refuse the same owner
-for that long when the owner is at its limit. A lease is taken back only within the first half of its
-time to live, so one kept in use for long is renewed in Redis by being replaced, never lets its
-expiry lapse under a request. `linger` 0 gives every lease back at once, as before.
+for that long when the owner is at its limit. A lease is taken back only within `reuse_for` seconds of
+when Redis granted it, so that what is left of its time to live outlasts any request that takes it: one
+in use for long is replaced, never lapses under a request. A lease let through while Redis was down
+(service.slots.is_shared) is never kept: nothing counts it. `linger` 0 gives every lease back at once,
+as before.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.slots import Slots
+from service.slots import Slots, is_shared
 
 
 @dataclass
@@ -41,12 +43,14 @@ class LingeringSlots:
         kind: str,
         ttl: float,
         linger: float,
+        reuse_for: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.slots = slots
         self.kind = kind
         self.ttl = ttl
         self.linger = linger
+        self.reuse_for = reuse_for
         self._clock = clock
         self._taken: dict[str, float] = {}  # lease → when taken from Redis, for leases held by requests
         self._kept: dict[str, list[_Kept]] = {}  # owner → its idle leases, the most recently given back last
@@ -74,11 +78,17 @@ class LingeringSlots:
         """The request holding `lease` has ended: kept for the owner's next request, or given back now
         (when lingering is off or this process is closing). No I/O when kept."""
         with self._changed:
+            if any(kept.lease == lease for kept in self._kept.get(owner_id, ())):
+                return  # given back already, and kept
             taken = self._taken.pop(lease, None)
-            if self.linger > 0 and not self._closed and taken is not None:
+            if self.linger > 0 and not self._closed and taken is not None and is_shared(lease):
+                # The sweeper needs waking only when it waits for a first lease; one kept after others is
+                # due after them.
+                first = not self._kept
                 self._kept.setdefault(owner_id, []).append(_Kept(lease, taken, self._clock()))
                 self._start_sweeper()
-                self._changed.notify()
+                if first:
+                    self._changed.notify()
                 return
         self.slots.release(self.kind, owner_id, lease)
 
@@ -108,7 +118,7 @@ class LingeringSlots:
         reused = None
         while kept and reused is None:
             candidate = kept.pop()
-            if now - candidate.taken < self.ttl / 2:
+            if now - candidate.taken < self.reuse_for:
                 self._taken[candidate.lease] = candidate.taken
                 reused = candidate.lease
             else:

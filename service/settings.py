@@ -152,6 +152,7 @@ class Settings(BaseSettings):
     sample_slot_linger_seconds: float = Field(
         0.1,
         ge=0,
+        le=10,
         description="A sample request's slot stays with its API process this long after it ends, for the same "
         "owner's next request there (no round trip to Redis); meanwhile it still counts in other processes.",
     )

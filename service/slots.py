@@ -27,6 +27,15 @@ return 0
 """
 
 
+# A lease let through while Redis could not be reached: nothing counts it anywhere.
+UNSHARED = "unshared-"
+
+
+def is_shared(lease: str) -> bool:
+    """Whether Redis counts `lease` against its owner's bound (not one let through in an outage)."""
+    return not lease.startswith(UNSHARED)
+
+
 class Slots:
     def __init__(self, settings: Settings) -> None:
         self.prefix = f"{settings.redis_prefix}:slots"
@@ -55,7 +64,7 @@ class Slots:
         except redis.RedisError as exc:
             # Without Redis the bound cannot be shared; serving beats refusing every owner.
             log.warning("concurrency slots unavailable (%s); letting the request through", exc)
-            return lease
+            return UNSHARED + lease
         return lease if granted else None
 
     def renew(self, kind: str, owner_id: str, lease: str, ttl: float) -> None:

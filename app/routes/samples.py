@@ -252,8 +252,11 @@ def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str
 
 
 def sampling_slots(rt: Runtime) -> LingeringSlots:
-    """The owners' sampling slots as this API process takes them (one per request in progress)."""
-    return LingeringSlots(rt.slots, SAMPLING, SAMPLING_LEASE_SECONDS, rt.settings.sample_slot_linger_seconds)
+    """The owners' sampling slots as this API process takes them (one per request in progress). A lease is
+    taken again only while twice the longest a request may take is left of its time to live."""
+    settings = rt.settings
+    reuse_for = max(0.0, SAMPLING_LEASE_SECONDS - 2 * settings.sample_timeout_seconds)
+    return LingeringSlots(rt.slots, SAMPLING, SAMPLING_LEASE_SECONDS, settings.sample_slot_linger_seconds, reuse_for)
 
 
 @contextmanager

@@ -160,6 +160,7 @@ def test_a_closed_gate_drops_those_in_line() -> None:
     assert len(failure) == 1 and "shutting down" in str(failure[0]) and gate.waiting == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux's")
 @pytest.mark.parametrize(("pin", "beyond_cores"), [(True, 0), (False, 0), (True, 1)])
 def test_pinned_each_thread_runs_on_a_core_of_its_own_and_the_process_keeps_its_own(
     pin: bool, beyond_cores: int
@@ -185,3 +186,35 @@ def test_pinned_each_thread_runs_on_a_core_of_its_own_and_the_process_keeps_its_
         # Not pinned, or more threads than cores: every thread may run anywhere, as the scheduler balances.
         assert cores == [allowed] * slots
     assert sorted(os.sched_getaffinity(0)) == allowed, "the process and the asking thread keep every core"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux's")
+def test_a_thread_that_cannot_be_pinned_still_serves(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(pid: int, cores: object) -> None:
+        raise OSError(22, "Invalid argument")  # as when the process's cpuset has narrowed since
+
+    monkeypatch.setattr(os, "sched_setaffinity", refused)
+    gate = ComputeGate(1, pin=True)
+    try:
+        assert gate.run(lambda: 42) == 42
+        assert gate.run(lambda: 43) == 43
+    finally:
+        gate.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux's")
+@pytest.mark.parametrize(("threads", "pinned"), [(1, True), (2, False)])
+def test_the_api_pins_its_gate_only_where_a_pass_runs_on_one_thread(threads: int, pinned: bool) -> None:
+    from app.main import create_app
+    from tests.support.service import runtime, settings
+
+    allowed = sorted(os.sched_getaffinity(0))
+    app = create_app(settings().model_copy(update={"api_torch_threads": threads, "sample_concurrency": 1}), runtime())
+    gate = app.state.samplers.gate
+    try:
+        where = sorted(gate.run(lambda: os.sched_getaffinity(0)))
+    finally:
+        gate.close()
+        app.state.sample_slots.close()
+    # Threads a pass starts (torch's, onnxruntime's) inherit its affinity: several on one core would crowd it.
+    assert where == ([allowed[0]] if pinned else allowed)

@@ -12,12 +12,15 @@ import redis
 
 from service.lingering_slots import LingeringSlots
 from service.models import new_id
-from service.slots import Slots
+from service.slots import Slots, is_shared
 from tests.conftest import wait_for
 from tests.support.service import settings
 
 KIND = "sampling"
 TTL = 120.0
+REUSE = 60.0
+# Long enough that a stalled test host does not see a kept lease go back before it looks.
+LINGER = 1.0
 
 
 class CountingSlots(Slots):
@@ -54,7 +57,7 @@ def held(owner_id: str) -> set[str]:
 
 
 def test_a_lease_given_back_is_taken_again_by_its_owner_with_no_round_trip(slots: CountingSlots) -> None:
-    keeper = LingeringSlots(slots, KIND, TTL, linger=60)
+    keeper = LingeringSlots(slots, KIND, TTL, 60, REUSE)
     owner, other = new_id(), new_id()
     try:
         lease = keeper.acquire(owner, 1)
@@ -76,7 +79,7 @@ def test_a_lease_given_back_is_taken_again_by_its_owner_with_no_round_trip(slots
 
 
 def test_a_kept_lease_goes_back_once_idle_for_the_linger(slots: CountingSlots) -> None:
-    keeper = LingeringSlots(slots, KIND, TTL, linger=0.3)
+    keeper = LingeringSlots(slots, KIND, TTL, LINGER, REUSE)
     owner = new_id()
     try:
         lease = keeper.acquire(owner, 1)
@@ -85,7 +88,7 @@ def test_a_kept_lease_goes_back_once_idle_for_the_linger(slots: CountingSlots) -
         keeper.release(owner, lease)
         assert held(owner) == {lease}
         wait_for(lambda: not held(owner), 10, "the kept lease to go back to Redis")
-        assert time.monotonic() - given_back >= 0.3 and keeper.kept == 0
+        assert time.monotonic() - given_back >= LINGER and keeper.kept == 0
         # The next request of the owner takes a new one from Redis.
         again = keeper.acquire(owner, 1)
         assert again is not None and again != lease
@@ -95,7 +98,8 @@ def test_a_kept_lease_goes_back_once_idle_for_the_linger(slots: CountingSlots) -
 
 
 def test_the_owners_bound_holds_across_processes_kept_leases_included(slots: CountingSlots) -> None:
-    here, there = LingeringSlots(slots, KIND, TTL, linger=0.3), LingeringSlots(Slots(settings()), KIND, TTL, 0.3)
+    here = LingeringSlots(slots, KIND, TTL, LINGER, REUSE)
+    there = LingeringSlots(Slots(settings()), KIND, TTL, LINGER, REUSE)
     owner = new_id()
     try:
         leases = [here.acquire(owner, 2), here.acquire(owner, 2)]
@@ -116,9 +120,9 @@ def test_the_owners_bound_holds_across_processes_kept_leases_included(slots: Cou
     assert held(owner) == set()
 
 
-def test_a_lease_past_half_its_time_to_live_is_replaced_not_taken_again(slots: CountingSlots) -> None:
+def test_a_lease_older_than_its_reuse_window_is_replaced_not_taken_again(slots: CountingSlots) -> None:
     now = [1000.0]
-    keeper = LingeringSlots(slots, KIND, ttl=10, linger=1e9, clock=lambda: now[0])
+    keeper = LingeringSlots(slots, KIND, ttl=10, linger=1e9, reuse_for=5, clock=lambda: now[0])
     owner = new_id()
     try:
         old = keeper.acquire(owner, 1)
@@ -138,13 +142,13 @@ def test_a_lease_past_half_its_time_to_live_is_replaced_not_taken_again(slots: C
 
 def test_no_linger_and_closing_give_leases_back_at_once(slots: CountingSlots) -> None:
     owner = new_id()
-    at_once = LingeringSlots(slots, KIND, TTL, linger=0)
+    at_once = LingeringSlots(slots, KIND, TTL, 0, REUSE)
     lease = at_once.acquire(owner, 1)
     assert lease is not None
     at_once.release(owner, lease)
     assert held(owner) == set() and at_once.kept == 0
     at_once.close()
-    keeper = LingeringSlots(slots, KIND, TTL, linger=60)
+    keeper = LingeringSlots(slots, KIND, TTL, 60, REUSE)
     first, second = keeper.acquire(owner, 2), keeper.acquire(owner, 2)
     assert first is not None and second is not None
     keeper.release(owner, first)
@@ -153,3 +157,37 @@ def test_no_linger_and_closing_give_leases_back_at_once(slots: CountingSlots) ->
     assert held(owner) == {second}
     keeper.release(owner, second)
     assert held(owner) == set() and keeper.kept == 0
+
+
+def test_a_lease_given_back_twice_is_kept_once_and_still_counted(slots: CountingSlots) -> None:
+    keeper = LingeringSlots(slots, KIND, TTL, 60, REUSE)
+    owner = new_id()
+    try:
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None
+        keeper.release(owner, lease)
+        keeper.release(owner, lease)
+        assert keeper.kept == 1 and held(owner) == {lease}
+        assert keeper.acquire(owner, 1) == lease
+        keeper.release(owner, lease)
+    finally:
+        keeper.close()
+    assert held(owner) == set()
+
+
+def test_a_lease_let_through_while_redis_is_down_is_never_kept() -> None:
+    unreachable = Slots(settings().model_copy(update={"events_url": "redis://127.0.0.1:1/0"}))
+    keeper = LingeringSlots(unreachable, KIND, TTL, 60, REUSE)
+    owner = new_id()
+    try:
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None and not is_shared(lease), "served, though nothing counts it"
+        keeper.release(owner, lease)
+        # Nothing counts it, so it must not outlive its request: the next one asks Redis again.
+        assert keeper.kept == 0
+        again = keeper.acquire(owner, 1)
+        assert again is not None and again != lease
+        keeper.release(owner, again)
+    finally:
+        keeper.close()
+        unreachable.close()
