@@ -78,10 +78,10 @@ class LingeringSlots:
         """The request holding `lease` has ended: kept for the owner's next request, or given back now
         (when lingering is off or this process is closing). No I/O when kept."""
         with self._changed:
-            if any(kept.lease == lease for kept in self._kept.get(owner_id, ())):
-                return  # given back already, and kept
             taken = self._taken.pop(lease, None)
-            if self.linger > 0 and not self._closed and taken is not None and is_shared(lease):
+            if taken is None:
+                return  # no request holds it: given back already (kept, or back in Redis)
+            if self.linger > 0 and not self._closed and is_shared(lease):
                 # The sweeper needs waking only when it waits for a first lease; one kept after others is
                 # due after them.
                 first = not self._kept
