@@ -146,6 +146,14 @@ class Caller:
             principal = _checked(rt, connection, self.token, self.address, limit)
             return principal, alone(connection, principal)
 
+    def recalled(self, principal: Principal, limit: Limit | None = None) -> Principal:
+        """The caller as a read moments ago found them (service.recall), with one request of `limit` spent
+        as read() spends it: no I/O where the limiter counts that budget in this process
+        (RateLimiter.asks_redis)."""
+        _refuse_known_spent(self.rt, self.address)
+        _spend(self.rt, principal, limit)
+        return principal
+
     def admission(self, limit: Limit | None = None) -> Admission:
         """The caller, to be checked (one request of `limit` spent) in the session the service's work uses."""
         return _Admission(self, limit)

@@ -89,6 +89,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         settings.api_torch_threads,
     )
     app.state.sample_slots = samples.sampling_slots(rt)
+    app.state.sample_recall = samples.sampling_recall(settings)
     app.state.event_hub = EventHub(settings.events_url, channel_prefix(settings))
     states = state_registry(rt)
     app.state.state_metrics = Cached(settings.ops_cache_seconds, lambda: generate_latest(states))

@@ -61,12 +61,15 @@ class SamplerCache:
         # A generator evicted and loaded again is not re-hashed when its file has not changed.
         self.verified = VerifiedFiles()
 
+    def loaded(self, checkpoint: CheckpointRecord) -> Loaded | None:
+        """The checkpoint's generator if it is loaded already (counted as a hit), else None: no I/O."""
+        with self._lock:
+            return self._hit(checkpoint)
+
     def get(self, checkpoint: CheckpointRecord) -> Loaded:
         with self._lock:
-            entry = self._entries.get(checkpoint.id)
+            entry = self._hit(checkpoint)
             if entry is not None:
-                self._entries.move_to_end(checkpoint.id)
-                self.hits += 1
                 return entry
             key_lock = self._loading.setdefault(checkpoint.id, threading.Lock())
         # One loader per checkpoint; concurrent requests for it wait instead of loading it again.
@@ -82,6 +85,13 @@ class SamplerCache:
                         self._entries.popitem(last=False)
         with self._lock:
             self._loading.pop(checkpoint.id, None)
+        return entry
+
+    def _hit(self, checkpoint: CheckpointRecord) -> Loaded | None:
+        entry = self._entries.get(checkpoint.id)
+        if entry is not None:
+            self._entries.move_to_end(checkpoint.id)
+            self.hits += 1
         return entry
 
     def _load(self, checkpoint: CheckpointRecord) -> Loaded:

@@ -74,6 +74,18 @@ class LingeringSlots:
                 self._taken[lease] = taken
         return lease
 
+    def acquire_kept(self, owner_id: str) -> str | None:
+        """A lease kept here for the owner and young enough to take back, held from now on; None when there
+        is none. Never any I/O, so it may be called on an event loop: a lease too old to take back stays
+        kept, for acquire() or the sweeper to give back."""
+        with self._changed:
+            kept = self._kept.get(owner_id)
+            if not kept or not self._young(kept[-1]):
+                return None
+            lease = self._hold(kept.pop())
+            self._forget_if_empty(owner_id)
+            return lease
+
     def release(self, owner_id: str, lease: str) -> None:
         """The request holding `lease` has ended: kept for the owner's next request, or given back now
         (when lingering is off or this process is closing). No I/O when kept."""
@@ -114,17 +126,22 @@ class LingeringSlots:
         """The owner's most recently kept lease young enough to take back (held from now on), and those too
         old to, taken out of keeping to be given back (called holding the lock)."""
         kept, stale = self._kept.get(owner_id, []), []
-        now = self._clock()
         reused = None
         while kept and reused is None:
             candidate = kept.pop()
-            if now - candidate.taken < self.reuse_for:
-                self._taken[candidate.lease] = candidate.taken
-                reused = candidate.lease
+            if self._young(candidate):
+                reused = self._hold(candidate)
             else:
                 stale.append(candidate)
         self._forget_if_empty(owner_id)
         return reused, stale
+
+    def _young(self, kept: _Kept) -> bool:
+        return self._clock() - kept.taken < self.reuse_for
+
+    def _hold(self, kept: _Kept) -> str:
+        self._taken[kept.lease] = kept.taken
+        return kept.lease
 
     def _forget_if_empty(self, owner_id: str) -> None:
         if not self._kept.get(owner_id, True):

@@ -76,6 +76,11 @@ class RateLimiter:
             retry_after = max(1, int(oldest + WINDOW_SECONDS - now) + 1)
             raise RateLimited(f"more than {per_minute} {bucket} requests a minute", retry_after)
 
+    def asks_redis(self, per_minute: int) -> bool:
+        """Whether check() with this budget makes a round trip (a budget shared through Redis); else it
+        counts in this process's memory, or there is no budget at all."""
+        return per_minute > 0 and self._script is not None
+
     def refuse_if_known_spent(self, bucket: str, subject: str, per_minute: int) -> None:
         """RateLimited if this process last saw `subject`'s budget in `bucket` spent and the window has not
         moved on since; no Redis round trip. For budgets checked on the unhappy path only (failed

@@ -156,6 +156,14 @@ class Settings(BaseSettings):
         description="A sample request's slot stays with its API process this long after it ends, for the same "
         "owner's next request there (no round trip to Redis); meanwhile it still counts in other processes.",
     )
+    sample_recall_seconds: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="What a sample request read of its key, job and checkpoint answers the same key's next sample "
+        "requests in its API process this long, with no database read: a revoked key, a deleted job or a newer "
+        "'latest' checkpoint is seen that much later there. 0: every request reads.",
+    )
     sample_timeout_seconds: float = Field(
         30.0,
         gt=0,

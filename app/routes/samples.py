@@ -26,9 +26,11 @@ from app.query import query_parameters, read_query
 from app.sample_batches import Ask, LeftTheLine, SampleBatches
 from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
+from service.auth import stored_hash
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from service.lingering_slots import LingeringSlots
 from service.principal import Principal
+from service.recall import Recall
 from service.repositories import checkpoints as checkpoint_repo
 from service.repositories.checkpoints import CheckpointRecord
 from service.runtime import Runtime
@@ -43,6 +45,9 @@ RENDER_VERSION = "2"
 MOVING = frozenset({"latest", "best"})  # references whose checkpoint changes as the job trains
 SAMPLING = "sampling"
 SAMPLING_LEASE_SECONDS = 120  # beyond sample_timeout_seconds: a live request never loses its slot
+# Reads kept at once for the same key's next sample requests (service.recall). Each lives a tenth of a second
+# by default: this many is tens of thousands of distinct (key, job, checkpoint) reads a second in one process.
+RECALL_CAPACITY = 4096
 MEDIA = {
     "png": "image/png",
     "json": "application/json",
@@ -158,6 +163,42 @@ def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
         )
 
 
+# A sample request's read, by its key's stored hash, job id and checkpoint reference: who the key's owner is,
+# the job's spec and the checkpoint (only reads that found one are kept).
+Seen = tuple[Principal, dict[str, Any], CheckpointRecord]
+SampleRecall = Recall[tuple[str, str, str], Seen]
+
+
+@dataclass(frozen=True)
+class AtHand:
+    """What a sample request needs, all at hand in this process: what a read found for the same key, job and
+    checkpoint moments ago, its generator loaded, and a slot kept for its owner (now held by the request)."""
+
+    seen: Seen
+    loaded: Loaded
+    lease: str
+
+
+def _at_hand(
+    caller: Caller, recall: SampleRecall, samplers: SamplerCache, slots: LingeringSlots, job_id: str, ref: str
+) -> AtHand | None:
+    """Everything the request needs before its pass, if this process has it at hand; else None, and the
+    request reads on a pool thread. No I/O, so it runs on the event loop."""
+    rt = caller.rt
+    # A budget shared through Redis costs a round trip to spend.
+    if rt.limiter.asks_redis(SAMPLE_REQUESTS.per_minute(rt.settings)):
+        return None
+    key_hash = stored_hash(caller.token)
+    seen = recall.get((key_hash, job_id, ref)) if key_hash is not None else None
+    if seen is None:
+        return None
+    loaded = samplers.loaded(seen[2])
+    if loaded is None:
+        return None
+    lease = slots.acquire_kept(seen[0].owner_id)
+    return None if lease is None else AtHand(seen, loaded, lease)
+
+
 @dataclass
 class Pending:
     """A sample request past its checks, holding one of its owner's sampling slots: the pass still to run."""
@@ -174,6 +215,7 @@ def _prepare(
     caller: Caller,
     samplers: SamplerCache,
     slots: LingeringSlots,
+    recall: SampleRecall,
     job_id: str,
     n: int,
     seed: int,
@@ -181,19 +223,31 @@ def _prepare(
     fmt: str,
     if_none_match: str | None,
     gone: asyncio.Event,
-    latent_walk: Walk | None = None,
+    latent_walk: Walk | None,
+    hand: AtHand | None,
 ) -> Response | Pending:
-    """Everything of a sample request that waits on the database, Redis or the store, in one trip: the
-    answer when it needs no pass (304, or an error raised), else the pass to run, its slot taken."""
+    """Everything of a sample request that comes before its pass: the answer when it needs no pass (304, or
+    an error raised), else the pass to run, its slot taken. Without `hand` it reads the database, Redis and
+    the store, in one trip to the pool; with it, it waits on nothing."""
     rt = caller.rt
-    principal, spec, found = _visible(caller, job_id, checkpoint)
-    if fmt in ANIMATIONS and latent_walk is None:
-        raise InvalidInput("gif and webp animate a latent walk", [(("query", "format"), "give interpolate=A,B too")])
-    if fmt in ANIMATIONS and spec["model"].get("image_size") is None:
-        raise InvalidInput("2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")])
-    _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
     with ExitStack() as held:
-        held.enter_context(_sampling_slot(slots, rt.settings, principal))
+        if hand is None:
+            principal, spec, found = _visible(caller, recall, job_id, checkpoint)
+        else:
+            principal, spec, found = hand.seen
+            held.callback(slots.release, principal.owner_id, hand.lease)
+            caller.recalled(principal, SAMPLE_REQUESTS)
+        if fmt in ANIMATIONS and latent_walk is None:
+            raise InvalidInput(
+                "gif and webp animate a latent walk", [(("query", "format"), "give interpolate=A,B too")]
+            )
+        if fmt in ANIMATIONS and spec["model"].get("image_size") is None:
+            raise InvalidInput(
+                "2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")]
+            )
+        _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
+        if hand is None:
+            held.enter_context(_sampling_slot(slots, rt.settings, principal))
         row = _found(found, checkpoint)
         asked = (n, seed) if latent_walk is None else ("walk", latent_walk)
         etag = _etag(row, samplers.runtime, *asked, fmt)
@@ -204,7 +258,7 @@ def _prepare(
         deadline = time.monotonic() + timeout
         # The generator is loaded here: a load from the store waits on I/O, not on a core, and must not
         # hold one of the gate's threads while it does.
-        loaded = samplers.get(row)
+        loaded = samplers.get(row) if hand is None else hand.loaded
 
         def should_stop() -> bool:
             # Read from the gate's thread: an asyncio.Event's flag is a plain attribute, safe to read there.
@@ -238,8 +292,11 @@ async def _sample(batches: SampleBatches, pending: Pending, gone: asyncio.Event)
     return Response(body, media_type=MEDIA[pending.fmt], headers=pending.headers)
 
 
-def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRecord | None]:
-    """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session."""
+def _visible(
+    caller: Caller, recall: SampleRecall, job_id: str, ref: str
+) -> tuple[Principal, dict[str, Any], CheckpointRecord | None]:
+    """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session. A read that
+    finds the checkpoint is kept in `recall` for the same key's next requests."""
     principal, visible = caller.read(
         lambda session, key_hash: checkpoint_repo.find_visible_with_key(session, key_hash, job_id, ref),
         lambda session, principal: checkpoint_repo.find_visible(session, job_id, principal, ref),
@@ -248,7 +305,15 @@ def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str
     spec, row = visible or (None, None)
     if spec is None:
         raise NotFound(f"no job {job_id}")
+    key_hash = stored_hash(caller.token)
+    if row is not None and key_hash is not None:
+        recall.put((key_hash, job_id, ref), (principal, spec, row))
     return principal, spec, row
+
+
+def sampling_recall(settings: Settings) -> SampleRecall:
+    """The sample requests' reads, kept for the same key's next requests (service.recall)."""
+    return Recall(settings.sample_recall_seconds, RECALL_CAPACITY)
 
 
 def sampling_slots(rt: Runtime) -> LingeringSlots:
@@ -280,12 +345,13 @@ def _serve_generator(
     caller: Caller,
     samplers: SamplerCache,
     slots: LingeringSlots,
+    recall: SampleRecall,
     job_id: str,
     checkpoint: str,
     fmt: str,
     if_none_match: str | None,
 ) -> Response:
-    principal, spec, found = _visible(caller, job_id, checkpoint)
+    principal, spec, found = _visible(caller, recall, job_id, checkpoint)
     rt = caller.rt
     row = _found(found, checkpoint)
     etag = _etag(row, samplers.runtime, "generator", fmt)
@@ -414,11 +480,12 @@ def routes(settings: Settings) -> APIRouter:
         # showed in the loop's profile.
         watcher = asyncio.ensure_future(_watch_disconnect(request.receive, gone))
         try:
-            prepared = await run_in_threadpool(
-                _prepare,
+            slots, recall = request.app.state.sample_slots, request.app.state.sample_recall
+            asked = (
                 caller,
                 samplers,
-                request.app.state.sample_slots,
+                slots,
+                recall,
                 job_id,
                 query.n,
                 query.seed,
@@ -428,6 +495,10 @@ def routes(settings: Settings) -> APIRouter:
                 gone,
                 Walk.parse(query.interpolate, query.frames, query.path),
             )
+            hand = _at_hand(caller, recall, samplers, slots, job_id, query.checkpoint)
+            # With all it needs at hand, a request waits on nothing before its pass: prepared here, with no trip
+            # to the pool (a client asking again at once, the common case under load).
+            prepared = _prepare(*asked, hand) if hand is not None else await run_in_threadpool(_prepare, *asked, None)
             return prepared if isinstance(prepared, Response) else await _sample(samplers.batches, prepared, gone)
         finally:
             watcher.cancel()
@@ -461,6 +532,7 @@ def routes(settings: Settings) -> APIRouter:
             caller,
             samplers,
             request.app.state.sample_slots,
+            request.app.state.sample_recall,
             job_id,
             checkpoint,
             format,

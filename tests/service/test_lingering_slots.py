@@ -140,6 +140,33 @@ def test_a_lease_older_than_its_reuse_window_is_replaced_not_taken_again(slots: 
         keeper.close()
 
 
+def test_acquire_kept_takes_only_a_young_kept_lease_and_never_asks_redis(slots: CountingSlots) -> None:
+    now = [1000.0]
+    keeper = LingeringSlots(slots, KIND, ttl=10, linger=1e9, reuse_for=5, clock=lambda: now[0])
+    owner = new_id()
+    try:
+        assert keeper.acquire_kept(owner) is None  # nothing kept: no lease, and no round trip for one
+        assert slots.trips == 0
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None
+        keeper.release(owner, lease)
+        trips = slots.trips
+        assert keeper.acquire_kept(owner) == lease and keeper.kept == 0
+        assert keeper.acquire_kept(owner) is None  # held by a request now: not handed out twice
+        keeper.release(owner, lease)
+        assert keeper.acquire_kept(new_id()) is None  # only ever for its owner
+        now[0] += 6
+        # Past its reuse window: not taken, and still kept (and counted), for acquire() to give back.
+        assert keeper.acquire_kept(owner) is None and keeper.kept == 1 and held(owner) == {lease}
+        assert slots.trips == trips
+        new = keeper.acquire(owner, 1)
+        assert new is not None and new != lease and held(owner) == {new}
+        keeper.release(owner, new)
+    finally:
+        keeper.close()
+    assert held(owner) == set()
+
+
 def test_no_linger_and_closing_give_leases_back_at_once(slots: CountingSlots) -> None:
     owner = new_id()
     at_once = LingeringSlots(slots, KIND, TTL, 0, REUSE)
