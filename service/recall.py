@@ -52,8 +52,9 @@ class Recall(Generic[K, V]):
         """`value` for `key` from now on, for `keep` seconds; not kept when `capacity` live entries are."""
         if self.keep <= 0:
             return
-        now = self._clock()
         with self._lock:
+            # Read under the lock, so that entries go in in the order of their expiry.
+            now = self._clock()
             while self._entries and next(iter(self._entries.values()))[0] <= now:
                 self._entries.popitem(last=False)
             if key not in self._entries and len(self._entries) >= self.capacity:

@@ -150,11 +150,15 @@ def _rendered(
     return body.model_dump_json().encode()
 
 
-def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
+def _generator_flops(spec: dict[str, Any]) -> float:
+    """FLOPs of one sample from the job's generator: counted on the meta device, cached per model (keyed by
+    the stored spec's text, so a request validates no model of its own)."""
+    return model_cost_json(json.dumps(spec["model"], sort_keys=True)).generator_flops
+
+
+def _check_cost(per_example: float, n: int, settings: Settings) -> None:
     """Refuse a request whose forward passes would cost more than the deployment allows, before the
-    generator is even loaded (counted on the meta device, cached per model: keyed by the stored spec's
-    text, so a request validates no model of its own)."""
-    per_example = model_cost_json(json.dumps(spec["model"], sort_keys=True)).generator_flops
+    generator is even loaded."""
     most = max(1, int(settings.max_sample_flops // max(per_example, 1)))
     if n > most:
         raise InvalidInput(
@@ -164,8 +168,9 @@ def _check_cost(spec: dict[str, Any], n: int, settings: Settings) -> None:
 
 
 # A sample request's read, by its key's stored hash, job id and checkpoint reference: who the key's owner is,
-# the job's spec and the checkpoint (only reads that found one are kept).
-Seen = tuple[Principal, dict[str, Any], CheckpointRecord]
+# the job's spec, the checkpoint (only reads that found one are kept), and the FLOPs of one sample from its
+# generator (counted on the pool thread: a count not cached costs tens of milliseconds, not for the loop).
+Seen = tuple[Principal, dict[str, Any], CheckpointRecord, float]
 SampleRecall = Recall[tuple[str, str, str], Seen]
 
 
@@ -232,9 +237,9 @@ def _prepare(
     rt = caller.rt
     with ExitStack() as held:
         if hand is None:
-            principal, spec, found = _visible(caller, recall, job_id, checkpoint)
+            principal, spec, found = _visible(caller, job_id, checkpoint)
         else:
-            principal, spec, found = hand.seen
+            principal, spec, found, _ = hand.seen
             held.callback(slots.release, principal.owner_id, hand.lease)
             caller.recalled(principal, SAMPLE_REQUESTS)
         if fmt in ANIMATIONS and latent_walk is None:
@@ -245,10 +250,13 @@ def _prepare(
             raise InvalidInput(
                 "2-D data has no frames to animate", [(("query", "format"), "a 2-D walk is drawn as png")]
             )
-        _check_cost(spec, n if latent_walk is None else latent_walk.frames, rt.settings)
+        per_example = _generator_flops(spec) if hand is None else hand.seen[3]
+        _check_cost(per_example, n if latent_walk is None else latent_walk.frames, rt.settings)
         if hand is None:
             held.enter_context(_sampling_slot(slots, rt.settings, principal))
         row = _found(found, checkpoint)
+        if hand is None:
+            _recall(recall, caller, job_id, checkpoint, (principal, spec, row, per_example))
         asked = (n, seed) if latent_walk is None else ("walk", latent_walk)
         etag = _etag(row, samplers.runtime, *asked, fmt)
         headers = _cache_headers(row, checkpoint, etag)
@@ -292,11 +300,8 @@ async def _sample(batches: SampleBatches, pending: Pending, gone: asyncio.Event)
     return Response(body, media_type=MEDIA[pending.fmt], headers=pending.headers)
 
 
-def _visible(
-    caller: Caller, recall: SampleRecall, job_id: str, ref: str
-) -> tuple[Principal, dict[str, Any], CheckpointRecord | None]:
-    """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session. A read that
-    finds the checkpoint is kept in `recall` for the same key's next requests."""
+def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str, Any], CheckpointRecord | None]:
+    """Key, rate limit, owned job; then the job's spec and its checkpoint `ref`, in one session."""
     principal, visible = caller.read(
         lambda session, key_hash: checkpoint_repo.find_visible_with_key(session, key_hash, job_id, ref),
         lambda session, principal: checkpoint_repo.find_visible(session, job_id, principal, ref),
@@ -305,10 +310,14 @@ def _visible(
     spec, row = visible or (None, None)
     if spec is None:
         raise NotFound(f"no job {job_id}")
-    key_hash = stored_hash(caller.token)
-    if row is not None and key_hash is not None:
-        recall.put((key_hash, job_id, ref), (principal, spec, row))
     return principal, spec, row
+
+
+def _recall(recall: SampleRecall, caller: Caller, job_id: str, ref: str, seen: Seen) -> None:
+    """A sample request's read, kept for the same key's next requests."""
+    key_hash = stored_hash(caller.token)
+    if key_hash is not None:
+        recall.put((key_hash, job_id, ref), seen)
 
 
 def sampling_recall(settings: Settings) -> SampleRecall:
@@ -345,13 +354,12 @@ def _serve_generator(
     caller: Caller,
     samplers: SamplerCache,
     slots: LingeringSlots,
-    recall: SampleRecall,
     job_id: str,
     checkpoint: str,
     fmt: str,
     if_none_match: str | None,
 ) -> Response:
-    principal, spec, found = _visible(caller, recall, job_id, checkpoint)
+    principal, spec, found = _visible(caller, job_id, checkpoint)
     rt = caller.rt
     row = _found(found, checkpoint)
     etag = _etag(row, samplers.runtime, "generator", fmt)
@@ -532,7 +540,6 @@ def routes(settings: Settings) -> APIRouter:
             caller,
             samplers,
             request.app.state.sample_slots,
-            request.app.state.sample_recall,
             job_id,
             checkpoint,
             format,
