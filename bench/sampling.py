@@ -103,24 +103,46 @@ def _kept_in_rounds(
     return bare, gated
 
 
-def _runtimes_side_by_side(
-    stack: Stack, headers: dict[str, str], job_id: str, window: float, runtime: str, api: ServiceProcess, other: str
+AS_CONFIGURED = "as configured"
+
+
+def _variants(other: SamplingRuntime) -> dict[str, dict[str, str]]:
+    """The API beside itself with one setting changed: what each is worth over HTTP."""
+    return {
+        AS_CONFIGURED: {},
+        f"on {other}": {"WGAN_SAMPLE_RUNTIME": other},
+        "reading its key, job and checkpoint for every request (`WGAN_SAMPLE_RECALL_SECONDS=0`)": {
+            "WGAN_SAMPLE_RECALL_SECONDS": "0"
+        },
+        "its gate's threads unpinned (`WGAN_SAMPLE_PIN_THREADS=false`)": {"WGAN_SAMPLE_PIN_THREADS": "false"},
+    }
+
+
+def _side_by_side(
+    stack: Stack, headers: dict[str, str], job_id: str, window: float, api: ServiceProcess, other: SamplingRuntime
 ) -> dict[str, dict[str, Any]]:
-    """16 clients on the running `api` (on `runtime`) and on a second one started on runtime `other`, in
-    alternating windows (ABBA, twice): each runtime's merged windows."""
-    second, second_url = start_api(
-        {**stack.env, "WGAN_SAMPLE_RUNTIME": other}, stack.log_dir, name=f"{stack.tag}-api-{other}"
-    )
+    """16 clients on the running `api` and on one more API process per variant (_variants), in turns: every
+    process in order, then in reverse, twice, so that each meets the host's drift alike. Each one's merged
+    windows."""
+    variants = _variants(other)
+    urls = {AS_CONFIGURED: (stack.api_url, api.pid)}
+    started: list[ServiceProcess] = []
     try:
-        with httpx.Client(base_url=second_url, headers=headers, timeout=60) as client:
-            _http(client, job_id, seed=0)  # load the generator before timing
-        urls = {runtime: (stack.api_url, api.pid), other: (second_url, second.pid)}
-        windows: dict[str, list[dict[str, Any]]] = {runtime: [], other: []}
-        for name in [runtime, other, other, runtime] * 2:
+        for number, (name, changed) in enumerate(variants.items()):
+            if not changed:
+                continue
+            process, url = start_api({**stack.env, **changed}, stack.log_dir, name=f"{stack.tag}-api-{number}")
+            started.append(process)
+            with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+                _http(client, job_id, seed=0)  # load the generator before timing
+            urls[name] = (url, process.pid)
+        windows: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+        for name in [*variants, *reversed(variants)] * 2:
             url, pid = urls[name]
             windows[name].append(_throughput(url, headers, job_id, window, pid))
     finally:
-        second.stop()
+        for process in started:
+            process.stop()
     return {name: _merged(runs) for name, runs in windows.items()}
 
 
@@ -241,8 +263,8 @@ def run(ctx: Context) -> Result:
                 }
             finally:
                 torch.set_num_threads(threads)
-        # The same API on the other runtime, beside this one: what the runtime alone changes, over HTTP.
-        runtimes = _runtimes_side_by_side(stack, headers, job["id"], window, runtime, stack.processes[-1], other)
+        # The same API with one setting changed, beside this one: what that setting alone changes, over HTTP.
+        variants = _side_by_side(stack, headers, job["id"], window, stack.processes[-1], other)
         api = stack.processes.pop()
         api.stop()
         # The same small requests with every request on a pass of its own, as before passes were shared.
@@ -280,7 +302,7 @@ def run(ctx: Context) -> Result:
         "throughput": gated,
         "rounds": rounds,
         "ungated": ungated,
-        "runtimes": runtimes,
+        "variants": variants,
         "kept": kept,
         "kept_rounds": kept_rounds,
         "warm_up_seconds": WARM_UP_SECONDS,
@@ -327,21 +349,24 @@ def _small(data: Result) -> list[str]:
     ]
 
 
-def _runtime_rows(data: Result) -> list[tuple[str, str, str]]:
-    """The gated API on each runtime, two processes side by side in alternating windows."""
-    runtimes = data.get("runtimes")
-    if runtimes is None:
+def _variant_rows(data: Result) -> list[tuple[str, str, str]]:
+    """The gated API as configured and with one setting changed, each its own process, in turns."""
+    variants = data.get("variants")
+    if variants is None:
         return []
+    configured = variants[AS_CONFIGURED]["requests_per_second"]
     return [
         (
-            f"HTTP, {CONCURRENT} clients, gated, on {name}"
-            + (" (the API's)" if name == data["runtime"] else "")
-            + ", beside the other runtime's API in alternating windows",
-            f"{num(run['requests_per_second'], 1)} req/s; p50 {num(run['p50'], 0)} ms, p99 {num(run['p99'], 0)} ms; "
+            f"HTTP, {CONCURRENT} clients, gated, the API {name}"
+            + (f" (on {data['runtime']})" if name == AS_CONFIGURED else "")
+            + f", beside the other {len(variants) - 1} in turns",
+            f"{num(run['requests_per_second'], 1)} req/s"
+            + ("" if name == AS_CONFIGURED else f" = {run['requests_per_second'] / configured:.3f}× as configured")
+            + f"; p50 {num(run['p50'], 0)} ms, p99 {num(run['p99'], 0)} ms; "
             f"API CPU {num(run['server_cpu_ms'], 1)} ms/request ({run['requests']} requests, {run['errors']} errors)",
             "–",
         )
-        for name, run in runtimes.items()
+        for name, run in variants.items()
     ]
 
 
@@ -440,7 +465,7 @@ def render(data: Result) -> str:
                         f"({ungated['requests']} requests, {ungated['errors']} errors)",
                         f"gated p99 ≤ this {verdict(gated['p99'] <= ungated['p99'])}",
                     ),
-                    *_runtime_rows(data),
+                    *_variant_rows(data),
                     *(
                         (
                             f"PNG of one grid at zlib level {level}"
