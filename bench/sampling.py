@@ -119,18 +119,17 @@ def _variants(other: SamplingRuntime) -> dict[str, dict[str, str]]:
 
 
 def _side_by_side(
-    stack: Stack, headers: dict[str, str], job_id: str, window: float, api: ServiceProcess, other: SamplingRuntime
+    stack: Stack, headers: dict[str, str], job_id: str, window: float, other: SamplingRuntime
 ) -> dict[str, dict[str, Any]]:
-    """16 clients on the running `api` and on one more API process per variant (_variants), in turns: every
-    process in order, then in reverse, twice, so that each meets the host's drift alike. Each one's merged
-    windows."""
+    """16 clients on one API process per variant (_variants), each started for this, in turns: every process
+    in order, then in reverse, twice, so that each meets the host's drift alike. Each one's merged windows.
+    The API as configured is a fresh process too, so that it differs from the others by its one setting and
+    not also by its age (the one that served the runs above has served thousands of requests)."""
     variants = _variants(other)
-    urls = {AS_CONFIGURED: (stack.api_url, api.pid)}
+    urls: dict[str, tuple[str, int]] = {}
     started: list[ServiceProcess] = []
     try:
         for number, (name, changed) in enumerate(variants.items()):
-            if not changed:
-                continue
             process, url = start_api({**stack.env, **changed}, stack.log_dir, name=f"{stack.tag}-api-{number}")
             started.append(process)
             with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
@@ -264,7 +263,7 @@ def run(ctx: Context) -> Result:
             finally:
                 torch.set_num_threads(threads)
         # The same API with one setting changed, beside this one: what that setting alone changes, over HTTP.
-        variants = _side_by_side(stack, headers, job["id"], window, stack.processes[-1], other)
+        variants = _side_by_side(stack, headers, job["id"], window, other)
         api = stack.processes.pop()
         api.stop()
         # The same small requests with every request on a pass of its own, as before passes were shared.
