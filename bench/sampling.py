@@ -149,6 +149,7 @@ def _merged(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """The rounds as one run: medians of the rates, latencies and CPU, the worst p99, every request."""
     return {
         "requests_per_second": float(np.median([run["requests_per_second"] for run in rounds])),
+        "window_rates": [run["requests_per_second"] for run in rounds],
         "p50": float(np.median([run["p50"] for run in rounds])),
         "p99": max(run["p99"] for run in rounds),
         "server_cpu_ms": float(np.median([run["server_cpu_ms"] for run in rounds])),
@@ -348,6 +349,13 @@ def _small(data: Result) -> list[str]:
     ]
 
 
+def _windows(run: dict[str, Any]) -> str:
+    # Each window's own rate: one API's windows spread by several percent on this host, as much as a
+    # setting worth a few percent changes them.
+    rates = run.get("window_rates")
+    return "" if rates is None else " (windows: " + ", ".join(num(rate, 1) for rate in rates) + ")"
+
+
 def _variant_rows(data: Result) -> list[tuple[str, str, str]]:
     """The gated API as configured and with one setting changed, each its own process, in turns."""
     variants = data.get("variants")
@@ -361,6 +369,7 @@ def _variant_rows(data: Result) -> list[tuple[str, str, str]]:
             + f", beside the other {len(variants) - 1} in turns",
             f"{num(run['requests_per_second'], 1)} req/s"
             + ("" if name == AS_CONFIGURED else f" = {run['requests_per_second'] / configured:.3f}× as configured")
+            + _windows(run)
             + f"; p50 {num(run['p50'], 0)} ms, p99 {num(run['p99'], 0)} ms; "
             f"API CPU {num(run['server_cpu_ms'], 1)} ms/request ({run['requests']} requests, {run['errors']} errors)",
             "–",
