@@ -28,6 +28,10 @@ from dataclasses import dataclass
 
 from service.slots import Slots, is_shared
 
+# The longest a request refused by Redis waits for this process's own leases on their way back there (one
+# round trip each) before it is told the owner is at its limit.
+RETURNING_WAIT_SECONDS = 1.0
+
 
 @dataclass
 class _Kept:
@@ -54,6 +58,8 @@ class LingeringSlots:
         self._clock = clock
         self._taken: dict[str, float] = {}  # lease → when taken from Redis, for leases held by requests
         self._kept: dict[str, list[_Kept]] = {}  # owner → its idle leases, the most recently given back last
+        # owner → leases the sweeper has taken out of keeping and not yet given back: Redis still counts them.
+        self._returning: dict[str, int] = {}
         self._changed = threading.Condition()
         self._closed = False
         self._sweeper: threading.Thread | None = None
@@ -64,11 +70,15 @@ class LingeringSlots:
         with self._changed:
             reused, stale = self._take_kept(owner_id)
         # Stale leases go back before Redis is asked: each still counts there against this owner's limit.
-        self._give_back(owner_id, stale)
+        self._return(owner_id, stale)
         if reused is not None:
             return reused
         taken = self._clock()
         lease = self.slots.acquire(self.kind, owner_id, limit, self.ttl)
+        if lease is None and self._waited_for_returning(owner_id):
+            # Refused while a lease of ours was on its way back: the owner was not at its limit, Redis was
+            # only behind by that round trip.
+            lease = self.slots.acquire(self.kind, owner_id, limit, self.ttl)
         if lease is not None:
             with self._changed:
                 self._taken[lease] = taken
@@ -134,7 +144,18 @@ class LingeringSlots:
             else:
                 stale.append(candidate)
         self._forget_if_empty(owner_id)
+        self._mark_returning(owner_id, stale)
         return reused, stale
+
+    def _waited_for_returning(self, owner_id: str) -> bool:
+        """Whether the sweeper was giving back leases of the owner's, waited for here until it has."""
+        deadline = time.monotonic() + RETURNING_WAIT_SECONDS
+        with self._changed:
+            if not self._returning.get(owner_id):
+                return False
+            while self._returning.get(owner_id) and time.monotonic() < deadline:
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
+        return True
 
     def _young(self, kept: _Kept) -> bool:
         return self._clock() - kept.taken < self.reuse_for
@@ -146,6 +167,26 @@ class LingeringSlots:
     def _forget_if_empty(self, owner_id: str) -> None:
         if not self._kept.get(owner_id, True):
             del self._kept[owner_id]
+
+    def _mark_returning(self, owner_id: str, leases: list[_Kept]) -> None:
+        """`leases`, just taken out of keeping, are on their way back to Redis (called holding the lock)."""
+        if leases:
+            self._returning[owner_id] = self._returning.get(owner_id, 0) + len(leases)
+
+    def _return(self, owner_id: str, leases: list[_Kept]) -> None:
+        """Gives back leases marked returning, then tells whoever waits for them (_waited_for_returning)."""
+        if not leases:
+            return
+        try:
+            self._give_back(owner_id, leases)
+        finally:
+            with self._changed:
+                left = self._returning[owner_id] - len(leases)
+                if left:
+                    self._returning[owner_id] = left
+                else:
+                    del self._returning[owner_id]
+                self._changed.notify_all()
 
     def _give_back(self, owner_id: str, leases: list[_Kept]) -> None:
         for kept in leases:
@@ -169,7 +210,7 @@ class LingeringSlots:
                 if self._closed:
                     return
             for owner_id, leases in due.items():
-                self._give_back(owner_id, leases)
+                self._return(owner_id, leases)
 
     def _due(self) -> dict[str, list[_Kept]]:
         """The kept leases idle for `linger` or more, taken out of keeping (called holding the lock)."""
@@ -180,6 +221,7 @@ class LingeringSlots:
             expired = [kept for kept in leases if kept.idle_since <= cutoff]
             if expired:
                 due[owner_id] = expired
+                self._mark_returning(owner_id, expired)
                 self._kept[owner_id] = [kept for kept in leases if kept.idle_since > cutoff]
                 self._forget_if_empty(owner_id)
         return due

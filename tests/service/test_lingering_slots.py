@@ -4,6 +4,7 @@ is kept goes back on time."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -164,6 +165,48 @@ def test_acquire_kept_takes_only_a_young_kept_lease_and_never_asks_redis(slots: 
         keeper.release(owner, new)
     finally:
         keeper.close()
+    assert held(owner) == set()
+
+
+class SlowReturns(CountingSlots):
+    """Slots whose give-backs wait for the test: a lease on its way back, still counted by Redis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returning = threading.Event()
+        self.let_go = threading.Event()
+
+    def release(self, kind: str, owner_id: str, lease: str) -> None:
+        self.returning.set()
+        assert self.let_go.wait(10)
+        super().release(kind, owner_id, lease)
+
+
+def test_a_request_refused_while_its_process_gives_a_lease_back_waits_for_it_and_is_served() -> None:
+    slow = SlowReturns()
+    keeper = LingeringSlots(slow, KIND, TTL, 0.05, REUSE)
+    owner = new_id()
+    try:
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None
+        keeper.release(owner, lease)
+        # Idle for the linger, the sweeper takes it out of keeping and gives it back: Redis still counts it
+        # until its round trip ends.
+        assert slow.returning.wait(10) and keeper.kept == 0 and held(owner) == {lease}
+        asked: list[str | None] = []
+        waiting = threading.Thread(target=lambda: asked.append(keeper.acquire(owner, 1)))
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive()  # refused by Redis, it waits for the lease on its way back
+        slow.let_go.set()
+        waiting.join(10)
+        # Served: the owner was never at its limit, Redis was one round trip behind.
+        assert asked[0] is not None and asked[0] != lease and held(owner) == {asked[0]}
+        keeper.release(owner, asked[0])
+    finally:
+        slow.let_go.set()
+        keeper.close()
+        slow.close()
     assert held(owner) == set()
 
 
