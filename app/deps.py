@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -139,12 +140,17 @@ class Caller:
         rt = self.rt
         _refuse_known_spent(rt, self.address)
         with rt.db.reading() as connection:
-            key_hash = stored_hash(self.token)
+            key_hash = self.key_hash
             if key_hash is not None and (found := with_key(connection, key_hash)) is not None:
                 _spend(rt, found[0], limit)
                 return found
             principal = _checked(rt, connection, self.token, self.address, limit)
             return principal, alone(connection, principal)
+
+    @cached_property
+    def key_hash(self) -> str | None:
+        """The key's stored hash (service.auth.stored_hash), computed once however many reads ask for it."""
+        return stored_hash(self.token)
 
     def recalled(self, principal: Principal, limit: Limit | None = None) -> Principal:
         """The caller as a read moments ago found them (service.recall), with one request of `limit` spent

@@ -26,7 +26,6 @@ from app.query import query_parameters, read_query
 from app.sample_batches import Ask, LeftTheLine, SampleBatches
 from app.sampling_cache import Loaded, SamplerCache
 from app.telemetry import SAMPLE_LATENCY
-from service.auth import stored_hash
 from service.errors import Conflict, InvalidInput, NotFound, RateLimited, Unavailable
 from service.lingering_slots import LingeringSlots
 from service.principal import Principal
@@ -193,7 +192,7 @@ def _at_hand(
     # A budget shared through Redis costs a round trip to spend.
     if rt.limiter.asks_redis(SAMPLE_REQUESTS.per_minute(rt.settings)):
         return None
-    key_hash = stored_hash(caller.token)
+    key_hash = caller.key_hash
     seen = recall.get((key_hash, job_id, ref)) if key_hash is not None else None
     if seen is None:
         return None
@@ -315,7 +314,7 @@ def _visible(caller: Caller, job_id: str, ref: str) -> tuple[Principal, dict[str
 
 def _recall(recall: SampleRecall, caller: Caller, job_id: str, ref: str, seen: Seen) -> None:
     """A sample request's read, kept for the same key's next requests."""
-    key_hash = stored_hash(caller.token)
+    key_hash = caller.key_hash
     if key_hash is not None:
         recall.put((key_hash, job_id, ref), seen)
 
