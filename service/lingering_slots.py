@@ -21,8 +21,10 @@ as before.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +62,10 @@ class LingeringSlots:
         self._kept: dict[str, list[_Kept]] = {}  # owner → its idle leases, the most recently given back last
         # owner → leases the sweeper has taken out of keeping and not yet given back: Redis still counts them.
         self._returning: dict[str, int] = {}
+        # owner → when its last give-back from _returning ended (time.monotonic()), the oldest first: a
+        # request refused by Redis asks again if one ended after it asked. Only the last RETURNING_WAIT_SECONDS
+        # matter to any request, so older ones are forgotten.
+        self._given_back_at: OrderedDict[str, float] = OrderedDict()
         self._changed = threading.Condition()
         self._closed = False
         self._sweeper: threading.Thread | None = None
@@ -74,11 +80,15 @@ class LingeringSlots:
         if reused is not None:
             return reused
         taken = self._clock()
-        lease = self.slots.acquire(self.kind, owner_id, limit, self.ttl)
-        if lease is None and self._waited_for_returning(owner_id):
-            # Refused while a lease of ours was on its way back: the owner was not at its limit, Redis was
-            # only behind by that round trip.
+        deadline = time.monotonic() + RETURNING_WAIT_SECONDS
+        while True:
+            asked = time.monotonic()
             lease = self.slots.acquire(self.kind, owner_id, limit, self.ttl)
+            # Refused while leases of the owner's were on their way back from here, Redis may have counted
+            # them: the owner was not at its limit, Redis was only behind by their round trips. Asked again
+            # once they are back.
+            if lease is not None or not self._gave_back_since(owner_id, asked, deadline):
+                break
         if lease is not None:
             with self._changed:
                 self._taken[lease] = taken
@@ -120,6 +130,12 @@ class LingeringSlots:
         with self._changed:
             return sum(len(leases) for leases in self._kept.values())
 
+    @property
+    def returning(self) -> int:
+        """Leases taken out of keeping and not yet back in Redis (it still counts them)."""
+        with self._changed:
+            return sum(self._returning.values())
+
     def close(self) -> None:
         """Every kept lease given back; from now on a lease is given back as its request ends."""
         with self._changed:
@@ -147,15 +163,15 @@ class LingeringSlots:
         self._mark_returning(owner_id, stale)
         return reused, stale
 
-    def _waited_for_returning(self, owner_id: str) -> bool:
-        """Whether the sweeper was giving back leases of the owner's, waited for here until it has."""
-        deadline = time.monotonic() + RETURNING_WAIT_SECONDS
+    def _gave_back_since(self, owner_id: str, asked: float, deadline: float) -> bool:
+        """Whether a give-back of the owner's leases from here ended after `asked` (time.monotonic()), once
+        those now on their way back are back (waited for until `deadline`). One that ended between Redis's
+        refusal and this call counts too: it may have been on its way as Redis counted, and _returning no
+        longer shows it."""
         with self._changed:
-            if not self._returning.get(owner_id):
-                return False
             while self._returning.get(owner_id) and time.monotonic() < deadline:
                 self._changed.wait(max(0.0, deadline - time.monotonic()))
-        return True
+            return self._given_back_at.get(owner_id, -math.inf) >= asked
 
     def _young(self, kept: _Kept) -> bool:
         return self._clock() - kept.taken < self.reuse_for
@@ -186,7 +202,16 @@ class LingeringSlots:
                     self._returning[owner_id] = left
                 else:
                     del self._returning[owner_id]
+                self._gave_back(owner_id)
                 self._changed.notify_all()
+
+    def _gave_back(self, owner_id: str) -> None:
+        """Notes that a give-back of the owner's leases has just ended (called holding the lock)."""
+        now = time.monotonic()
+        self._given_back_at[owner_id] = now
+        self._given_back_at.move_to_end(owner_id)
+        while next(iter(self._given_back_at.values())) < now - RETURNING_WAIT_SECONDS:
+            self._given_back_at.popitem(last=False)
 
     def _give_back(self, owner_id: str, leases: list[_Kept]) -> None:
         for kept in leases:

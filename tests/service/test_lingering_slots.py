@@ -210,6 +210,71 @@ def test_a_request_refused_while_its_process_gives_a_lease_back_waits_for_it_and
     assert held(owner) == set()
 
 
+class BackBeforeTheRefusalIsRead(SlowReturns):
+    """Slots whose first refusal reaches its request only after the give-back on its way meanwhile has
+    ended, and the keeper has seen it end: the order a busy host put them in (bench sampling, one 429 in
+    the ungated API)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keeper: LingeringSlots | None = None
+        self.refused = 0
+
+    def acquire(self, kind: str, owner_id: str, limit: int, ttl: float) -> str | None:
+        lease = super().acquire(kind, owner_id, limit, ttl)
+        if lease is None:
+            self.refused += 1
+            if self.refused == 1:
+                assert self.keeper is not None
+                self.let_go.set()
+                wait_for(lambda: self.keeper is not None and self.keeper.returning == 0, 10, "the give-back to end")
+        return lease
+
+
+def test_a_request_refused_as_its_process_gave_a_lease_back_asks_again_even_once_it_is_back() -> None:
+    slow = BackBeforeTheRefusalIsRead()
+    keeper = slow.keeper = LingeringSlots(slow, KIND, TTL, 0.05, REUSE)
+    owner = new_id()
+    try:
+        lease = keeper.acquire(owner, 1)
+        assert lease is not None
+        keeper.release(owner, lease)
+        assert slow.returning.wait(10) and keeper.returning == 1 and held(owner) == {lease}
+        # Redis refuses (it still counts the lease on its way back); by the time the request reads that
+        # refusal the lease is back and nothing shows it was on its way, but the request asks again.
+        asked = keeper.acquire(owner, 1)
+        assert slow.refused == 1 and asked is not None and held(owner) == {asked}
+        keeper.release(owner, asked)
+    finally:
+        slow.let_go.set()
+        keeper.close()
+        slow.close()
+    assert held(owner) == set()
+
+
+def test_a_request_refused_with_nothing_of_its_owner_on_its_way_back_is_refused_at_once(
+    slots: CountingSlots,
+) -> None:
+    keeper = LingeringSlots(slots, KIND, TTL, 0.05, REUSE)
+    other = LingeringSlots(slots, KIND, TTL, 0.05, REUSE)
+    owner, stranger = new_id(), new_id()
+    try:
+        mine = other.acquire(owner, 1)
+        theirs = keeper.acquire(stranger, 1)
+        assert mine is not None and theirs is not None
+        keeper.release(stranger, theirs)
+        wait_for(lambda: held(stranger) == set(), 10, "the stranger's lease to go back")
+        trips = slots.trips
+        # At its limit in another process, with nothing of its own on its way back from here (another owner's
+        # give-back is not its own): one ask, refused at once.
+        assert keeper.acquire(owner, 1) is None and slots.trips == trips + 1
+        other.release(owner, mine)
+    finally:
+        keeper.close()
+        other.close()
+    assert held(owner) == set()
+
+
 def test_no_linger_and_closing_give_leases_back_at_once(slots: CountingSlots) -> None:
     owner = new_id()
     at_once = LingeringSlots(slots, KIND, TTL, 0, REUSE)
