@@ -414,7 +414,11 @@ def render(data: Result) -> str:
             "the generator's ONNX graph on onnxruntime, or torch), so the baseline does too, and the other "
             "runtime beside it; all take turns, one request or pass of each at a time. The bar's client is a "
             "raw keep-alive connection (`bench/raw_http.py`), as wrk or the 16 clients below: httpx's own work "
-            "on a 50 KiB answer is in its latency, not the service's, and is shown beside it.",
+            "on a 50 KiB answer is in its latency, not the service's, and is shown beside it. In these turns "
+            "each request over the raw connection comes about 130 ms after the API last read the key, job and "
+            "checkpoint, past the 0.1 s it answers from that read (`WGAN_SAMPLE_RECALL_SECONDS`), so every one "
+            "of them reads again, on a database process idle since; the httpx request right after it is "
+            "answered from the read.",
             "",
             table(["what", "p50 ms", "p99 ms", "requests"], rows),
             "",
