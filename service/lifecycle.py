@@ -582,9 +582,13 @@ def reap(rt: Runtime) -> Reaped:
     with _transition(rt) as step:
         # Read without locking: a stale worker may be frozen holding its job's row lock, so its sessions
         # are ended before the job's row is written.
-        stale = job_repo.stale_running(step.session, now - timedelta(seconds=settings.claim_stale_seconds))
+        stale_before = now - timedelta(seconds=settings.claim_stale_seconds)
+        stale = job_repo.stale_running(step.session, stale_before)
         fencing.end_sessions(step.session, {job.claimed_by for job in stale if job.claimed_by is not None})
-        for job in stale:
+        # Now that no frozen worker holds their rows, locked and read again: another reaper (every worker
+        # runs one) may have taken a job back since the read above, and taking it back twice would queue
+        # it twice, with two status events.
+        for job in job_repo.lock_still_stale(step.session, [job.id for job in stale], stale_before):
             if job.attempts >= settings.max_attempts:
                 message = f"the worker training this job stopped responding; {job.attempts} attempts made"
                 step.move(job, JobState.FAILED, JobError(type=ErrorType.WORKER_LOST, message=message))

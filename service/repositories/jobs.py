@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -281,6 +281,22 @@ def heartbeat(session: Session, job_id: str, worker_id: str) -> tuple[bool, bool
 
 def stale_running(session: Session, stale_before: datetime) -> Sequence[Job]:
     return session.scalars(select(Job).where(_stale(stale_before))).all()
+
+
+def lock_still_stale(session: Session, job_ids: Collection[str], stale_before: datetime) -> Sequence[Job]:
+    """Those of these jobs still running under a stale claim, read again and locked until the transaction
+    ends (in id order, so that two callers lock them in the same order). Another reaper that took one back
+    first, or its worker beating again, leaves it out."""
+    if not job_ids:
+        return []
+    query = (
+        select(Job)
+        .where(Job.id.in_(sorted(job_ids)), _stale(stale_before))
+        .order_by(Job.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).all()
 
 
 def waiting_too_long(session: Session, enqueued_before: datetime) -> Sequence[Job]:

@@ -4,15 +4,18 @@ inside a transaction, or in the middle of a pipelined write, cannot hold the tak
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
+from service import fencing
 from service.db import make_engine
 from service.fencing import session_name
-from service.lifecycle import reap
+from service.lifecycle import Reaped, reap
 from service.models import Event, Job, utcnow
 from service.states import JobState
 from tests.conftest import make_key
@@ -71,6 +74,34 @@ def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(databa
         retried_row.status = JobState.CANCELLED
     assert _status_events(retried) == ["queued"]
     assert _status_events(given_up) == ["failed"]
+
+
+def test_two_reapers_at_once_take_a_lost_job_back_once(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every worker runs the reaper: two that both read the job as stale before either takes it back must
+    # not both queue it (two status events, two training tasks). Each waits for the other after its read.
+    both_read = threading.Barrier(2)
+    end_sessions = fencing.end_sessions
+
+    def after_both_read(session: Session, worker_ids: Collection[str]) -> int:
+        both_read.wait(10)
+        return end_sessions(session, worker_ids)
+
+    monkeypatch.setattr(fencing, "end_sessions", after_both_read)
+    lost = _stale_job(attempts=1)
+    results: list[Reaped] = []
+    reapers = [threading.Thread(target=lambda: results.append(reap(runtime()))) for _ in range(2)]
+    for reaper in reapers:
+        reaper.start()
+    for reaper in reapers:
+        reaper.join(30)
+    assert len(results) == 2
+    # The session's background worker reaps too, now and then: whoever took the job back, it was once.
+    assert sum(lost in result.requeued for result in results) <= 1
+    assert _status_events(lost) == ["queued"]
+    with transaction() as session:
+        row = session.get(Job, lost)
+        assert row is not None and row.status == "queued" and row.claimed_by is None
+        row.status = JobState.CANCELLED  # parked: no test worker takes the gpu queue
 
 
 def _reaped_despite_the_lock(job_id: str, within: float) -> None:
