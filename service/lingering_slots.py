@@ -89,6 +89,9 @@ class LingeringSlots:
             # once they are back.
             if lease is not None or not self._gave_back_since(owner_id, asked, deadline):
                 break
+            if time.monotonic() >= deadline:
+                # The owner's leases keep coming back and going out again: it is at its limit after all.
+                break
         if lease is not None:
             with self._changed:
                 self._taken[lease] = taken
@@ -190,7 +193,7 @@ class LingeringSlots:
             self._returning[owner_id] = self._returning.get(owner_id, 0) + len(leases)
 
     def _return(self, owner_id: str, leases: list[_Kept]) -> None:
-        """Gives back leases marked returning, then tells whoever waits for them (_waited_for_returning)."""
+        """Gives back leases marked returning, then tells whoever waits for them (_gave_back_since)."""
         if not leases:
             return
         try:

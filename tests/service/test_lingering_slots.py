@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from service.lingering_slots import LingeringSlots
+from service.lingering_slots import RETURNING_WAIT_SECONDS, LingeringSlots
 from service.models import new_id
 from service.slots import Slots, is_shared
 from tests.conftest import wait_for
@@ -272,6 +272,58 @@ def test_a_request_refused_with_nothing_of_its_owner_on_its_way_back_is_refused_
     finally:
         keeper.close()
         other.close()
+    assert held(owner) == set()
+
+
+class RefusedForOneThread(CountingSlots):
+    """Slots that refuse every ask from one thread (its owner at its limit elsewhere), a round trip each."""
+
+    def __init__(self, refused: threading.Thread) -> None:
+        super().__init__()
+        self.refused = refused
+        self.refusals = 0
+
+    def acquire(self, kind: str, owner_id: str, limit: int, ttl: float) -> str | None:
+        if threading.current_thread() is not self.refused:
+            return super().acquire(kind, owner_id, limit, ttl)
+        self.refusals += 1
+        time.sleep(0.02)
+        return None
+
+
+def test_a_refused_request_stops_asking_again_after_its_wait_though_the_owners_leases_keep_coming_back() -> None:
+    slots = RefusedForOneThread(threading.current_thread())
+    # Leases idle past a short linger go back to Redis all the time, each give-back a reason to ask again.
+    keeper = LingeringSlots(slots, KIND, TTL, 0.002, REUSE)
+    owner = new_id()
+    churning = threading.Event()
+    churning.set()
+
+    def churn() -> None:
+        while churning.is_set():
+            lease = keeper.acquire(owner, 100)
+            assert lease is not None
+            keeper.release(owner, lease)
+            time.sleep(0.004)  # past the linger: the sweeper gives it back, several times a round trip
+
+    churner = threading.Thread(target=churn)
+    churner.start()
+    # Without a bound the refused request would ask for as long as the give-backs go on: they stop, in time.
+    stop = threading.Timer(10 * RETURNING_WAIT_SECONDS, churning.clear)
+    stop.start()
+    try:
+        # Refused until the deadline, then told the owner is at its limit, while the give-backs go on.
+        started = time.monotonic()
+        assert keeper.acquire(owner, 1) is None
+        waited = time.monotonic() - started
+        assert churning.is_set() and slots.refusals > 1
+        assert RETURNING_WAIT_SECONDS <= waited < 5 * RETURNING_WAIT_SECONDS
+    finally:
+        stop.cancel()
+        churning.clear()
+        churner.join(10)
+        keeper.close()
+        slots.close()
     assert held(owner) == set()
 
 
