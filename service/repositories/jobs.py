@@ -285,17 +285,23 @@ def stale_running(session: Session, stale_before: datetime) -> Sequence[Job]:
 
 def lock_still_stale(session: Session, job_ids: Collection[str], stale_before: datetime) -> Sequence[Job]:
     """Those of these jobs still running under a stale claim, read again and locked until the transaction
-    ends (in id order, so that two callers lock them in the same order). Another reaper that took one back
-    first, or its worker beating again, leaves it out."""
-    if not job_ids:
+    ends; another reaper that took one back first, or its worker beating again, leaves it out. Each is
+    locked by a write that changes nothing, in id order (two callers lock them in the same order): Postgres
+    locks its row, and once a transaction that held it ends, checks the condition again on what it wrote;
+    SQLite, where FOR UPDATE locks nothing, takes its one write lock the same way."""
+    locked = []
+    for job_id in sorted(job_ids):
+        touched = session.execute(
+            update(Job)
+            .where(Job.id == job_id, _stale(stale_before))
+            .values(status=Job.status)
+            .execution_options(synchronize_session=False)
+        )
+        if touched.rowcount == 1:  # type: ignore[attr-defined]
+            locked.append(job_id)
+    if not locked:
         return []
-    query = (
-        select(Job)
-        .where(Job.id.in_(sorted(job_ids)), _stale(stale_before))
-        .order_by(Job.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    query = select(Job).where(Job.id.in_(locked)).order_by(Job.id).execution_options(populate_existing=True)
     return session.scalars(query).all()
 
 
