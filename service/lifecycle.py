@@ -625,11 +625,9 @@ def dispatch_waiting(rt: Runtime) -> list[str]:
         with rt.db.transaction() as session:
             jobs = job_repo.dispatchable(session, rt.settings.max_running_per_owner)
             now = utcnow()
-            for job in jobs:
-                # Not a visible change either: the API showed it as queued all along.
-                job.status = JobState.QUEUED
-                job.enqueued_at = now
-            chosen = [(job.id, job.queue) for job in jobs]
+            # Not a visible change either: the API showed it as queued all along. Read without a lock, so a
+            # job cancelled since (or dispatched by another reaper) is left as it is, not brought back.
+            chosen = [(job.id, job.queue) for job in jobs if job_repo.dispatch(session, job.id, now)]
     except Exception:
         log.exception("dispatching waiting jobs failed")
         return []

@@ -258,6 +258,18 @@ def dispatchable(session: Session, max_running_per_owner: int) -> list[Job]:
     return chosen
 
 
+def dispatch(session: Session, job_id: str, now: datetime) -> bool:
+    """WAITING → QUEUED, if the job still waits: whether it did. One conditional UPDATE: a job cancelled or
+    dispatched by another reaper since it was read stays as it is."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobState.WAITING)
+        .values(status=JobState.QUEUED, enqueued_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def holds_claim(session: Session, job_id: str, worker_id: str, *, lock: bool = True) -> Job | None:
     """The job, locked, if `worker_id` still holds its claim; None if the claim was lost."""
     query = select(Job).where(Job.id == job_id, Job.claimed_by == worker_id, Job.status == JobState.RUNNING)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from service import lifecycle
 from service.auth import authenticate, create_key
@@ -19,6 +20,7 @@ from service.migrate import upgrade
 from service.models import Event, Job, MetricRow
 from service.principal import Principal
 from service.records import CheckpointOut, Metric, StatusEvent
+from service.repositories import jobs as job_repo
 from service.runtime import Runtime
 from service.states import JobState
 from tests.conftest import DATABASE
@@ -138,6 +140,31 @@ def test_an_owner_at_capacity_waits_unseen_and_is_dispatched_when_room_frees(rt:
     lifecycle.request_cancel(rt, owner, second.id)
     with pytest.raises(lifecycle.NotClaimable):
         lifecycle.claim(one, second.id, "test-worker")
+
+
+def test_a_waiting_job_cancelled_while_it_is_being_dispatched_stays_cancelled(
+    rt: Runtime, owner: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = dataclasses.replace(rt, settings=rt.settings.model_copy(update={"max_running_per_owner": 1}))
+    first = lifecycle.submit(one, owner, PARKED)
+    second = lifecycle.submit(one, owner, PARKED)
+    lifecycle.claim(one, first.id, "test-worker")
+    with pytest.raises(lifecycle.OwnerAtCapacity):
+        lifecycle.claim(one, second.id, "test-worker")
+    lifecycle.finish(one, first.id, "test-worker", JobState.SUCCEEDED)
+    dispatchable = job_repo.dispatchable
+
+    def cancelled_after_the_read(session: Session, max_running_per_owner: int) -> list[Job]:
+        found = dispatchable(session, max_running_per_owner)
+        assert [job.id for job in found] == [second.id]
+        # Its owner cancels it between the reaper's read and its write (the cancel commits first).
+        lifecycle.request_cancel(rt, owner, second.id)
+        return found
+
+    monkeypatch.setattr(job_repo, "dispatchable", cancelled_after_the_read)
+    assert lifecycle.dispatch_waiting(one) == []
+    assert _state(rt, second.id).status is JobState.CANCELLED
+    assert _statuses(rt, second.id) == ["queued", "cancelled"]
 
 
 def test_an_owners_jobs_start_in_submission_order_whichever_task_comes_first(rt: Runtime, owner: Principal) -> None:
