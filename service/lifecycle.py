@@ -567,14 +567,16 @@ def _release(step: Transition, job: Job) -> None:
 class Reaped:
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     dispatched: list[str] = field(default_factory=list)
 
 
 def reap(rt: Runtime) -> Reaped:
-    """Jobs whose worker vanished go back to QUEUED (or FAILED after max_attempts); QUEUED jobs whose
-    task message was lost are sent again; WAITING jobs whose owner has room are dispatched. Safe to run
-    in many workers at once: each change re-checks its condition."""
+    """Jobs whose worker vanished go back to QUEUED (FAILED after max_attempts, CANCELLED if their owner
+    had asked them to stop); QUEUED jobs whose task message was lost are sent again; WAITING jobs whose
+    owner has room are dispatched. Safe to run in many workers at once: each change re-checks its
+    condition."""
     settings = rt.settings
     now = utcnow()
     result = Reaped()
@@ -589,7 +591,12 @@ def reap(rt: Runtime) -> Reaped:
         # runs one) may have taken a job back since the read above, and taking it back twice would queue
         # it twice, with two status events.
         for job in job_repo.lock_still_stale(step.session, [job.id for job in stale], stale_before):
-            if job.attempts >= settings.max_attempts:
+            if job.cancel_requested:
+                # Its owner asked it to stop and its worker is gone: queued again, no worker would take it
+                # (take_claim refuses a job asked to stop), and it would wait forever.
+                step.move(job, JobState.CANCELLED)
+                result.cancelled.append(job.id)
+            elif job.attempts >= settings.max_attempts:
                 message = f"the worker training this job stopped responding; {job.attempts} attempts made"
                 step.move(job, JobState.FAILED, JobError(type=ErrorType.WORKER_LOST, message=message))
                 result.failed.append(job.id)
@@ -613,8 +620,14 @@ def reap(rt: Runtime) -> Reaped:
     for job_id, queue in to_send:
         rt.tasks.enqueue_training(job_id, queue)
     result.dispatched = dispatch_waiting(rt)
-    if result.requeued or result.failed or result.resent:
-        log.info("reaper: requeued %s, failed %s, resent %s", result.requeued, result.failed, result.resent)
+    if result.requeued or result.failed or result.cancelled or result.resent:
+        log.info(
+            "reaper: requeued %s, failed %s, cancelled %s, resent %s",
+            result.requeued,
+            result.failed,
+            result.cancelled,
+            result.resent,
+        )
     return result
 
 

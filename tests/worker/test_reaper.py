@@ -27,7 +27,7 @@ def transaction():  # type: ignore[no-untyped-def]
     return runtime().db.transaction()
 
 
-def _stale_job(attempts: int, claimed_by: str = "gone:1:x") -> str:
+def _stale_job(attempts: int, claimed_by: str = "gone:1:x", cancel_requested: bool = False) -> str:
     from service.auth import authenticate
 
     with transaction() as session:
@@ -42,6 +42,7 @@ def _stale_job(attempts: int, claimed_by: str = "gone:1:x") -> str:
             status=JobState.RUNNING,
             claimed_by=claimed_by,
             attempts=attempts,
+            cancel_requested=cancel_requested,
             heartbeat_at=utcnow() - timedelta(seconds=runtime().settings.claim_stale_seconds * 3),
         )
         session.add(job)
@@ -74,6 +75,18 @@ def test_a_stale_job_is_requeued_and_one_that_lost_too_many_workers_fails(databa
         retried_row.status = JobState.CANCELLED
     assert _status_events(retried) == ["queued"]
     assert _status_events(given_up) == ["failed"]
+
+
+def test_a_lost_job_its_owner_asked_to_stop_is_cancelled_not_queued_again(database: str) -> None:
+    # Queued again, it would wait forever: no worker takes a job asked to stop.
+    stopped = _stale_job(attempts=1, cancel_requested=True)
+    # The session's background worker reaps too: whichever reaper came first, none queued it again.
+    assert stopped not in reap(runtime()).requeued
+    with transaction() as session:
+        row = session.get(Job, stopped)
+        assert row is not None
+        assert (row.status, row.claimed_by) == (JobState.CANCELLED, None) and row.finished_at is not None
+    assert _status_events(stopped) == ["cancelled"]
 
 
 def test_two_reapers_at_once_take_a_lost_job_back_once(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
