@@ -358,6 +358,12 @@ def _submit_experiment(
 def cancel_experiment(rt: Runtime, principal: Principal, experiment_id: str) -> Experiment:
     """Every unfinished run cancelled (or, if training, asked to stop), in one transaction."""
     with _transition(rt) as step:
+        if experiment_repo.get(step.session, experiment_id, principal) is None:
+            raise NotFound(f"no experiment {experiment_id}")
+        # Its runs locked before its row: a worker recording a run, or the reaper taking one back, holds the
+        # run's row and then takes the experiment's to append to its stream. The other order deadlocked with
+        # them, and it read the runs unlocked (one claimed since would have been cancelled as if queued).
+        experiment_repo.lock_runs(step.session, experiment_id)
         experiment = experiment_repo.get(step.session, experiment_id, principal, for_update=True)
         if experiment is None:
             raise NotFound(f"no experiment {experiment_id}")

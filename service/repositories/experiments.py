@@ -52,6 +52,19 @@ def runs(session: Session, experiment_id: str) -> Sequence[Job]:
     return session.scalars(query).all()
 
 
+def lock_runs(session: Session, experiment_id: str) -> Sequence[Job]:
+    """Its runs, read again and locked until the transaction ends, in id order: the order in which every
+    other locker of several jobs takes them."""
+    query = (
+        select(Job)
+        .where(Job.experiment_id == experiment_id)
+        .order_by(Job.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return session.scalars(query).all()
+
+
 def runs_of(session: Session, experiment_ids: Sequence[str]) -> dict[str, list[Job]]:
     found: dict[str, list[Job]] = {experiment_id: [] for experiment_id in experiment_ids}
     if experiment_ids:

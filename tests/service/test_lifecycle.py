@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,10 +18,10 @@ from service import lifecycle
 from service.auth import authenticate, create_key
 from service.errors import Conflict
 from service.migrate import upgrade
-from service.models import Event, Job, MetricRow
+from service.models import Event, Experiment, Job, MetricRow
 from service.principal import Principal
 from service.records import CheckpointOut, Metric, StatusEvent
-from service.repositories import jobs as job_repo
+from service.repositories import experiments as experiment_repo, jobs as job_repo
 from service.runtime import Runtime
 from service.states import JobState
 from tests.conftest import DATABASE
@@ -239,3 +240,38 @@ def test_record_stores_and_announces_one_shape_and_a_lost_claim_writes_nothing(
     assert len(announced.drain(job.id)) == count, "a rolled-back transition announces nothing"
     assert _state(rt, job.id).progress_step == 20
     lifecycle.finish(rt, job.id, "holder", JobState.CANCELLED)
+
+
+def test_cancelling_an_experiment_waits_for_a_run_held_by_its_worker_and_deadlocks_with_none(
+    rt: Runtime, owner: Principal
+) -> None:
+    experiment = lifecycle.submit_experiment(
+        rt, owner, "locks", PARKED.model_dump(mode="json"), None, [lifecycle.PlannedRun({}, PARKED)] * 2
+    )
+    with rt.db.reads() as session:
+        run_ids = sorted(job.id for job in experiment_repo.runs(session, experiment.id))
+    cancelled: list[BaseException | None] = []
+    holding = rt.db.transaction()
+    worker = holding.__enter__()
+    try:
+        # As a worker recording a run does: its run's row first, then (to append to the stream) the
+        # experiment's.
+        worker.execute(select(Job).where(Job.id == run_ids[0]).with_for_update())
+
+        def cancel() -> None:
+            try:
+                lifecycle.cancel_experiment(rt, owner, experiment.id)
+                cancelled.append(None)
+            except BaseException as exc:
+                cancelled.append(exc)
+
+        canceller = threading.Thread(target=cancel)
+        canceller.start()
+        canceller.join(1)
+        assert canceller.is_alive(), "the cancel waits for the run's row"
+        worker.execute(select(Experiment).where(Experiment.id == experiment.id).with_for_update())
+    finally:
+        holding.__exit__(None, None, None)
+    canceller.join(30)
+    assert cancelled == [None]
+    assert [_state(rt, run_id).status for run_id in run_ids] == [JobState.CANCELLED] * 2
