@@ -4,8 +4,9 @@ inside a transaction, or in the middle of a pipelined write, cannot hold the tak
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -16,10 +17,11 @@ from service import fencing
 from service.db import make_engine
 from service.fencing import session_name
 from service.lifecycle import Reaped, reap
-from service.models import Event, Job, utcnow
+from service.migrate import upgrade
+from service.models import Event, Job, Owner, new_id, utcnow
+from service.runtime import Runtime
 from service.states import JobState
-from tests.conftest import make_key
-from tests.support.service import runtime
+from tests.support.service import runtime, settings
 from worker.recording import transient
 
 
@@ -27,14 +29,16 @@ def transaction():  # type: ignore[no-untyped-def]
     return runtime().db.transaction()
 
 
-def _stale_job(attempts: int, claimed_by: str = "gone:1:x", cancel_requested: bool = False) -> str:
-    from service.auth import authenticate
-
-    with transaction() as session:
-        principal = authenticate(session, make_key())
-        assert principal is not None
+def _stale_job(
+    attempts: int, claimed_by: str = "gone:1:x", cancel_requested: bool = False, rt: Runtime | None = None
+) -> str:
+    rt = rt or runtime()
+    with rt.db.transaction() as session:
+        owner = Owner(name=f"lost-{new_id()}")
+        session.add(owner)
+        session.flush()
         job = Job(
-            owner_id=principal.owner_id,
+            owner_id=owner.id,
             name="lost",
             spec={"dataset": {"name": "8gaussians"}},
             queue="gpu",
@@ -43,15 +47,15 @@ def _stale_job(attempts: int, claimed_by: str = "gone:1:x", cancel_requested: bo
             claimed_by=claimed_by,
             attempts=attempts,
             cancel_requested=cancel_requested,
-            heartbeat_at=utcnow() - timedelta(seconds=runtime().settings.claim_stale_seconds * 3),
+            heartbeat_at=utcnow() - timedelta(seconds=rt.settings.claim_stale_seconds * 3),
         )
         session.add(job)
         session.flush()
         return job.id
 
 
-def _status_events(job_id: str) -> list[str]:
-    with transaction() as session:
+def _status_events(job_id: str, rt: Runtime | None = None) -> list[str]:
+    with (rt or runtime()).db.transaction() as session:
         events = session.scalars(select(Event).where(Event.job_id == job_id, Event.type == "status")).all()
         return [event.data["status"] for event in events]
 
@@ -89,7 +93,21 @@ def test_a_lost_job_its_owner_asked_to_stop_is_cancelled_not_queued_again(databa
     assert _status_events(stopped) == ["cancelled"]
 
 
-def test_two_reapers_at_once_take_a_lost_job_back_once(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def reaped(request: pytest.FixtureRequest, database: str, tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime whose database holds lost jobs: the suite's own, or an embedded SQLite one (where FOR
+    UPDATE locks nothing)."""
+    if request.param == "postgresql":
+        yield runtime()
+        return
+    url = f"sqlite:///{tmp_path / 'reaper.db'}"
+    upgrade(url)
+    own = Runtime.start(settings().model_copy(update={"database_url": url}))
+    yield own
+    own.db.dispose()
+
+
+def test_two_reapers_at_once_take_a_lost_job_back_once(reaped: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every worker runs the reaper: two that both read the job as stale before either takes it back must
     # not both queue it (two status events, two training tasks). Each waits for the other after its read.
     both_read = threading.Barrier(2)
@@ -100,18 +118,18 @@ def test_two_reapers_at_once_take_a_lost_job_back_once(database: str, monkeypatc
         return end_sessions(session, worker_ids)
 
     monkeypatch.setattr(fencing, "end_sessions", after_both_read)
-    lost = _stale_job(attempts=1)
+    lost = _stale_job(attempts=1, rt=reaped)
     results: list[Reaped] = []
-    reapers = [threading.Thread(target=lambda: results.append(reap(runtime()))) for _ in range(2)]
+    reapers = [threading.Thread(target=lambda: results.append(reap(reaped))) for _ in range(2)]
     for reaper in reapers:
         reaper.start()
     for reaper in reapers:
         reaper.join(30)
     assert len(results) == 2
-    # The session's background worker reaps too, now and then: whoever took the job back, it was once.
+    # The session's background worker reaps the suite's database too: whoever took the job back, once.
     assert sum(lost in result.requeued for result in results) <= 1
-    assert _status_events(lost) == ["queued"]
-    with transaction() as session:
+    assert _status_events(lost, rt=reaped) == ["queued"]
+    with reaped.db.transaction() as session:
         row = session.get(Job, lost)
         assert row is not None and row.status == "queued" and row.claimed_by is None
         row.status = JobState.CANCELLED  # parked: no test worker takes the gpu queue
