@@ -251,9 +251,7 @@ def test_cancelling_an_experiment_waits_for_a_run_held_by_its_worker_and_deadloc
     with rt.db.reads() as session:
         run_ids = sorted(job.id for job in experiment_repo.runs(session, experiment.id))
     cancelled: list[BaseException | None] = []
-    holding = rt.db.transaction()
-    worker = holding.__enter__()
-    try:
+    with rt.db.transaction() as worker:
         # As a worker recording a run does: its run's row first, then (to append to the stream) the
         # experiment's.
         worker.execute(select(Job).where(Job.id == run_ids[0]).with_for_update())
@@ -270,8 +268,6 @@ def test_cancelling_an_experiment_waits_for_a_run_held_by_its_worker_and_deadloc
         canceller.join(1)
         assert canceller.is_alive(), "the cancel waits for the run's row"
         worker.execute(select(Experiment).where(Experiment.id == experiment.id).with_for_update())
-    finally:
-        holding.__exit__(None, None, None)
     canceller.join(30)
     assert cancelled == [None]
     assert [_state(rt, run_id).status for run_id in run_ids] == [JobState.CANCELLED] * 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -182,17 +183,29 @@ class SlowReturns(CountingSlots):
         super().release(kind, owner_id, lease)
 
 
-def test_a_request_refused_while_its_process_gives_a_lease_back_waits_for_it_and_is_served() -> None:
-    slow = SlowReturns()
-    keeper = LingeringSlots(slow, KIND, TTL, 0.05, REUSE)
-    owner = new_id()
+@contextmanager
+def on_its_way_back(slow: SlowReturns, keeper: LingeringSlots, owner: str) -> Iterator[str]:
+    """One of the owner's leases, taken and given back: idle for the linger, the sweeper takes it out of
+    keeping and gives it back, and `slow` holds it there, still counted by Redis, until let go. Everything
+    is given back at the end."""
     try:
         lease = keeper.acquire(owner, 1)
         assert lease is not None
         keeper.release(owner, lease)
-        # Idle for the linger, the sweeper takes it out of keeping and gives it back: Redis still counts it
-        # until its round trip ends.
-        assert slow.returning.wait(10) and keeper.kept == 0 and held(owner) == {lease}
+        assert slow.returning.wait(10) and keeper.kept == 0 and keeper.returning == 1 and held(owner) == {lease}
+        yield lease
+    finally:
+        slow.let_go.set()
+        keeper.close()
+        slow.close()
+    assert held(owner) == set()
+
+
+def test_a_request_refused_while_its_process_gives_a_lease_back_waits_for_it_and_is_served() -> None:
+    slow = SlowReturns()
+    keeper = LingeringSlots(slow, KIND, TTL, 0.05, REUSE)
+    owner = new_id()
+    with on_its_way_back(slow, keeper, owner) as lease:
         asked: list[str | None] = []
         waiting = threading.Thread(target=lambda: asked.append(keeper.acquire(owner, 1)))
         waiting.start()
@@ -203,11 +216,6 @@ def test_a_request_refused_while_its_process_gives_a_lease_back_waits_for_it_and
         # Served: the owner was never at its limit, Redis was one round trip behind.
         assert asked[0] is not None and asked[0] != lease and held(owner) == {asked[0]}
         keeper.release(owner, asked[0])
-    finally:
-        slow.let_go.set()
-        keeper.close()
-        slow.close()
-    assert held(owner) == set()
 
 
 class BackBeforeTheRefusalIsRead(SlowReturns):
@@ -235,21 +243,12 @@ def test_a_request_refused_as_its_process_gave_a_lease_back_asks_again_even_once
     slow = BackBeforeTheRefusalIsRead()
     keeper = slow.keeper = LingeringSlots(slow, KIND, TTL, 0.05, REUSE)
     owner = new_id()
-    try:
-        lease = keeper.acquire(owner, 1)
-        assert lease is not None
-        keeper.release(owner, lease)
-        assert slow.returning.wait(10) and keeper.returning == 1 and held(owner) == {lease}
+    with on_its_way_back(slow, keeper, owner):
         # Redis refuses (it still counts the lease on its way back); by the time the request reads that
         # refusal the lease is back and nothing shows it was on its way, but the request asks again.
         asked = keeper.acquire(owner, 1)
         assert slow.refused == 1 and asked is not None and held(owner) == {asked}
         keeper.release(owner, asked)
-    finally:
-        slow.let_go.set()
-        keeper.close()
-        slow.close()
-    assert held(owner) == set()
 
 
 def test_a_request_refused_with_nothing_of_its_owner_on_its_way_back_is_refused_at_once(
